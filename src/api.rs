@@ -1,0 +1,287 @@
+//! The HTTP API: ingest, snapshot, backlog, metrics, health.
+//!
+//! Handlers take the read lock only to build a view and release it before
+//! serialising or writing the response; nothing holds it across an await.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use crate::event;
+use crate::metric;
+use crate::reject::{Reason, Rejection};
+use crate::snapshot::{self, BacklogQuery};
+use crate::writer::{Ingest, Outcome, Shared};
+
+pub const SOURCE: &str = "http";
+
+/// What the HTTP layer needs besides the shared state.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub ingest_token: Option<String>,
+    pub read_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_events_per_request: usize,
+}
+
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    ingest: Ingest,
+    opts: Arc<HttpOptions>,
+}
+
+pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions) -> Router {
+    Router::new()
+        .route("/api/v1/events", post(post_events))
+        .route("/api/v1/snapshot", get(get_snapshot))
+        .route("/api/v1/backlog", get(get_backlog))
+        .route("/metrics", get(get_metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(App {
+            shared,
+            ingest,
+            opts: Arc::new(opts),
+        })
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+fn error(status: StatusCode, reason: Option<Reason>, msg: &str) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: msg,
+            reason: reason.map(Reason::as_str),
+        }),
+    )
+        .into_response()
+}
+
+/// Checks `Authorization: Bearer <token>` when a token is configured.
+fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Response> {
+    let Some(token) = token else { return Ok(()) };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    match given {
+        Some(g) if bool::from(g.ct_eq(token.as_bytes())) => Ok(()),
+        _ => Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(ErrorBody {
+                error: "missing or wrong bearer token",
+                reason: None,
+            }),
+        )
+            .into_response()),
+    }
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    if app.shared.is_ready() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}
+
+#[derive(Serialize)]
+struct RejectedItem {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    reason: &'static str,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct IngestReply {
+    accepted: usize,
+    duplicates: usize,
+    rejected: Vec<RejectedItem>,
+}
+
+/// Pulls the `id` out of an item that failed to decode, for the reply.
+fn id_of(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct OnlyId {
+        id: Option<String>,
+    }
+    serde_json::from_slice::<OnlyId>(raw).ok()?.id
+}
+
+async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = authorize(&headers, app.opts.ingest_token.as_deref()) {
+        return r;
+    }
+    if !app.shared.is_ready() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready yet");
+    }
+    let limit = app.opts.max_body_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            app.ingest.received(SOURCE, 1);
+            app.ingest
+                .rejected(SOURCE, &Rejection::new(Reason::TooLarge, ""));
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some(Reason::TooLarge),
+                &format!("body larger than {limit} bytes (server.max_body_bytes)"),
+            );
+        }
+    };
+    // A body starting with '[' is a JSON array; anything else is NDJSON
+    // (a single object is one line of it).
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let items: Vec<&[u8]> = if first == Some(&b'[') {
+        match event::split_array(&bytes) {
+            Ok(v) => v.into_iter().map(|r| r.get().as_bytes()).collect(),
+            Err(r) => {
+                app.ingest.received(SOURCE, 1);
+                app.ingest.rejected(SOURCE, &r);
+                return error(StatusCode::BAD_REQUEST, Some(r.reason), &r.message);
+            }
+        }
+    } else {
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .collect()
+    };
+    let max = app.opts.max_events_per_request;
+    if items.len() > max {
+        app.ingest.received(SOURCE, items.len());
+        for _ in 0..items.len() {
+            app.ingest
+                .rejected(SOURCE, &Rejection::new(Reason::TooLarge, ""));
+        }
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some(Reason::TooLarge),
+            &format!(
+                "{} events in one request, more than {max} (server.max_events_per_request)",
+                items.len()
+            ),
+        );
+    }
+    app.ingest.received(SOURCE, items.len());
+    let mut events = Vec::with_capacity(items.len());
+    let mut positions = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (i, raw) in items.iter().enumerate() {
+        match event::decode(raw) {
+            Ok(ev) => {
+                events.push(ev);
+                positions.push(i);
+            }
+            Err(r) => {
+                app.ingest.rejected(SOURCE, &r);
+                rejected.push(RejectedItem {
+                    index: i,
+                    id: id_of(raw),
+                    reason: r.reason.as_str(),
+                    error: r.message,
+                });
+            }
+        }
+    }
+    let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    let outcomes = match app.ingest.submit(SOURCE, events).await {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, None, &e.to_string()),
+    };
+    let (mut accepted, mut duplicates) = (0, 0);
+    for ((o, i), id) in outcomes.into_iter().zip(positions).zip(ids) {
+        match o {
+            Outcome::Applied => accepted += 1,
+            Outcome::Duplicate => duplicates += 1,
+            Outcome::Rejected(r) => rejected.push(RejectedItem {
+                index: i,
+                id: Some(id),
+                reason: r.reason.as_str(),
+                error: r.message,
+            }),
+        }
+    }
+    rejected.sort_by_key(|r| r.index);
+    let status = if rejected.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (
+        status,
+        Json(IngestReply {
+            accepted,
+            duplicates,
+            rejected,
+        }),
+    )
+        .into_response()
+}
+
+async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
+        return r;
+    }
+    let snap = {
+        let engine = app.shared.engine.read();
+        snapshot::build(&engine, app.shared.now_ms())
+    };
+    Json(snap).into_response()
+}
+
+async fn get_backlog(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<BacklogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
+        return r;
+    }
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
+    };
+    let list = {
+        let engine = app.shared.engine.read();
+        snapshot::backlog_list(&engine, app.shared.now_ms(), &q)
+    };
+    Json(list).into_response()
+}
+
+async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
+        return r;
+    }
+    let mut buf = String::with_capacity(64 * 1024);
+    {
+        let engine = app.shared.engine.read();
+        let snap = snapshot::build(&engine, app.shared.now_ms());
+        metric::render_state(&engine, &snap, app.shared.per_agent_metrics, &mut buf);
+    }
+    app.shared.telemetry.render(&mut buf);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        buf,
+    )
+        .into_response()
+}

@@ -1,0 +1,756 @@
+//! Typed configuration: parsing, defaults and validation.
+//!
+//! Parsing (`Config::parse`) only checks shape: every struct denies unknown
+//! keys so a typo is an error, not a silently ignored setting. Meaning is
+//! checked separately in [`Config::validate`], which collects every problem
+//! with its key path instead of stopping at the first, so `check-config`
+//! can show an operator the whole list at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{valid_task_kind, MAX_TEXT};
+
+/// The configuration compiled into the binary; identical to
+/// `config/callwatch.toml` (a unit test holds them equal).
+pub const DEFAULT_TOML: &str = include_str!("../config/callwatch.toml");
+
+/// The queue label used for tasks that name no queue.
+pub const NO_QUEUE: &str = "none";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// One validation finding: the key path and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub clock: ClockConfig,
+    pub log: LogConfig,
+    pub limits: LimitsConfig,
+    pub retention: RetentionConfig,
+    pub privacy: PrivacyConfig,
+    pub defaults: DefaultsConfig,
+    pub sales: SalesConfig,
+    pub sites: BTreeMap<String, SiteConfig>,
+    pub queues: Vec<QueueConfig>,
+    pub teams: BTreeMap<String, TeamConfig>,
+    pub tasks: TasksConfig,
+    pub targets: Targets,
+    pub demo: DemoConfig,
+}
+
+/// The built-in simulator feeding the daemon (`run --demo`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    pub agents: usize,
+    /// Events per second of event time.
+    pub rate: f64,
+    pub seed: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            enabled: false,
+            agents: 24,
+            rate: 1.0,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTP API, metrics and ingest.
+    pub http: SocketAddr,
+    /// NDJSON over TCP; `None` disables it.
+    pub ingest_tcp: Option<SocketAddr>,
+    pub max_body_bytes: usize,
+    pub max_events_per_request: usize,
+    pub max_line_bytes: usize,
+    /// Bad lines after which a TCP client is disconnected.
+    pub max_bad_lines: u32,
+    pub max_tcp_clients: usize,
+    /// Events the TCP source hands to the writer in one batch at most.
+    pub tcp_batch: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            ingest_tcp: Some(SocketAddr::from(([127, 0, 0, 1], 9465))),
+            max_body_bytes: 8 << 20,
+            max_events_per_request: 10_000,
+            max_line_bytes: 64 << 10,
+            max_bad_lines: 100,
+            max_tcp_clients: 256,
+            tcp_batch: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer token for POST /api/v1/events and `AUTH` on TCP.
+    pub ingest_token: Option<String>,
+    /// Bearer token for the read API and /metrics.
+    pub read_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockMode {
+    /// Wall-clock time.
+    #[default]
+    System,
+    /// Now = the latest event time applied (replays, tests).
+    Event,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    pub mode: ClockMode,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing-subscriber filter; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Plain,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_queues: usize,
+    pub max_agents: usize,
+    pub max_teams: usize,
+    pub max_sites: usize,
+    pub max_task_kinds: usize,
+    pub max_open_tasks: usize,
+    pub max_live_calls: usize,
+    /// Event ids remembered for duplicate detection.
+    pub dedup_capacity: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_queues: 500,
+            max_agents: 20_000,
+            max_teams: 500,
+            max_sites: 50,
+            max_task_kinds: 32,
+            max_open_tasks: 2_000_000,
+            max_live_calls: 200_000,
+            dedup_capacity: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How long an event id is remembered for duplicate detection.
+    #[serde(with = "humantime_serde")]
+    pub dedup_horizon: Duration,
+    /// A logged-out agent (and their series) is forgotten after this.
+    #[serde(with = "humantime_serde")]
+    pub agent_after_logout: Duration,
+    /// A queue not in the config is forgotten after this long idle.
+    #[serde(with = "humantime_serde")]
+    pub idle_queue: Duration,
+    /// Ended calls and closed tasks are remembered this long, so that a late
+    /// or repeated event about them gets a precise answer and sales can
+    /// still be linked for conversion.
+    #[serde(with = "humantime_serde")]
+    pub closed_items: Duration,
+    /// Sales are remembered this long so they can be cancelled.
+    #[serde(with = "humantime_serde")]
+    pub sales: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            dedup_horizon: Duration::from_secs(24 * 3600),
+            agent_after_logout: Duration::from_secs(12 * 3600),
+            idle_queue: Duration::from_secs(24 * 3600),
+            closed_items: Duration::from_secs(36 * 3600),
+            sales: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Export per-agent Prometheus series (`callwatch_agent_*`). Off by
+    /// default: agent-level monitoring needs the works council's consent.
+    pub per_agent_metrics: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultsConfig {
+    /// Site for queues, agents and teams that name none.
+    pub site: String,
+    pub timezone: Tz,
+    #[serde(with = "humantime_serde")]
+    pub service_level_threshold: Duration,
+    pub service_level_target: f64,
+    #[serde(with = "humantime_serde")]
+    pub short_abandon_threshold: Duration,
+}
+
+impl Default for DefaultsConfig {
+    fn default() -> Self {
+        DefaultsConfig {
+            site: "default".into(),
+            timezone: Tz::UTC,
+            service_level_threshold: Duration::from_secs(20),
+            service_level_target: 0.8,
+            short_abandon_threshold: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SalesConfig {
+    /// ISO 4217 code all amounts are in; a sale in another currency is
+    /// refused rather than silently added to the wrong total.
+    pub currency: String,
+}
+
+impl Default for SalesConfig {
+    fn default() -> Self {
+        SalesConfig {
+            currency: "EUR".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub timezone: Option<Tz>,
+    #[serde(default)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    pub name: String,
+    pub site: Option<String>,
+    pub team: Option<String>,
+    pub timezone: Option<Tz>,
+    #[serde(default, with = "humantime_serde")]
+    pub service_level_threshold: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub short_abandon_threshold: Option<Duration>,
+    #[serde(default)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub site: Option<String>,
+    #[serde(default)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TasksConfig {
+    /// SLA of a kind with no entry below.
+    #[serde(with = "humantime_serde")]
+    pub default_sla: Duration,
+    /// How long before its deadline a task counts as due soon.
+    #[serde(with = "humantime_serde")]
+    pub default_due_soon: Duration,
+    pub kinds: BTreeMap<String, KindConfig>,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        TasksConfig {
+            default_sla: Duration::from_secs(24 * 3600),
+            default_due_soon: Duration::from_secs(30 * 60),
+            kinds: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KindConfig {
+    #[serde(default, with = "humantime_serde")]
+    pub sla: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub due_soon: Option<Duration>,
+    /// Per-queue overrides of `sla` and `due_soon`.
+    #[serde(default)]
+    pub queues: BTreeMap<String, KindQueueConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KindQueueConfig {
+    #[serde(default, with = "humantime_serde")]
+    pub sla: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub due_soon: Option<Duration>,
+}
+
+/// Which way a KPI improves.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+/// A KPI's goal and the thresholds at which it turns warn and critical.
+/// A value is warn when it is worse than `warn`, critical when worse than
+/// `critical`; equal is not worse.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub target: f64,
+    pub warn: f64,
+    pub critical: f64,
+    /// Defaults to the KPI's natural direction.
+    pub direction: Option<Better>,
+}
+
+/// The live KPIs that carry targets. This table is the single place such
+/// numbers live: snapshot statuses, wallboard colours and alert thresholds
+/// all read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kpi {
+    ServiceLevel,
+    OldestWait,
+    CallbacksOpen,
+    CallbacksOverdue,
+    Aht,
+    Conversion,
+    RevenueToday,
+}
+
+impl Kpi {
+    pub const ALL: [Kpi; 7] = [
+        Kpi::ServiceLevel,
+        Kpi::OldestWait,
+        Kpi::CallbacksOpen,
+        Kpi::CallbacksOverdue,
+        Kpi::Aht,
+        Kpi::Conversion,
+        Kpi::RevenueToday,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kpi::ServiceLevel => "service_level",
+            Kpi::OldestWait => "oldest_wait",
+            Kpi::CallbacksOpen => "callbacks_open",
+            Kpi::CallbacksOverdue => "callbacks_overdue",
+            Kpi::Aht => "aht",
+            Kpi::Conversion => "conversion",
+            Kpi::RevenueToday => "revenue_today",
+        }
+    }
+    pub fn natural(self) -> Better {
+        match self {
+            Kpi::ServiceLevel | Kpi::Conversion | Kpi::RevenueToday => Better::Higher,
+            _ => Better::Lower,
+        }
+    }
+    fn is_ratio(self) -> bool {
+        matches!(self, Kpi::ServiceLevel | Kpi::Conversion)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    pub service_level: Option<Target>,
+    /// Seconds.
+    pub oldest_wait: Option<Target>,
+    pub callbacks_open: Option<Target>,
+    pub callbacks_overdue: Option<Target>,
+    /// Seconds.
+    pub aht: Option<Target>,
+    pub conversion: Option<Target>,
+    pub revenue_today: Option<Target>,
+}
+
+impl Targets {
+    pub fn get(&self, kpi: Kpi) -> Option<&Target> {
+        match kpi {
+            Kpi::ServiceLevel => self.service_level.as_ref(),
+            Kpi::OldestWait => self.oldest_wait.as_ref(),
+            Kpi::CallbacksOpen => self.callbacks_open.as_ref(),
+            Kpi::CallbacksOverdue => self.callbacks_overdue.as_ref(),
+            Kpi::Aht => self.aht.as_ref(),
+            Kpi::Conversion => self.conversion.as_ref(),
+            Kpi::RevenueToday => self.revenue_today.as_ref(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML; reports the key path of the first shape error.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
+            path: format!("{origin}: {}", e.path()),
+            message: e.inner().message().to_string(),
+        })
+    }
+
+    /// Reads and parses a file (validation is separate).
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_TOML, "<embedded config>")
+    }
+
+    /// Checks meaning; returns every problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Vec::new();
+        let mut push = |path: String, message: String| p.push(Problem { path, message });
+        let s = &self.server;
+        for (key, v) in [
+            ("server.max_body_bytes", s.max_body_bytes),
+            ("server.max_events_per_request", s.max_events_per_request),
+            ("server.max_line_bytes", s.max_line_bytes),
+            ("server.max_tcp_clients", s.max_tcp_clients),
+            ("server.tcp_batch", s.tcp_batch),
+            ("limits.max_queues", self.limits.max_queues),
+            ("limits.max_agents", self.limits.max_agents),
+            ("limits.max_teams", self.limits.max_teams),
+            ("limits.max_sites", self.limits.max_sites),
+            ("limits.max_task_kinds", self.limits.max_task_kinds),
+            ("limits.max_open_tasks", self.limits.max_open_tasks),
+            ("limits.max_live_calls", self.limits.max_live_calls),
+            ("limits.dedup_capacity", self.limits.dedup_capacity),
+        ] {
+            if v == 0 {
+                push(key.into(), "must be greater than 0".into());
+            }
+        }
+        if s.max_line_bytes > s.max_body_bytes {
+            push(
+                "server.max_line_bytes".into(),
+                "must not exceed server.max_body_bytes".into(),
+            );
+        }
+        if s.max_bad_lines == 0 {
+            push(
+                "server.max_bad_lines".into(),
+                "must be greater than 0".into(),
+            );
+        }
+        if Some(s.http) == s.ingest_tcp {
+            push(
+                "server.ingest_tcp".into(),
+                "must differ from server.http".into(),
+            );
+        }
+        for (key, tok) in [
+            ("auth.ingest_token", &self.auth.ingest_token),
+            ("auth.read_token", &self.auth.read_token),
+        ] {
+            if let Some(t) = tok {
+                if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    push(
+                        key.into(),
+                        "must be at least 16 characters without spaces".into(),
+                    );
+                }
+            }
+        }
+        let c = &self.sales.currency;
+        if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            push(
+                "sales.currency".into(),
+                format!("{c:?} is not an ISO 4217 code like \"EUR\""),
+            );
+        }
+        let d = &self.defaults;
+        if !(d.service_level_target > 0.0 && d.service_level_target <= 1.0) {
+            push(
+                "defaults.service_level_target".into(),
+                "must be in (0, 1]".into(),
+            );
+        }
+        check_name(&mut push, "defaults.site", &d.site);
+        if self.sites.len() > self.limits.max_sites {
+            push(
+                "sites".into(),
+                format!("{} sites, more than limits.max_sites", self.sites.len()),
+            );
+        }
+        for (name, site) in &self.sites {
+            check_name(&mut push, &format!("sites.{name}"), name);
+            check_targets(&mut push, &format!("sites.{name}.targets"), &site.targets);
+        }
+        check_targets(&mut push, "targets", &self.targets);
+        let mut seen = std::collections::BTreeSet::new();
+        if self.queues.len() > self.limits.max_queues {
+            push(
+                "queues".into(),
+                format!("{} queues, more than limits.max_queues", self.queues.len()),
+            );
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            let at = format!("queues[{i}]");
+            check_name(&mut push, &format!("{at}.name"), &q.name);
+            if q.name == NO_QUEUE {
+                push(
+                    format!("{at}.name"),
+                    format!("{NO_QUEUE:?} is reserved for tasks without a queue"),
+                );
+            }
+            if !seen.insert(q.name.as_str()) {
+                push(
+                    format!("{at}.name"),
+                    format!("queue {:?} is defined twice", q.name),
+                );
+            }
+            if let Some(site) = &q.site {
+                if site != &d.site && !self.sites.contains_key(site) {
+                    push(
+                        format!("{at}.site"),
+                        format!("site {site:?} is not defined under [sites]"),
+                    );
+                }
+            }
+            if let Some(team) = &q.team {
+                check_name(&mut push, &format!("{at}.team"), team);
+            }
+            check_targets(&mut push, &format!("{at}.targets"), &q.targets);
+        }
+        for (name, team) in &self.teams {
+            check_name(&mut push, &format!("teams.{name}"), name);
+            if let Some(site) = &team.site {
+                if site != &d.site && !self.sites.contains_key(site) {
+                    push(
+                        format!("teams.{name}.site"),
+                        format!("site {site:?} is not defined under [sites]"),
+                    );
+                }
+            }
+            check_targets(&mut push, &format!("teams.{name}.targets"), &team.targets);
+        }
+        if self.tasks.kinds.len() > self.limits.max_task_kinds {
+            push(
+                "tasks.kinds".into(),
+                format!(
+                    "{} kinds configured, more than limits.max_task_kinds",
+                    self.tasks.kinds.len()
+                ),
+            );
+        }
+        for (kind, k) in &self.tasks.kinds {
+            if !valid_task_kind(kind) {
+                push(
+                    format!("tasks.kinds.{kind}"),
+                    "a task kind must match [a-z0-9_]{1,32}".into(),
+                );
+            }
+            if k.sla == Some(Duration::ZERO) {
+                push(format!("tasks.kinds.{kind}.sla"), "must be > 0".into());
+            }
+            for (q, kq) in &k.queues {
+                if kq.sla == Some(Duration::ZERO) {
+                    push(
+                        format!("tasks.kinds.{kind}.queues.{q}.sla"),
+                        "must be > 0".into(),
+                    );
+                }
+            }
+        }
+        if self.demo.agents == 0 || self.demo.agents > self.limits.max_agents {
+            push(
+                "demo.agents".into(),
+                "must be between 1 and limits.max_agents".into(),
+            );
+        }
+        if !(self.demo.rate > 0.0 && self.demo.rate <= 1e6) {
+            push("demo.rate".into(), "must be in (0, 1000000]".into());
+        }
+        if self.tasks.default_sla.is_zero() {
+            push("tasks.default_sla".into(), "must be > 0".into());
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(p))
+        }
+    }
+}
+
+fn check_name(push: &mut impl FnMut(String, String), path: &str, name: &str) {
+    if name.is_empty() || name.len() > MAX_TEXT || name.chars().any(|c| c.is_control()) {
+        push(
+            path.to_string(),
+            format!("{name:?} must be 1 to {MAX_TEXT} bytes without control characters"),
+        );
+    }
+}
+
+fn check_targets(push: &mut impl FnMut(String, String), path: &str, t: &Targets) {
+    for kpi in Kpi::ALL {
+        let Some(target) = t.get(kpi) else { continue };
+        let at = format!("{path}.{}", kpi.as_str());
+        let vals = [target.target, target.warn, target.critical];
+        if vals.iter().any(|v| !v.is_finite()) {
+            push(
+                at.clone(),
+                "target, warn and critical must be numbers".into(),
+            );
+            continue;
+        }
+        if kpi.is_ratio() && vals.iter().any(|v| !(0.0..=1.0).contains(v)) {
+            push(
+                at.clone(),
+                "a ratio's target, warn and critical lie in 0..=1".into(),
+            );
+        }
+        let ordered = match target.direction.unwrap_or(kpi.natural()) {
+            Better::Higher => target.target >= target.warn && target.warn >= target.critical,
+            Better::Lower => target.target <= target.warn && target.warn <= target.critical,
+        };
+        if !ordered {
+            push(
+                at,
+                "thresholds must run target, warn, critical from better to worse".into(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_equals_the_shipped_file() {
+        let shipped = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/callwatch.toml"
+        ))
+        .expect("config/callwatch.toml exists");
+        assert_eq!(shipped, DEFAULT_TOML);
+        let cfg = Config::embedded().expect("parses");
+        cfg.validate().expect("valid");
+    }
+
+    #[test]
+    fn unknown_key_is_a_parse_error_with_its_path() {
+        let err = Config::parse("[server]\nhttp_port = 3\n", "t.toml").expect_err("unknown");
+        let text = err.to_string();
+        assert!(text.contains("server"), "{text}");
+        assert!(text.contains("http_port"), "{text}");
+    }
+
+    #[test]
+    fn validation_reports_every_problem_with_its_path() {
+        let cfg = Config::parse(
+            r#"
+[sales]
+currency = "euro"
+[[queues]]
+name = "a"
+site = "mars"
+[[queues]]
+name = "a"
+[targets.service_level]
+target = 0.5
+warn = 0.8
+critical = 0.9
+"#,
+            "t.toml",
+        )
+        .expect("parses");
+        let Err(ConfigError::Invalid(problems)) = cfg.validate() else {
+            panic!("expected problems");
+        };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "sales.currency",
+                "targets.service_level",
+                "queues[0].site",
+                "queues[1].name"
+            ]
+        );
+    }
+}

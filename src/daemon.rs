@@ -1,0 +1,168 @@
+//! Start-up and shutdown: wires the writer, the sources and the HTTP API.
+//!
+//! Shutdown drains in order: stop accepting (sources and HTTP stop on the
+//! cancellation token), let in-flight batches finish and be answered,
+//! then stop the writer once the last ingest handle is gone.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, HttpOptions};
+use crate::clock::{EventClock, SharedClock, SystemClock};
+use crate::config::{ClockMode, Config, ConfigError};
+use crate::engine::settings::Settings;
+use crate::engine::Engine;
+use crate::metric::Telemetry;
+use crate::simulate::SimOptions;
+use crate::source::simulator::SimulatorSource;
+use crate::source::tcp::{TcpOptions, TcpSource};
+use crate::source::Source;
+use crate::writer::{self, Shared};
+
+/// The sockets the daemon serves, bound by the caller (so tests and
+/// systemd-style activation can hand in their own).
+pub struct Listeners {
+    pub http: TcpListener,
+    pub ingest_tcp: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses of the configuration.
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let http = TcpListener::bind(config.server.http).await?;
+        let ingest_tcp = match config.server.ingest_tcp {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        Ok(Listeners { http, ingest_tcp })
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr().ok()
+    }
+
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.ingest_tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+}
+
+/// Builds the engine and clock the configuration asks for.
+pub fn engine_for(config: &Config) -> (Engine, SharedClock) {
+    let clock: SharedClock = match config.clock.mode {
+        ClockMode::System => Arc::new(SystemClock),
+        ClockMode::Event => Arc::new(EventClock::default()),
+    };
+    (Engine::new(Settings::from_config(config)), clock)
+}
+
+/// Runs the daemon until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    config.validate()?;
+    let (engine, clock) = engine_for(&config);
+    let telemetry = Telemetry::new();
+    let (changes, _) = watch::channel(0);
+    let shared = Arc::new(Shared {
+        engine: RwLock::new(engine),
+        clock,
+        telemetry: telemetry.clone(),
+        ready: Default::default(),
+        per_agent_metrics: config.privacy.per_agent_metrics,
+        changes,
+    });
+    let (ingest, writer) = writer::channel(shared.clone());
+    let writer = tokio::spawn(writer);
+    let cancel = CancellationToken::new();
+    let (http_addr, tcp_addr) = (listeners.http_addr(), listeners.tcp_addr());
+
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    let s = &config.server;
+    if let Some(l) = listeners.ingest_tcp {
+        sources.push(Box::new(TcpSource::new(
+            l,
+            TcpOptions {
+                token: config.auth.ingest_token.clone(),
+                max_line_bytes: s.max_line_bytes,
+                max_bad_lines: s.max_bad_lines,
+                max_clients: s.max_tcp_clients,
+                batch: s.tcp_batch,
+            },
+            telemetry.clone(),
+        )));
+    }
+    if config.demo.enabled {
+        sources.push(Box::new(SimulatorSource::new(SimOptions {
+            agents: config.demo.agents,
+            rate: config.demo.rate,
+            seed: config.demo.seed,
+            site: None,
+        })));
+    }
+    let tasks = TaskTracker::new();
+    for source in sources {
+        let name = source.name();
+        let fut = source.run(ingest.clone(), cancel.clone());
+        tasks.spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!(source = name, error = %e, "source stopped");
+            }
+        });
+    }
+
+    let app = api::router(
+        shared.clone(),
+        ingest,
+        HttpOptions {
+            ingest_token: config.auth.ingest_token.clone(),
+            read_token: config.auth.read_token.clone(),
+            max_body_bytes: s.max_body_bytes,
+            max_events_per_request: s.max_events_per_request,
+        },
+    );
+    let http_cancel = cancel.clone();
+    let server = tokio::spawn(
+        axum::serve(listeners.http, app)
+            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+            .into_future(),
+    );
+    shared.ready.store(true, Ordering::Release);
+    tracing::info!(
+        http = %http_addr.map(|a| a.to_string()).unwrap_or_default(),
+        ingest_tcp = %tcp_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        demo = config.demo.enabled,
+        "callwatch listening"
+    );
+    tracing::info!("no --data-dir: running in memory only; state is lost on restart");
+
+    shutdown.await;
+    tracing::info!("shutting down: draining sources and in-flight batches");
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+    let served = server.await;
+    let _ = writer.await;
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RunError::Http(e)),
+        Err(e) => Err(RunError::Http(std::io::Error::other(e))),
+    }
+}

@@ -1,0 +1,121 @@
+//! A queue: where calls wait, and the service-level counters about them.
+//!
+//! Service level (default formula) = answered within threshold /
+//! (answered + abandoned − short abandons). The raw counters are kept and
+//! exported so other formulas can be computed in PromQL.
+
+use super::histogram::Histogram;
+use super::settings::QueueParams;
+use super::tally::{DayTally, SalesTotals};
+use super::window::{Daily, Rolling};
+use crate::metric::buckets;
+
+/// Call counters of a queue (cumulative, or per day / minute).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct QueueCounts {
+    pub offered: u64,
+    pub answered: u64,
+    pub answered_in_sl: u64,
+    pub abandoned: u64,
+    pub abandoned_short: u64,
+    pub transferred_out: u64,
+    pub outbound: u64,
+}
+
+impl QueueCounts {
+    /// The default service-level formula; `None` when nothing counts yet.
+    pub fn service_level(&self) -> Option<f64> {
+        let denom = (self.answered + self.abandoned).saturating_sub(self.abandoned_short);
+        (denom > 0).then(|| self.answered_in_sl as f64 / denom as f64)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QueueDay {
+    pub counts: QueueCounts,
+    pub tally: DayTally,
+}
+
+/// One minute of the rolling window.
+pub type QueueMinute = QueueCounts;
+
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub params: QueueParams,
+    pub totals: QueueCounts,
+    pub today: Daily<QueueDay>,
+    pub hour: Rolling<QueueMinute>,
+    pub wait: Histogram,
+    pub talk: Histogram,
+    pub hold: Histogram,
+    pub wrap: Histogram,
+    pub sales: SalesTotals,
+    pub last_activity_ms: i64,
+}
+
+impl Queue {
+    pub fn new(params: QueueParams) -> Queue {
+        Queue {
+            params,
+            totals: QueueCounts::default(),
+            today: Daily::default(),
+            hour: Rolling::default(),
+            wait: Histogram::new(&buckets::WAIT),
+            talk: Histogram::new(&buckets::TALK),
+            hold: Histogram::new(&buckets::HOLD),
+            wrap: Histogram::new(&buckets::WRAP),
+            sales: SalesTotals::default(),
+            last_activity_ms: i64::MIN,
+        }
+    }
+
+    /// Applies `f` to the cumulative, today's and this minute's counters.
+    fn count(&mut self, t: i64, f: impl Fn(&mut QueueCounts)) {
+        self.last_activity_ms = self.last_activity_ms.max(t);
+        f(&mut self.totals);
+        if let Some(d) = self.today.at_mut(t, self.params.tz) {
+            f(&mut d.counts);
+        }
+        if let Some(m) = self.hour.at_mut(t) {
+            f(m);
+        }
+    }
+
+    pub fn day(&mut self, t: i64) -> Option<&mut DayTally> {
+        self.last_activity_ms = self.last_activity_ms.max(t);
+        self.today.at_mut(t, self.params.tz).map(|d| &mut d.tally)
+    }
+
+    pub fn offered(&mut self, t: i64, outbound: bool) {
+        if outbound {
+            self.count(t, |c| c.outbound += 1);
+        } else {
+            self.count(t, |c| c.offered += 1);
+        }
+    }
+
+    pub fn answered(&mut self, t: i64, wait_ms: i64) {
+        let in_sl = wait_ms <= self.params.sl_threshold_ms;
+        self.count(t, |c| {
+            c.answered += 1;
+            if in_sl {
+                c.answered_in_sl += 1;
+            }
+        });
+        self.wait.observe(wait_ms as f64 / 1000.0);
+    }
+
+    pub fn abandoned(&mut self, t: i64, wait_ms: i64) {
+        let short = wait_ms < self.params.short_abandon_ms;
+        self.count(t, |c| {
+            c.abandoned += 1;
+            if short {
+                c.abandoned_short += 1;
+            }
+        });
+    }
+
+    pub fn transferred_out(&mut self, t: i64) {
+        self.count(t, |c| c.transferred_out += 1);
+    }
+}

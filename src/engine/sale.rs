@@ -1,0 +1,204 @@
+//! Sales and their cancellation.
+//!
+//! Revenue = quantity × unit_price; incremental revenue = revenue −
+//! previous_value (negative for a downgrade). Totals only grow: a
+//! cancellation is counted separately, so net revenue is
+//! `revenue_total − revenue_cancelled_total`. "Today" figures are net.
+//! Conversion is booked on the contact the sale links to (a call or a
+//! task), to the agent who handled that contact.
+
+use super::call::Contact;
+use super::{Engine, NO_TEAM};
+use crate::config::NO_QUEUE;
+use crate::event::{SaleKind, SaleLink, Text};
+use crate::reject::{Reason, Rejection};
+
+#[derive(Debug, Clone)]
+pub struct SaleRecord {
+    pub agent: Text,
+    pub team: Text,
+    pub queue: Text,
+    pub kind: SaleKind,
+    pub revenue: f64,
+    pub incremental: f64,
+    pub ts_ms: i64,
+    pub link: Option<SaleLink>,
+    pub cancelled: bool,
+}
+
+impl Engine {
+    fn contact_mut(&mut self, link: &SaleLink) -> Option<(&mut Contact, Text)> {
+        match link {
+            SaleLink::Call(c) => {
+                if let Some(call) = self.calls.get_mut(c) {
+                    return Some((&mut call.contact, call.queue.clone()));
+                }
+                self.ended_calls
+                    .get_mut(c)
+                    .map(|e| (&mut e.contact, e.queue.clone()))
+            }
+            SaleLink::Task(k) => {
+                if let Some(task) = self.tasks.get_mut(k) {
+                    return Some((&mut task.contact, task.queue.clone()));
+                }
+                self.closed_tasks
+                    .get_mut(k)
+                    .map(|e| (&mut e.contact, e.queue.clone()))
+            }
+        }
+    }
+
+    /// Adds `delta` live sales to the linked contact and books a change
+    /// in conversion when the contact crosses zero.
+    fn link_sales(&mut self, link: &SaleLink, delta: i32) {
+        let Some((contact, queue)) = self.contact_mut(link) else {
+            return;
+        };
+        let before = contact.live_sales;
+        contact.live_sales = before.saturating_add_signed(delta);
+        let after = contact.live_sales;
+        if let (Some(agent), Some(handled)) = (contact.agent.clone(), contact.handled_ms) {
+            if before == 0 && after > 0 {
+                self.conversion_changed(&agent, &queue, handled, 1);
+            } else if before > 0 && after == 0 {
+                self.conversion_changed(&agent, &queue, handled, -1);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn sale(
+        &mut self,
+        t: i64,
+        site: Option<&Text>,
+        sale: &Text,
+        agent: &Text,
+        link: Option<&SaleLink>,
+        kind: SaleKind,
+        revenue: f64,
+        previous: f64,
+        currency: Option<&Text>,
+    ) -> Result<(), Rejection> {
+        if self.sales.contains_key(sale) {
+            return Err(Rejection::new(
+                Reason::InvalidTransition,
+                format!("sale {sale:?} is already recorded"),
+            ));
+        }
+        if let Some(c) = currency {
+            if c.as_str() != self.settings.currency {
+                return Err(Rejection::new(
+                    Reason::CurrencyMismatch,
+                    format!(
+                        "sale in {c:?}, but this desk counts in {:?} (sales.currency)",
+                        self.settings.currency
+                    ),
+                ));
+            }
+        }
+        if !revenue.is_finite() {
+            return Err(Rejection::new(
+                Reason::InvalidValue,
+                "quantity × unit_price is not a finite number",
+            ));
+        }
+        let queue = match link {
+            None => Text::from(NO_QUEUE),
+            Some(l) => match self.contact_mut(l) {
+                Some((_, q)) => q,
+                None => {
+                    return Err(match l {
+                        SaleLink::Call(c) => Rejection::new(
+                            Reason::UnknownCall,
+                            format!("sale links to call {c:?}, which is not known"),
+                        ),
+                        SaleLink::Task(k) => Rejection::new(
+                            Reason::UnknownTask,
+                            format!("sale links to task {k:?}, which is not known"),
+                        ),
+                    })
+                }
+            },
+        };
+        let incremental = revenue - previous;
+        let a = self.agent_entry(agent, site, t)?;
+        a.sales.add(kind, revenue, incremental);
+        if let Some(d) = a.day(t) {
+            d.sold(revenue, incremental);
+        }
+        let team = a.team.clone();
+        let tz = self.team_tz(&team);
+        if let Some(tm) = self.teams.get_mut(&team) {
+            tm.sales.add(kind, revenue, incremental);
+            if let Some(d) = tm.day(t, tz) {
+                d.sold(revenue, incremental);
+            }
+        }
+        let q = self.queue_entry(&queue, site)?;
+        q.sales.add(kind, revenue, incremental);
+        if let Some(d) = q.day(t) {
+            d.sold(revenue, incremental);
+        }
+        if let Some(l) = link {
+            self.link_sales(l, 1);
+        }
+        self.sales.insert(
+            sale.clone(),
+            SaleRecord {
+                agent: agent.clone(),
+                team: if team.is_empty() {
+                    Text::from(NO_TEAM)
+                } else {
+                    team
+                },
+                queue,
+                kind,
+                revenue,
+                incremental,
+                ts_ms: t,
+                link: link.cloned(),
+                cancelled: false,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn sale_cancelled(&mut self, _t: i64, sale: &Text) -> Result<(), Rejection> {
+        let r = self.sales.get_mut(sale).ok_or_else(|| {
+            Rejection::new(
+                Reason::UnknownSale,
+                format!("sale {sale:?} is not known (or older than retention.sales)"),
+            )
+        })?;
+        if r.cancelled {
+            return Err(Rejection::new(
+                Reason::InvalidTransition,
+                format!("sale {sale:?} is already cancelled"),
+            ));
+        }
+        r.cancelled = true;
+        let r = r.clone();
+        let unsold = |today: bool, d: Option<&mut crate::engine::tally::DayTally>| {
+            if let (true, Some(d)) = (today, d) {
+                d.unsold(r.revenue, r.incremental);
+            }
+        };
+        if let Some(a) = self.agents.get_mut(&r.agent) {
+            a.sales.cancel(r.revenue);
+            unsold(a.today.holds(r.ts_ms), a.day(r.ts_ms));
+        }
+        let tz = self.team_tz(&r.team);
+        if let Some(tm) = self.teams.get_mut(&r.team) {
+            tm.sales.cancel(r.revenue);
+            unsold(tm.today.holds(r.ts_ms), tm.day(r.ts_ms, tz));
+        }
+        if let Some(q) = self.queues.get_mut(&r.queue) {
+            q.sales.cancel(r.revenue);
+            unsold(q.today.holds(r.ts_ms), q.day(r.ts_ms));
+        }
+        if let Some(l) = &r.link {
+            self.link_sales(l, -1);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! The configuration, resolved into the lookups the engine makes per event.
+//!
+//! Resolution happens once at start-up: inheritance (queue → site →
+//! defaults), durations in milliseconds, and the target chain, so the hot
+//! path never walks the TOML structure.
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+
+use crate::config::{Config, Kpi, LimitsConfig, Target, Targets};
+
+/// Everything a queue needs per event.
+#[derive(Debug, Clone)]
+pub struct QueueParams {
+    pub site: String,
+    pub team: Option<String>,
+    pub tz: Tz,
+    pub sl_threshold_ms: i64,
+    pub short_abandon_ms: i64,
+    pub configured: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sla {
+    pub sla_ms: i64,
+    pub due_soon_ms: i64,
+}
+
+/// The resolved configuration the engine runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub limits: LimitsConfig,
+    pub currency: String,
+    pub default_site: String,
+    pub dedup_horizon_ms: i64,
+    pub agent_retention_ms: i64,
+    pub idle_queue_ms: i64,
+    pub closed_retention_ms: i64,
+    pub sales_retention_ms: i64,
+    default_tz: Tz,
+    default_queue: QueueParams,
+    queues: BTreeMap<String, QueueParams>,
+    site_tz: BTreeMap<String, Tz>,
+    team_site: BTreeMap<String, String>,
+    default_sla: Sla,
+    kind_sla: BTreeMap<String, (Sla, BTreeMap<String, Sla>)>,
+    targets: Targets,
+    site_targets: BTreeMap<String, Targets>,
+    queue_targets: BTreeMap<String, Targets>,
+    team_targets: BTreeMap<String, Targets>,
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        let d = &c.defaults;
+        let site_tz: BTreeMap<String, Tz> = c
+            .sites
+            .iter()
+            .map(|(name, s)| (name.clone(), s.timezone.unwrap_or(d.timezone)))
+            .collect();
+        let tz_of = |site: &str| site_tz.get(site).copied().unwrap_or(d.timezone);
+        let default_queue = QueueParams {
+            site: d.site.clone(),
+            team: None,
+            tz: tz_of(&d.site),
+            sl_threshold_ms: ms(d.service_level_threshold),
+            short_abandon_ms: ms(d.short_abandon_threshold),
+            configured: false,
+        };
+        let queues = c
+            .queues
+            .iter()
+            .map(|q| {
+                let site = q.site.clone().unwrap_or_else(|| d.site.clone());
+                let p = QueueParams {
+                    tz: q.timezone.unwrap_or_else(|| tz_of(&site)),
+                    site,
+                    team: q.team.clone(),
+                    sl_threshold_ms: ms(q
+                        .service_level_threshold
+                        .unwrap_or(d.service_level_threshold)),
+                    short_abandon_ms: ms(q
+                        .short_abandon_threshold
+                        .unwrap_or(d.short_abandon_threshold)),
+                    configured: true,
+                };
+                (q.name.clone(), p)
+            })
+            .collect();
+        let default_sla = Sla {
+            sla_ms: ms(c.tasks.default_sla),
+            due_soon_ms: ms(c.tasks.default_due_soon),
+        };
+        let kind_sla = c
+            .tasks
+            .kinds
+            .iter()
+            .map(|(kind, k)| {
+                let base = Sla {
+                    sla_ms: k.sla.map(ms).unwrap_or(default_sla.sla_ms),
+                    due_soon_ms: k.due_soon.map(ms).unwrap_or(default_sla.due_soon_ms),
+                };
+                let per_queue = k
+                    .queues
+                    .iter()
+                    .map(|(q, kq)| {
+                        (
+                            q.clone(),
+                            Sla {
+                                sla_ms: kq.sla.map(ms).unwrap_or(base.sla_ms),
+                                due_soon_ms: kq.due_soon.map(ms).unwrap_or(base.due_soon_ms),
+                            },
+                        )
+                    })
+                    .collect();
+                (kind.clone(), (base, per_queue))
+            })
+            .collect();
+        let r = &c.retention;
+        Settings {
+            limits: c.limits.clone(),
+            currency: c.sales.currency.clone(),
+            default_site: d.site.clone(),
+            dedup_horizon_ms: ms(r.dedup_horizon),
+            agent_retention_ms: ms(r.agent_after_logout),
+            idle_queue_ms: ms(r.idle_queue),
+            closed_retention_ms: ms(r.closed_items),
+            sales_retention_ms: ms(r.sales),
+            default_tz: d.timezone,
+            default_queue,
+            queues,
+            team_site: c
+                .teams
+                .iter()
+                .filter_map(|(n, t)| t.site.clone().map(|s| (n.clone(), s)))
+                .collect(),
+            site_tz,
+            default_sla,
+            kind_sla,
+            targets: c.targets.clone(),
+            site_targets: c
+                .sites
+                .iter()
+                .map(|(n, s)| (n.clone(), s.targets.clone()))
+                .collect(),
+            queue_targets: c
+                .queues
+                .iter()
+                .map(|q| (q.name.clone(), q.targets.clone()))
+                .collect(),
+            team_targets: c
+                .teams
+                .iter()
+                .map(|(n, t)| (n.clone(), t.targets.clone()))
+                .collect(),
+        }
+    }
+
+    /// A queue's parameters; unconfigured queues get the defaults.
+    pub fn queue(&self, name: &str) -> QueueParams {
+        self.queues
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.default_queue.clone())
+    }
+
+    /// Queues named in the configuration.
+    pub fn configured_queues(&self) -> impl Iterator<Item = &str> {
+        self.queues.keys().map(String::as_str)
+    }
+
+    pub fn site_tz(&self, site: &str) -> Tz {
+        self.site_tz.get(site).copied().unwrap_or(self.default_tz)
+    }
+
+    /// The site a team belongs to, if configured.
+    pub fn team_site(&self, team: &str) -> Option<&str> {
+        self.team_site.get(team).map(String::as_str)
+    }
+
+    /// SLA and due-soon lead of a task kind in a queue.
+    pub fn sla(&self, kind: &str, queue: &str) -> Sla {
+        match self.kind_sla.get(kind) {
+            Some((base, per_queue)) => per_queue.get(queue).copied().unwrap_or(*base),
+            None => self.default_sla,
+        }
+    }
+
+    pub fn configured_kinds(&self) -> impl Iterator<Item = &str> {
+        self.kind_sla.keys().map(String::as_str)
+    }
+
+    /// Target for a queue's KPI: queue, then its site, then site-wide.
+    pub fn queue_target(&self, queue: &str, site: &str, kpi: Kpi) -> Option<Target> {
+        self.queue_targets
+            .get(queue)
+            .and_then(|t| t.get(kpi))
+            .or_else(|| self.site_targets.get(site).and_then(|t| t.get(kpi)))
+            .or_else(|| self.targets.get(kpi))
+            .copied()
+    }
+
+    /// Target for a team's KPI: team, then its site, then site-wide.
+    pub fn team_target(&self, team: &str, site: &str, kpi: Kpi) -> Option<Target> {
+        self.team_targets
+            .get(team)
+            .and_then(|t| t.get(kpi))
+            .or_else(|| self.site_targets.get(site).and_then(|t| t.get(kpi)))
+            .or_else(|| self.targets.get(kpi))
+            .copied()
+    }
+}

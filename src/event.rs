@@ -1,0 +1,858 @@
+//! The canonical event model (v1) and its JSON codec.
+//!
+//! Decoding is two steps on purpose: serde reads the object into a flat
+//! [`Wire`] record in one pass (no buffering of the whole object as an
+//! internally tagged enum would do), then [`Wire::into_event`] checks the
+//! fields the named `type` needs. The second step is what lets every
+//! refusal name the exact field and reason instead of relaying serde's
+//! generic wording. Unknown fields are ignored so that senders can add
+//! fields before callwatch knows them.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, FixedOffset};
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+use crate::reject::{Reason, Rejection};
+
+/// Short strings (ids, names) live inline up to 24 bytes: no heap per field.
+pub type Text = CompactString;
+
+/// Longest accepted string field, in bytes. Ids and names are short; this
+/// bounds what one client can make the daemon keep per entity.
+pub const MAX_TEXT: usize = 256;
+/// Most queues one `agent_login` may name.
+pub const MAX_LOGIN_QUEUES: usize = 64;
+
+/// One event: the envelope and its typed body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Sender-chosen unique id; a repeated id is a duplicate.
+    pub id: Text,
+    /// The event's own time, with the offset the sender gave.
+    pub ts: DateTime<FixedOffset>,
+    pub site: Option<Text>,
+    pub body: Body,
+}
+
+impl Event {
+    /// Event time as Unix milliseconds, the engine's time unit.
+    pub fn ts_ms(&self) -> i64 {
+        self.ts.timestamp_millis()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Available,
+    OnCall,
+    OnHold,
+    WrapUp,
+    Paused,
+    Offline,
+}
+
+impl AgentStatus {
+    pub const ALL: [AgentStatus; 6] = [
+        AgentStatus::Available,
+        AgentStatus::OnCall,
+        AgentStatus::OnHold,
+        AgentStatus::WrapUp,
+        AgentStatus::Paused,
+        AgentStatus::Offline,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Available => "available",
+            AgentStatus::OnCall => "on_call",
+            AgentStatus::OnHold => "on_hold",
+            AgentStatus::WrapUp => "wrap_up",
+            AgentStatus::Paused => "paused",
+            AgentStatus::Offline => "offline",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    Reached,
+    NoAnswer,
+    Busy,
+    Voicemail,
+    InvalidNumber,
+}
+
+impl AttemptResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Reached => "reached",
+            AttemptResult::NoAnswer => "no_answer",
+            AttemptResult::Busy => "busy",
+            AttemptResult::Voicemail => "voicemail",
+            AttemptResult::InvalidNumber => "invalid_number",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleKind {
+    New,
+    Upsell,
+    CrossSell,
+    Upgrade,
+    Downgrade,
+    Renewal,
+}
+
+impl SaleKind {
+    pub const ALL: [SaleKind; 6] = [
+        SaleKind::New,
+        SaleKind::Upsell,
+        SaleKind::CrossSell,
+        SaleKind::Upgrade,
+        SaleKind::Downgrade,
+        SaleKind::Renewal,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleKind::New => "new",
+            SaleKind::Upsell => "upsell",
+            SaleKind::CrossSell => "cross_sell",
+            SaleKind::Upgrade => "upgrade",
+            SaleKind::Downgrade => "downgrade",
+            SaleKind::Renewal => "renewal",
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where a call is transferred to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransferTarget {
+    Agent(Text),
+    Queue(Text),
+}
+
+/// What a sale belongs to, for conversion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaleLink {
+    Call(Text),
+    Task(Text),
+}
+
+/// The typed body of each event type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    AgentLogin {
+        agent: Text,
+        name: Option<Text>,
+        team: Option<Text>,
+        queues: Vec<Text>,
+    },
+    AgentState {
+        agent: Text,
+        state: AgentStatus,
+        reason: Option<Text>,
+    },
+    AgentLogout {
+        agent: Text,
+    },
+    CallOffered {
+        call: Text,
+        queue: Text,
+        direction: Direction,
+        customer: Option<Text>,
+    },
+    CallAnswered {
+        call: Text,
+        agent: Text,
+    },
+    CallHold {
+        call: Text,
+    },
+    CallResume {
+        call: Text,
+    },
+    CallAbandoned {
+        call: Text,
+    },
+    CallTransferred {
+        call: Text,
+        to: TransferTarget,
+    },
+    CallEnded {
+        call: Text,
+        talk_s: Option<f64>,
+        hold_s: Option<f64>,
+    },
+    WrapEnded {
+        call: Text,
+        outcome: Option<Text>,
+    },
+    TaskCreated {
+        task: Text,
+        kind: Text,
+        queue: Option<Text>,
+        customer: Option<Text>,
+        due: Option<DateTime<FixedOffset>>,
+        priority: Option<i32>,
+    },
+    TaskAssigned {
+        task: Text,
+        agent: Text,
+    },
+    TaskAttempted {
+        task: Text,
+        agent: Text,
+        result: AttemptResult,
+    },
+    TaskCompleted {
+        task: Text,
+        agent: Option<Text>,
+        outcome: Option<Text>,
+    },
+    TaskCancelled {
+        task: Text,
+        reason: Option<Text>,
+    },
+    Sale {
+        sale: Text,
+        agent: Text,
+        link: Option<SaleLink>,
+        kind: SaleKind,
+        product: Option<Text>,
+        quantity: f64,
+        unit_price: f64,
+        previous_value: f64,
+        currency: Option<Text>,
+    },
+    SaleCancelled {
+        sale: Text,
+        reason: Option<Text>,
+    },
+}
+
+impl Body {
+    /// The `type` string of this body.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Body::AgentLogin { .. } => "agent_login",
+            Body::AgentState { .. } => "agent_state",
+            Body::AgentLogout { .. } => "agent_logout",
+            Body::CallOffered { .. } => "call_offered",
+            Body::CallAnswered { .. } => "call_answered",
+            Body::CallHold { .. } => "call_hold",
+            Body::CallResume { .. } => "call_resume",
+            Body::CallAbandoned { .. } => "call_abandoned",
+            Body::CallTransferred { .. } => "call_transferred",
+            Body::CallEnded { .. } => "call_ended",
+            Body::WrapEnded { .. } => "wrap_ended",
+            Body::TaskCreated { .. } => "task_created",
+            Body::TaskAssigned { .. } => "task_assigned",
+            Body::TaskAttempted { .. } => "task_attempted",
+            Body::TaskCompleted { .. } => "task_completed",
+            Body::TaskCancelled { .. } => "task_cancelled",
+            Body::Sale { .. } => "sale",
+            Body::SaleCancelled { .. } => "sale_cancelled",
+        }
+    }
+}
+
+/// Every event type name, in documentation order.
+pub const TYPES: [&str; 18] = [
+    "agent_login",
+    "agent_state",
+    "agent_logout",
+    "call_offered",
+    "call_answered",
+    "call_hold",
+    "call_resume",
+    "call_abandoned",
+    "call_transferred",
+    "call_ended",
+    "wrap_ended",
+    "task_created",
+    "task_assigned",
+    "task_attempted",
+    "task_completed",
+    "task_cancelled",
+    "sale",
+    "sale_cancelled",
+];
+
+/// The flat wire record: every field any event type may carry.
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct Wire<'a> {
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    ts: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type", skip_serializing_if = "Option::is_none")]
+    ty: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    team: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queues: Option<Vec<Text>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<AgentStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<Direction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_agent: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_queue: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    talk_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<Text>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    due: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<AttemptResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sale: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantity: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit_price: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<Text>,
+}
+
+fn missing(field: &str, ty: &str) -> Rejection {
+    Rejection::new(
+        Reason::MissingField,
+        format!("missing field `{field}` (required for {ty})"),
+    )
+}
+
+fn invalid(message: String) -> Rejection {
+    Rejection::new(Reason::InvalidValue, message)
+}
+
+fn parse_time(field: &str, raw: &str) -> Result<DateTime<FixedOffset>, Rejection> {
+    DateTime::parse_from_rfc3339(raw).map_err(|e| {
+        Rejection::new(
+            Reason::BadTimestamp,
+            format!("`{field}` is not an RFC 3339 time with offset ({e}): {raw:?}"),
+        )
+    })
+}
+
+fn check_text(field: &str, value: &str) -> Result<(), Rejection> {
+    if value.is_empty() {
+        return Err(invalid(format!("`{field}` must not be empty")));
+    }
+    if value.len() > MAX_TEXT {
+        return Err(invalid(format!(
+            "`{field}` is {} bytes, longer than {MAX_TEXT}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A task kind is a label value: keep it a bounded, safe identifier.
+pub fn valid_task_kind(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= 32
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn amount(field: &str, value: f64) -> Result<f64, Rejection> {
+    if !value.is_finite() || value < 0.0 {
+        return Err(invalid(format!(
+            "`{field}` must be a finite number >= 0, got {value}"
+        )));
+    }
+    Ok(value)
+}
+
+impl<'a> Wire<'a> {
+    fn take(field: &'static str, ty: &str, v: Option<Text>) -> Result<Text, Rejection> {
+        let v = v.ok_or_else(|| missing(field, ty))?;
+        check_text(field, &v)?;
+        Ok(v)
+    }
+
+    fn opt(field: &'static str, v: Option<Text>) -> Result<Option<Text>, Rejection> {
+        if let Some(v) = &v {
+            check_text(field, v)?;
+        }
+        Ok(v)
+    }
+
+    fn into_event(self) -> Result<Event, Rejection> {
+        let id = self.id.ok_or_else(|| missing("id", "every event"))?;
+        check_text("id", &id)?;
+        let ty = self.ty.ok_or_else(|| missing("type", "every event"))?;
+        let ts_raw = self.ts.ok_or_else(|| missing("ts", "every event"))?;
+        let ts = parse_time("ts", &ts_raw)?;
+        let site = Self::opt("site", self.site)?;
+        let t: &str = &ty;
+        let body = match t {
+            "agent_login" => {
+                let queues = self.queues.unwrap_or_default();
+                if queues.len() > MAX_LOGIN_QUEUES {
+                    return Err(invalid(format!(
+                        "`queues` names {} queues, more than {MAX_LOGIN_QUEUES}",
+                        queues.len()
+                    )));
+                }
+                for q in &queues {
+                    check_text("queues[]", q)?;
+                }
+                Body::AgentLogin {
+                    agent: Self::take("agent", t, self.agent)?,
+                    name: Self::opt("name", self.name)?,
+                    team: Self::opt("team", self.team)?,
+                    queues,
+                }
+            }
+            "agent_state" => Body::AgentState {
+                agent: Self::take("agent", t, self.agent)?,
+                state: self.state.ok_or_else(|| missing("state", t))?,
+                reason: Self::opt("reason", self.reason)?,
+            },
+            "agent_logout" => Body::AgentLogout {
+                agent: Self::take("agent", t, self.agent)?,
+            },
+            "call_offered" => Body::CallOffered {
+                call: Self::take("call", t, self.call)?,
+                queue: Self::take("queue", t, self.queue)?,
+                direction: self.direction.unwrap_or_default(),
+                customer: Self::opt("customer", self.customer)?,
+            },
+            "call_answered" => Body::CallAnswered {
+                call: Self::take("call", t, self.call)?,
+                agent: Self::take("agent", t, self.agent)?,
+            },
+            "call_hold" => Body::CallHold {
+                call: Self::take("call", t, self.call)?,
+            },
+            "call_resume" => Body::CallResume {
+                call: Self::take("call", t, self.call)?,
+            },
+            "call_abandoned" => Body::CallAbandoned {
+                call: Self::take("call", t, self.call)?,
+            },
+            "call_transferred" => {
+                let call = Self::take("call", t, self.call)?;
+                let to = match (self.to_agent, self.to_queue) {
+                    (Some(a), None) => {
+                        check_text("to_agent", &a)?;
+                        TransferTarget::Agent(a)
+                    }
+                    (None, Some(q)) => {
+                        check_text("to_queue", &q)?;
+                        TransferTarget::Queue(q)
+                    }
+                    (None, None) => return Err(missing("to_agent` or `to_queue", t)),
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "give either `to_agent` or `to_queue`, not both".into(),
+                        ))
+                    }
+                };
+                Body::CallTransferred { call, to }
+            }
+            "call_ended" => Body::CallEnded {
+                call: Self::take("call", t, self.call)?,
+                talk_s: self.talk_s.map(|v| amount("talk_s", v)).transpose()?,
+                hold_s: self.hold_s.map(|v| amount("hold_s", v)).transpose()?,
+            },
+            "wrap_ended" => Body::WrapEnded {
+                call: Self::take("call", t, self.call)?,
+                outcome: Self::opt("outcome", self.outcome)?,
+            },
+            "task_created" => {
+                let kind = Self::take("kind", t, self.kind)?;
+                if !valid_task_kind(&kind) {
+                    return Err(invalid(format!(
+                        "task `kind` {kind:?} must match [a-z0-9_]{{1,32}}"
+                    )));
+                }
+                Body::TaskCreated {
+                    task: Self::take("task", t, self.task)?,
+                    kind,
+                    queue: Self::opt("queue", self.queue)?,
+                    customer: Self::opt("customer", self.customer)?,
+                    due: self.due.map(|d| parse_time("due", &d)).transpose()?,
+                    priority: self.priority,
+                }
+            }
+            "task_assigned" => Body::TaskAssigned {
+                task: Self::take("task", t, self.task)?,
+                agent: Self::take("agent", t, self.agent)?,
+            },
+            "task_attempted" => Body::TaskAttempted {
+                task: Self::take("task", t, self.task)?,
+                agent: Self::take("agent", t, self.agent)?,
+                result: self.result.ok_or_else(|| missing("result", t))?,
+            },
+            "task_completed" => Body::TaskCompleted {
+                task: Self::take("task", t, self.task)?,
+                agent: Self::opt("agent", self.agent)?,
+                outcome: Self::opt("outcome", self.outcome)?,
+            },
+            "task_cancelled" => Body::TaskCancelled {
+                task: Self::take("task", t, self.task)?,
+                reason: Self::opt("reason", self.reason)?,
+            },
+            "sale" => {
+                let link = match (self.call, self.task) {
+                    (Some(c), None) => Some(SaleLink::Call(c)),
+                    (None, Some(k)) => Some(SaleLink::Task(k)),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "a sale links to either `call` or `task`, not both".into(),
+                        ))
+                    }
+                };
+                let kind = match self.kind.as_deref() {
+                    None => return Err(missing("kind", t)),
+                    Some(k) => sale_kind(k)?,
+                };
+                Body::Sale {
+                    sale: Self::take("sale", t, self.sale)?,
+                    agent: Self::take("agent", t, self.agent)?,
+                    link,
+                    kind,
+                    product: Self::opt("product", self.product)?,
+                    quantity: amount("quantity", self.quantity.unwrap_or(1.0))?,
+                    unit_price: amount(
+                        "unit_price",
+                        self.unit_price.ok_or_else(|| missing("unit_price", t))?,
+                    )?,
+                    previous_value: amount("previous_value", self.previous_value.unwrap_or(0.0))?,
+                    currency: Self::opt("currency", self.currency)?,
+                }
+            }
+            "sale_cancelled" => Body::SaleCancelled {
+                sale: Self::take("sale", t, self.sale)?,
+                reason: Self::opt("reason", self.reason)?,
+            },
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                return Err(Rejection::new(
+                    Reason::UnknownType,
+                    format!("unknown event type {shown:?}"),
+                ));
+            }
+        };
+        Ok(Event {
+            id: Text::from(id.as_ref()),
+            ts,
+            site,
+            body,
+        })
+    }
+}
+
+fn sale_kind(k: &str) -> Result<SaleKind, Rejection> {
+    SaleKind::ALL
+        .into_iter()
+        .find(|s| s.as_str() == k)
+        .ok_or_else(|| {
+            invalid(format!(
+                "sale `kind` {k:?} is not one of new, upsell, cross_sell, upgrade, downgrade, renewal"
+            ))
+        })
+}
+
+/// Turns serde's error into a rejection with a stable reason.
+fn json_error(e: serde_json::Error) -> Rejection {
+    use serde_json::error::Category;
+    let reason = match e.classify() {
+        Category::Data => Reason::InvalidField,
+        Category::Syntax | Category::Eof | Category::Io => Reason::MalformedJson,
+    };
+    Rejection::new(reason, e.to_string())
+}
+
+/// Decodes one JSON object (one NDJSON line, or one array element).
+pub fn decode(bytes: &[u8]) -> Result<Event, Rejection> {
+    let wire: Wire<'_> = serde_json::from_slice(bytes).map_err(json_error)?;
+    wire.into_event()
+}
+
+/// Splits a POST body that is a JSON array into its elements without
+/// decoding them, so one bad element does not cost the others.
+pub fn split_array(bytes: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, Rejection> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Rejection::new(
+            Reason::MalformedJson,
+            format!("body is not a JSON array of events: {e}"),
+        )
+    })
+}
+
+/// Encodes an event as one canonical JSON object (no trailing newline).
+pub fn encode(ev: &Event) -> String {
+    let mut w = Wire {
+        id: Some(Cow::Borrowed(&ev.id)),
+        ts: Some(Cow::Owned(
+            ev.ts.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )),
+        ty: Some(Cow::Borrowed(ev.body.type_name())),
+        site: ev.site.clone(),
+        ..Wire::default()
+    };
+    match &ev.body {
+        Body::AgentLogin {
+            agent,
+            name,
+            team,
+            queues,
+        } => {
+            w.agent = Some(agent.clone());
+            w.name = name.clone();
+            w.team = team.clone();
+            if !queues.is_empty() {
+                w.queues = Some(queues.clone());
+            }
+        }
+        Body::AgentState {
+            agent,
+            state,
+            reason,
+        } => {
+            w.agent = Some(agent.clone());
+            w.state = Some(*state);
+            w.reason = reason.clone();
+        }
+        Body::AgentLogout { agent } => w.agent = Some(agent.clone()),
+        Body::CallOffered {
+            call,
+            queue,
+            direction,
+            customer,
+        } => {
+            w.call = Some(call.clone());
+            w.queue = Some(queue.clone());
+            if *direction == Direction::Outbound {
+                w.direction = Some(*direction);
+            }
+            w.customer = customer.clone();
+        }
+        Body::CallAnswered { call, agent } => {
+            w.call = Some(call.clone());
+            w.agent = Some(agent.clone());
+        }
+        Body::CallHold { call } | Body::CallResume { call } | Body::CallAbandoned { call } => {
+            w.call = Some(call.clone())
+        }
+        Body::CallTransferred { call, to } => {
+            w.call = Some(call.clone());
+            match to {
+                TransferTarget::Agent(a) => w.to_agent = Some(a.clone()),
+                TransferTarget::Queue(q) => w.to_queue = Some(q.clone()),
+            }
+        }
+        Body::CallEnded {
+            call,
+            talk_s,
+            hold_s,
+        } => {
+            w.call = Some(call.clone());
+            w.talk_s = *talk_s;
+            w.hold_s = *hold_s;
+        }
+        Body::WrapEnded { call, outcome } => {
+            w.call = Some(call.clone());
+            w.outcome = outcome.clone();
+        }
+        Body::TaskCreated {
+            task,
+            kind,
+            queue,
+            customer,
+            due,
+            priority,
+        } => {
+            w.task = Some(task.clone());
+            w.kind = Some(kind.clone());
+            w.queue = queue.clone();
+            w.customer = customer.clone();
+            w.due = due.map(|d| Cow::Owned(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
+            w.priority = *priority;
+        }
+        Body::TaskAssigned { task, agent } => {
+            w.task = Some(task.clone());
+            w.agent = Some(agent.clone());
+        }
+        Body::TaskAttempted {
+            task,
+            agent,
+            result,
+        } => {
+            w.task = Some(task.clone());
+            w.agent = Some(agent.clone());
+            w.result = Some(*result);
+        }
+        Body::TaskCompleted {
+            task,
+            agent,
+            outcome,
+        } => {
+            w.task = Some(task.clone());
+            w.agent = agent.clone();
+            w.outcome = outcome.clone();
+        }
+        Body::TaskCancelled { task, reason } => {
+            w.task = Some(task.clone());
+            w.reason = reason.clone();
+        }
+        Body::Sale {
+            sale,
+            agent,
+            link,
+            kind,
+            product,
+            quantity,
+            unit_price,
+            previous_value,
+            currency,
+        } => {
+            w.sale = Some(sale.clone());
+            w.agent = Some(agent.clone());
+            match link {
+                Some(SaleLink::Call(c)) => w.call = Some(c.clone()),
+                Some(SaleLink::Task(t)) => w.task = Some(t.clone()),
+                None => {}
+            }
+            w.kind = Some(Text::from(kind.as_str()));
+            w.product = product.clone();
+            w.quantity = Some(*quantity);
+            w.unit_price = Some(*unit_price);
+            if *previous_value != 0.0 {
+                w.previous_value = Some(*previous_value);
+            }
+            w.currency = currency.clone();
+        }
+        Body::SaleCancelled { sale, reason } => {
+            w.sale = Some(sale.clone());
+            w.reason = reason.clone();
+        }
+    }
+    // A Wire of strings and finite numbers always serialises.
+    serde_json::to_string(&w).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(line: &str) -> Reason {
+        match decode(line.as_bytes()) {
+            Ok(ev) => panic!("expected a rejection, decoded {ev:?}"),
+            Err(r) => r.reason,
+        }
+    }
+
+    #[test]
+    fn decodes_and_reencodes_every_shape() {
+        let lines = [
+            r#"{"id":"1","ts":"2026-03-02T08:00:00+01:00","type":"agent_login","agent":"a1","name":"Anna","team":"t1","queues":["orders"]}"#,
+            r#"{"id":"2","ts":"2026-03-02T08:00:00+01:00","type":"call_transferred","call":"c1","to_queue":"service"}"#,
+            r#"{"id":"3","ts":"2026-03-02T08:00:00+01:00","type":"sale","sale":"s1","agent":"a1","call":"c1","kind":"upgrade","quantity":2,"unit_price":10.5,"previous_value":5}"#,
+            r#"{"id":"4","ts":"2026-03-02T08:00:00+01:00","type":"task_created","task":"k1","kind":"callback","due":"2026-03-02T10:00:00+01:00"}"#,
+        ];
+        for line in lines {
+            let ev = decode(line.as_bytes()).expect("valid");
+            let again = decode(encode(&ev).as_bytes()).expect("re-decodes");
+            assert_eq!(ev, again);
+        }
+    }
+
+    #[test]
+    fn each_bad_input_has_its_reason() {
+        assert_eq!(reason("{not json"), Reason::MalformedJson);
+        assert_eq!(
+            reason(r#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"fax_received"}"#),
+            Reason::UnknownType
+        );
+        assert_eq!(
+            reason(r#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_answered","call":"c"}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(r#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_hold","call":5}"#),
+            Reason::InvalidField
+        );
+        assert_eq!(
+            reason(r#"{"id":"1","ts":"yesterday","type":"call_hold","call":"c"}"#),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(r#"{"id":"1","ts":"2026-03-02T08:00:00","type":"call_hold","call":"c"}"#),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                r#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"sale","sale":"s","agent":"a","kind":"new","quantity":-1,"unit_price":3}"#
+            ),
+            Reason::InvalidValue
+        );
+        assert_eq!(
+            reason(
+                r#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"task_created","task":"t","kind":"Call Back"}"#
+            ),
+            Reason::InvalidValue
+        );
+    }
+
+    #[test]
+    fn missing_field_names_the_field() {
+        let err =
+            decode(br#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_answered","call":"c"}"#)
+                .expect_err("agent missing");
+        assert_eq!(
+            err.message,
+            "missing field `agent` (required for call_answered)"
+        );
+    }
+}

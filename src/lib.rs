@@ -1,0 +1,22 @@
+//! callwatch: live monitoring for call-center and inside-sales desks.
+//!
+//! Events come in through sources (`source/`, and HTTP in `api`), are
+//! decoded (`event`), and handed to the single writer (`writer`) that owns
+//! the state (`engine`). Readers (`api`, `metric`) look at consistent
+//! views (`snapshot`) under a read lock. `run` wires it together.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+mod daemon;
+pub mod engine;
+pub mod event;
+pub mod metric;
+pub mod reject;
+pub mod replay;
+pub mod simulate;
+pub mod snapshot;
+pub mod source;
+pub mod writer;
+
+pub use daemon::{engine_for, run, Listeners, RunError};

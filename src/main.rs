@@ -1,0 +1,271 @@
+//! The `callwatch` command: a thin shell over the library.
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use callwatch::config::{Config, ConfigError, LogFormat};
+use callwatch::simulate::{SimOptions, Simulator};
+
+#[derive(Parser)]
+#[command(
+    name = "callwatch",
+    version,
+    about = "Live monitoring for call-center desks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Configuration file (default: the embedded config/callwatch.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// HTTP listen address (overrides server.http).
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// TCP ingest listen address (overrides server.ingest_tcp).
+        #[arg(long)]
+        ingest_tcp: Option<SocketAddr>,
+        /// Also run the built-in simulator feeding the daemon.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Validate a configuration file; exit status 1 when invalid.
+    CheckConfig { file: PathBuf },
+    /// Send an NDJSON events file to a daemon, or apply it offline.
+    Replay(ReplayArgs),
+    /// Generate realistic call-center traffic.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    file: PathBuf,
+    /// Base URL of a running daemon, e.g. http://127.0.0.1:9464
+    #[arg(long, conflicts_with = "offline", required_unless_present = "offline")]
+    to: Option<String>,
+    /// Pace by event time divided by N (default: as fast as possible).
+    #[arg(long, requires = "to")]
+    speed: Option<f64>,
+    /// Ingest bearer token.
+    #[arg(long, env = "CALLWATCH_INGEST_TOKEN")]
+    token: Option<String>,
+    /// Apply to a fresh engine and print the final snapshot JSON.
+    #[arg(long)]
+    offline: bool,
+    /// Configuration for --offline (default: the embedded one).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[arg(long, default_value_t = 24)]
+    agents: usize,
+    /// Events per second (of event time).
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// With --stdout: how many events to print.
+    #[arg(long, default_value_t = 10_000)]
+    events: usize,
+    /// With --stdout: the first event time (RFC 3339).
+    #[arg(long, default_value = "2026-03-02T07:00:00Z")]
+    start: String,
+    /// Post to a running daemon in real time.
+    #[arg(long, conflicts_with = "stdout", required_unless_present = "stdout")]
+    to: Option<String>,
+    #[arg(long, env = "CALLWATCH_INGEST_TOKEN")]
+    token: Option<String>,
+    /// Print NDJSON as fast as possible.
+    #[arg(long)]
+    stdout: bool,
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Config::embedded(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("callwatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Run {
+            config,
+            http,
+            ingest_tcp,
+            demo,
+        } => {
+            let mut cfg = load(config.as_deref())?;
+            if let Some(a) = http {
+                cfg.server.http = a;
+            }
+            if let Some(a) = ingest_tcp {
+                cfg.server.ingest_tcp = Some(a);
+            }
+            cfg.demo.enabled |= demo;
+            init_logging(cfg.log.format, &cfg.log.level);
+            cfg.validate()?;
+            rt.block_on(async move {
+                let listeners = callwatch::Listeners::bind(&cfg)
+                    .await
+                    .context("binding the listen addresses")?;
+                callwatch::run(cfg, listeners, shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::CheckConfig { file } => {
+            let cfg = match Config::load(&file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            match cfg.validate() {
+                Ok(()) => {
+                    println!("{}: ok", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(ConfigError::Invalid(problems)) => {
+                    for p in problems {
+                        eprintln!("{}: {p}", file.display());
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Replay(a) => {
+            init_logging(LogFormat::Plain, "warn");
+            let file = std::fs::File::open(&a.file)
+                .with_context(|| format!("opening {}", a.file.display()))?;
+            let input = BufReader::new(file);
+            if a.offline {
+                let cfg = load(a.config.as_deref())?;
+                cfg.validate()?;
+                let (snap, sum) = callwatch::replay::offline(&cfg, input)?;
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer_pretty(&mut out, &snap)?;
+                writeln!(out)?;
+                eprintln!(
+                    "{} lines: {} applied, {} duplicates, {} rejected",
+                    sum.lines, sum.applied, sum.duplicates, sum.rejected
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let url = a.to.context("--to URL or --offline is required")?;
+            let s = rt.block_on(callwatch::replay::to_url(input, &url, a.token, a.speed))?;
+            eprintln!(
+                "sent {}: {} accepted, {} duplicates, {} rejected",
+                s.sent, s.accepted, s.duplicates, s.rejected
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate(a) => {
+            init_logging(LogFormat::Plain, "warn");
+            let opts = SimOptions {
+                agents: a.agents,
+                rate: a.rate,
+                seed: a.seed,
+                site: None,
+            };
+            if a.stdout {
+                let start = chrono::DateTime::parse_from_rfc3339(&a.start)
+                    .with_context(|| format!("--start {:?} is not RFC 3339", a.start))?;
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                for ev in Simulator::new(opts, start.timestamp_millis()).take(a.events) {
+                    writeln!(out, "{}", callwatch::event::encode(&ev))?;
+                }
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let url = a.to.context("--to URL or --stdout is required")?;
+            rt.block_on(simulate_live(opts, &url, a.token))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Generates events in real time and posts them every 100 ms.
+async fn simulate_live(opts: SimOptions, url: &str, token: Option<String>) -> anyhow::Result<()> {
+    let start = chrono::Utc::now().timestamp_millis();
+    let origin = tokio::time::Instant::now();
+    let mut sim = Simulator::new(opts, start);
+    let mut sender = callwatch::replay::Sender::new(url, token);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown_signal() => return Ok(()),
+        }
+        let now = start + origin.elapsed().as_millis() as i64;
+        let (mut body, mut n) = (String::new(), 0);
+        while sim.peek_ms() <= now && n < 10_000 {
+            if let Some(ev) = sim.next() {
+                callwatch::replay::push_ndjson(&mut body, &ev);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            sender.send(body, n).await?;
+        }
+    }
+}

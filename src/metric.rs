@@ -1,0 +1,730 @@
+//! Every metric callwatch exports: names, help texts, buckets, rendering.
+//!
+//! Two producers share one `/metrics` response:
+//! - the state families are rendered from the read view (`snapshot.rs`)
+//!   at scrape time. They are derived from the live state, so ages and
+//!   overdue counts are right at the instant of the scrape, amounts are
+//!   floats (revenue), and the series of a forgotten agent or queue simply
+//!   stop being written. Rendering them directly is also what keeps a
+//!   scrape of thousands of agents within tens of milliseconds;
+//! - the daemon's own counters (what arrived, what was refused) go through
+//!   the `metrics` facade into a `metrics-exporter-prometheus` recorder
+//!   owned by this daemon instance (not a process-global one).
+//!
+//! No label ever carries a call, task, sale or customer id.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use crate::engine::histogram::Histogram;
+use crate::engine::Engine;
+use crate::reject::Reason;
+use crate::snapshot::{KpiView, Snapshot};
+
+/// Histogram bucket bounds, in seconds.
+pub mod buckets {
+    pub static WAIT: [f64; 11] = [
+        5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    ];
+    pub static TALK: [f64; 10] = [
+        30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1800.0, 3600.0,
+    ];
+    pub static HOLD: [f64; 8] = [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
+    pub static WRAP: [f64; 8] = [10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1800.0];
+    pub static COMPLETION: [f64; 12] = [
+        300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
+        345600.0, 604800.0,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A metric family: its name, type and help text.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    pub name: &'static str,
+    pub ty: Type,
+    pub help: &'static str,
+}
+
+macro_rules! families {
+    ($($id:ident = $name:literal, $ty:ident, $help:literal;)*) => {
+        $(pub const $id: Family = Family { name: $name, ty: Type::$ty, help: $help };)*
+        /// Every family, in exposition order (docs/metrics.md lists them).
+        pub const ALL: &[Family] = &[$($id),*];
+    };
+}
+
+families! {
+    QUEUE_WAITING = "callwatch_queue_calls_waiting", Gauge, "Calls waiting in the queue now.";
+    QUEUE_OLDEST_WAIT = "callwatch_queue_oldest_wait_seconds", Gauge, "Wait of the longest-waiting call now (0 when none waits).";
+    QUEUE_SL_THRESHOLD = "callwatch_queue_sl_threshold_seconds", Gauge, "Service-level threshold configured for the queue.";
+    CALLS_OFFERED = "callwatch_calls_offered_total", Counter, "Inbound calls offered to the queue (transfers into it included).";
+    CALLS_ANSWERED = "callwatch_calls_answered_total", Counter, "Inbound calls answered by an agent.";
+    CALLS_ANSWERED_IN_SL = "callwatch_calls_answered_in_sl_total", Counter, "Inbound calls answered within the queue's service-level threshold.";
+    CALLS_ABANDONED = "callwatch_calls_abandoned_total", Counter, "Inbound calls the caller gave up while waiting.";
+    CALLS_ABANDONED_SHORT = "callwatch_calls_abandoned_short_total", Counter, "Abandoned calls that waited less than the short-abandon threshold.";
+    CALLS_TRANSFERRED_OUT = "callwatch_calls_transferred_out_total", Counter, "Waiting calls transferred to another queue before an answer.";
+    CALLS_OUTBOUND = "callwatch_calls_outbound_total", Counter, "Outbound calls placed from the queue.";
+    QUEUE_SL = "callwatch_queue_service_level_ratio", Gauge, "Answered within threshold / (answered + abandoned - short abandons); absent while undefined.";
+    CALL_WAIT = "callwatch_call_wait_seconds", Histogram, "Wait of answered inbound calls, from offer (or transfer in) to answer.";
+    CALL_TALK = "callwatch_call_talk_seconds", Histogram, "Talk time per call, hold excluded.";
+    CALL_HOLD = "callwatch_call_hold_seconds", Histogram, "Hold time per call.";
+    CALL_WRAP = "callwatch_call_wrap_seconds", Histogram, "After-call work per call.";
+    AGENTS = "callwatch_agents", Gauge, "Agents known, by state, team and site.";
+    BACKLOG_TASKS = "callwatch_backlog_tasks", Gauge, "Open tasks.";
+    BACKLOG_OLDEST = "callwatch_backlog_oldest_age_seconds", Gauge, "Age of the oldest open task (0 when none is open).";
+    BACKLOG_OVERDUE = "callwatch_backlog_overdue_tasks", Gauge, "Open tasks past their deadline.";
+    BACKLOG_DUE_SOON = "callwatch_backlog_due_soon_tasks", Gauge, "Open tasks not overdue but within the warning lead of their deadline.";
+    BACKLOG_NEXT_DUE = "callwatch_backlog_next_due_seconds", Gauge, "Seconds until the earliest open deadline; negative when it has passed.";
+    TASKS_CREATED = "callwatch_tasks_created_total", Counter, "Tasks created.";
+    TASKS_COMPLETED = "callwatch_tasks_completed_total", Counter, "Tasks completed, by whether the deadline was met.";
+    TASKS_CANCELLED = "callwatch_tasks_cancelled_total", Counter, "Tasks cancelled.";
+    TASK_BREACHES = "callwatch_task_sla_breaches_total", Counter, "Tasks that went past their deadline, counted once at the moment they did.";
+    TASK_ATTEMPTS = "callwatch_task_attempts_total", Counter, "Contact attempts on tasks, by result.";
+    TASK_COMPLETION = "callwatch_task_completion_seconds", Histogram, "Time from creation to completion of completed tasks.";
+    SALES = "callwatch_sales_total", Counter, "Sales recorded (cancelled ones included), by kind.";
+    REVENUE = "callwatch_revenue_total", Counter, "Revenue (quantity x unit price) of sales recorded, in the configured currency.";
+    INCREMENTAL = "callwatch_incremental_revenue_total", Counter, "Incremental revenue (revenue - previous value), gained or lost, as positive amounts.";
+    SALES_CANCELLED = "callwatch_sales_cancelled_total", Counter, "Sales cancelled.";
+    REVENUE_CANCELLED = "callwatch_revenue_cancelled_total", Counter, "Revenue of cancelled sales.";
+    TEAM_SALES = "callwatch_team_sales_total", Counter, "Sales recorded by agents of the team, by kind.";
+    TEAM_REVENUE = "callwatch_team_revenue_total", Counter, "Revenue of sales by agents of the team.";
+    TEAM_INCREMENTAL = "callwatch_team_incremental_revenue_total", Counter, "Incremental revenue by agents of the team, gained or lost.";
+    TEAM_REVENUE_CANCELLED = "callwatch_team_revenue_cancelled_total", Counter, "Revenue of cancelled sales by agents of the team.";
+    KPI_VALUE = "callwatch_kpi_value", Gauge, "Current value of a KPI that carries a target (scope queue or team).";
+    KPI_STATUS = "callwatch_kpi_status", Gauge, "KPI status against its target: 0 ok, 1 warn, 2 critical; absent without data.";
+    KPI_THRESHOLD = "callwatch_kpi_threshold", Gauge, "Configured target, warn and critical threshold of a KPI.";
+    AGENT_STATE = "callwatch_agent_state", Gauge, "1 for the agent's current state (per-agent series; privacy.per_agent_metrics).";
+    AGENT_STATE_SECONDS = "callwatch_agent_state_seconds", Gauge, "Time the agent has been in the current state.";
+    AGENT_CONTACTS = "callwatch_agent_contacts_handled_total", Counter, "Contacts the agent handled (conversations ended, tasks completed).";
+    AGENT_HANDLE = "callwatch_agent_handle_seconds_total", Counter, "Handling time of the agent by phase (talk, hold, wrap).";
+    AGENT_SALES = "callwatch_agent_sales_total", Counter, "Sales the agent recorded.";
+    AGENT_REVENUE = "callwatch_agent_revenue_total", Counter, "Revenue of the agent's sales.";
+    AGENT_CONVERSION = "callwatch_agent_conversion_ratio", Gauge, "Share of the agent's contacts handled today carrying a sale not cancelled.";
+    EVENTS_APPLIED = "callwatch_events_applied_total", Counter, "Events applied to the state.";
+    EVENTS_CLAMPED = "callwatch_events_clamped_total", Counter, "Events applied at a later time than their own because they arrived out of order.";
+    ENTITIES_CREATED = "callwatch_entities_created_total", Counter, "Queues, agents, teams and sites created on first sight (not in the config).";
+    EVENTS_RECEIVED = "callwatch_events_received_total", Counter, "Events received, valid or not, by source.";
+    EVENTS_REJECTED = "callwatch_events_rejected_total", Counter, "Events refused, by source and reason.";
+    EVENTS_DUPLICATE = "callwatch_events_duplicate_total", Counter, "Events whose id was seen before; acknowledged, not applied again.";
+    BUILD_INFO = "callwatch_build_info", Gauge, "Always 1; the version label names the running build.";
+    TCP_CLIENTS = "callwatch_tcp_clients", Gauge, "TCP ingest clients connected now.";
+    TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
+}
+
+/// Writes Prometheus text exposition.
+struct Out<'a> {
+    buf: &'a mut String,
+}
+
+fn escape(v: &str, buf: &mut String) {
+    for ch in v.chars() {
+        match ch {
+            '\\' => buf.push_str("\\\\"),
+            '"' => buf.push_str("\\\""),
+            '\n' => buf.push_str("\\n"),
+            c => buf.push(c),
+        }
+    }
+}
+
+impl Out<'_> {
+    fn head(&mut self, f: &Family) {
+        let ty = match f.ty {
+            Type::Counter => "counter",
+            Type::Gauge => "gauge",
+            Type::Histogram => "histogram",
+        };
+        let _ = writeln!(
+            self.buf,
+            "# HELP {} {}\n# TYPE {} {}",
+            f.name, f.help, f.name, ty
+        );
+    }
+
+    fn labels(&mut self, labels: &[(&str, &str)], extra: Option<(&str, &str)>) {
+        let mut first = true;
+        for (k, v) in labels.iter().copied().chain(extra) {
+            self.buf.push(if first { '{' } else { ',' });
+            first = false;
+            self.buf.push_str(k);
+            self.buf.push_str("=\"");
+            escape(v, self.buf);
+            self.buf.push('"');
+        }
+        if !first {
+            self.buf.push('}');
+        }
+    }
+
+    fn sample(&mut self, name: &str, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        self.buf.push_str(name);
+        self.buf.push_str(suffix);
+        self.labels(labels, None);
+        let _ = writeln!(self.buf, " {}", Num(value));
+    }
+
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+        let mut le = String::with_capacity(16);
+        for (bound, count) in h.cumulative() {
+            le.clear();
+            let _ = write!(le, "{}", Num(bound));
+            self.buf.push_str(name);
+            self.buf.push_str("_bucket");
+            self.labels(labels, Some(("le", &le)));
+            let _ = writeln!(self.buf, " {count}");
+        }
+        self.buf.push_str(name);
+        self.buf.push_str("_bucket");
+        self.labels(labels, Some(("le", "+Inf")));
+        let _ = writeln!(self.buf, " {}", h.count());
+        self.sample(name, "_sum", labels, h.sum());
+        self.sample(name, "_count", labels, h.count() as f64);
+    }
+}
+
+/// A float in exposition syntax.
+struct Num(f64);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v.is_infinite() {
+            f.write_str(if v > 0.0 { "+Inf" } else { "-Inf" })
+        } else if v == v.trunc() && v.abs() < 1e15 {
+            write!(f, "{}", v as i64)
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+/// Renders the state families from the view (and the engine's histograms).
+pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut String) {
+    let mut o = Out { buf };
+    macro_rules! each {
+        ($fam:expr, $iter:expr, |$x:ident| $labels:expr, $value:expr) => {{
+            o.head(&$fam);
+            for $x in $iter {
+                o.sample($fam.name, "", &$labels, $value);
+            }
+        }};
+    }
+    let qs = &snap.queues;
+    each!(
+        QUEUE_WAITING,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.waiting as f64
+    );
+    each!(
+        QUEUE_OLDEST_WAIT,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.oldest_wait_s
+    );
+    each!(
+        QUEUE_SL_THRESHOLD,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.sl_threshold_s
+    );
+    each!(
+        CALLS_OFFERED,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.offered as f64
+    );
+    each!(
+        CALLS_ANSWERED,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.answered as f64
+    );
+    each!(
+        CALLS_ANSWERED_IN_SL,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.answered_in_sl as f64
+    );
+    each!(
+        CALLS_ABANDONED,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.abandoned as f64
+    );
+    each!(
+        CALLS_ABANDONED_SHORT,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.abandoned_short as f64
+    );
+    each!(
+        CALLS_TRANSFERRED_OUT,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.transferred_out as f64
+    );
+    each!(
+        CALLS_OUTBOUND,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.outbound as f64
+    );
+    o.head(&QUEUE_SL);
+    for q in qs {
+        for (window, sl) in [
+            ("today", q.today.service_level),
+            ("60m", q.last_60m.service_level),
+        ] {
+            if let Some(v) = sl {
+                o.sample(
+                    QUEUE_SL.name,
+                    "",
+                    &[("queue", &q.name), ("window", window)],
+                    v,
+                );
+            }
+        }
+    }
+    for (fam, pick) in [
+        (
+            CALL_WAIT,
+            (|q| &q.wait) as fn(&crate::engine::Queue) -> &Histogram,
+        ),
+        (CALL_TALK, |q| &q.talk),
+        (CALL_HOLD, |q| &q.hold),
+        (CALL_WRAP, |q| &q.wrap),
+    ] {
+        o.head(&fam);
+        for q in qs {
+            if let Some(eq) = engine.queues.get(q.name.as_str()) {
+                o.histogram(fam.name, &[("queue", &q.name)], pick(eq));
+            }
+        }
+    }
+
+    o.head(&AGENTS);
+    let mut groups: std::collections::BTreeMap<(&str, &str, &str), u64> = Default::default();
+    for a in &snap.agents {
+        *groups
+            .entry((a.state.as_str(), &a.team, &a.site))
+            .or_default() += 1;
+    }
+    for ((state, team, site), n) in groups {
+        o.sample(
+            AGENTS.name,
+            "",
+            &[("state", state), ("team", team), ("site", site)],
+            n as f64,
+        );
+    }
+
+    let bl = &snap.backlog;
+    let kq =
+        |b: &crate::snapshot::BacklogView| [("kind", b.kind.clone()), ("queue", b.queue.clone())];
+    macro_rules! backlog {
+        ($fam:expr, |$b:ident| $value:expr) => {{
+            o.head(&$fam);
+            for $b in bl {
+                let l = kq($b);
+                o.sample(
+                    $fam.name,
+                    "",
+                    &[(l[0].0, &l[0].1), (l[1].0, &l[1].1)],
+                    $value,
+                );
+            }
+        }};
+    }
+    backlog!(BACKLOG_TASKS, |b| b.open as f64);
+    backlog!(BACKLOG_OLDEST, |b| b.oldest_age_s);
+    backlog!(BACKLOG_OVERDUE, |b| b.overdue as f64);
+    backlog!(BACKLOG_DUE_SOON, |b| b.due_soon as f64);
+    o.head(&BACKLOG_NEXT_DUE);
+    for b in bl {
+        if let Some(v) = b.next_due_s {
+            o.sample(
+                BACKLOG_NEXT_DUE.name,
+                "",
+                &[("kind", &b.kind), ("queue", &b.queue)],
+                v,
+            );
+        }
+    }
+    backlog!(TASKS_CREATED, |b| b.created as f64);
+    o.head(&TASKS_COMPLETED);
+    for b in bl {
+        for (sla, v) in [("met", b.completed_met), ("missed", b.completed_missed)] {
+            o.sample(
+                TASKS_COMPLETED.name,
+                "",
+                &[("kind", &b.kind), ("queue", &b.queue), ("sla", sla)],
+                v as f64,
+            );
+        }
+    }
+    backlog!(TASKS_CANCELLED, |b| b.cancelled as f64);
+    backlog!(TASK_BREACHES, |b| b.breaches as f64);
+    o.head(&TASK_ATTEMPTS);
+    for b in bl {
+        for (result, v) in &b.attempts {
+            o.sample(
+                TASK_ATTEMPTS.name,
+                "",
+                &[("kind", &b.kind), ("queue", &b.queue), ("result", result)],
+                *v as f64,
+            );
+        }
+    }
+    o.head(&TASK_COMPLETION);
+    for ((kind, queue), st) in sorted_stats(engine) {
+        o.histogram(
+            TASK_COMPLETION.name,
+            &[("kind", kind), ("queue", queue)],
+            &st.completion,
+        );
+    }
+
+    o.head(&SALES);
+    for q in qs {
+        for (kind, v) in &q.sales.by_kind {
+            o.sample(
+                SALES.name,
+                "",
+                &[("kind", kind), ("queue", &q.name)],
+                *v as f64,
+            );
+        }
+    }
+    each!(
+        REVENUE,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.sales.revenue
+    );
+    o.head(&INCREMENTAL);
+    for q in qs {
+        o.sample(
+            INCREMENTAL.name,
+            "",
+            &[("queue", &q.name), ("direction", "gain")],
+            q.sales.incremental_gain,
+        );
+        o.sample(
+            INCREMENTAL.name,
+            "",
+            &[("queue", &q.name), ("direction", "loss")],
+            q.sales.incremental_loss,
+        );
+    }
+    each!(
+        SALES_CANCELLED,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.sales.cancelled as f64
+    );
+    each!(
+        REVENUE_CANCELLED,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.sales.cancelled_revenue
+    );
+
+    let ts = &snap.teams;
+    o.head(&TEAM_SALES);
+    for t in ts {
+        for (kind, v) in &t.sales.by_kind {
+            o.sample(
+                TEAM_SALES.name,
+                "",
+                &[("team", &t.name), ("kind", kind)],
+                *v as f64,
+            );
+        }
+    }
+    each!(
+        TEAM_REVENUE,
+        ts,
+        |t| [("team", t.name.as_str())],
+        t.sales.revenue
+    );
+    o.head(&TEAM_INCREMENTAL);
+    for t in ts {
+        o.sample(
+            TEAM_INCREMENTAL.name,
+            "",
+            &[("team", &t.name), ("direction", "gain")],
+            t.sales.incremental_gain,
+        );
+        o.sample(
+            TEAM_INCREMENTAL.name,
+            "",
+            &[("team", &t.name), ("direction", "loss")],
+            t.sales.incremental_loss,
+        );
+    }
+    each!(
+        TEAM_REVENUE_CANCELLED,
+        ts,
+        |t| [("team", t.name.as_str())],
+        t.sales.cancelled_revenue
+    );
+
+    let kpis = qs
+        .iter()
+        .map(|q| ("queue", q.name.as_str(), &q.kpis))
+        .chain(ts.iter().map(|t| ("team", t.name.as_str(), &t.kpis)));
+    let kpis: Vec<(&str, &str, &std::collections::BTreeMap<&str, KpiView>)> = kpis.collect();
+    o.head(&KPI_VALUE);
+    for (scope, name, m) in &kpis {
+        for (kpi, v) in m.iter() {
+            if let Some(value) = v.value {
+                o.sample(
+                    KPI_VALUE.name,
+                    "",
+                    &[("scope", scope), ("name", name), ("kpi", kpi)],
+                    value,
+                );
+            }
+        }
+    }
+    o.head(&KPI_STATUS);
+    for (scope, name, m) in &kpis {
+        for (kpi, v) in m.iter() {
+            if let Some(level) = v.status.level() {
+                o.sample(
+                    KPI_STATUS.name,
+                    "",
+                    &[("scope", scope), ("name", name), ("kpi", kpi)],
+                    level as f64,
+                );
+            }
+        }
+    }
+    o.head(&KPI_THRESHOLD);
+    for (scope, name, m) in &kpis {
+        for (kpi, v) in m.iter() {
+            for (level, x) in [
+                ("target", v.target),
+                ("warn", v.warn),
+                ("critical", v.critical),
+            ] {
+                o.sample(
+                    KPI_THRESHOLD.name,
+                    "",
+                    &[
+                        ("scope", scope),
+                        ("name", name),
+                        ("kpi", kpi),
+                        ("level", level),
+                    ],
+                    x,
+                );
+            }
+        }
+    }
+
+    if per_agent {
+        let ags = &snap.agents;
+        each!(
+            AGENT_STATE,
+            ags,
+            |a| [("agent", a.agent.as_str()), ("state", a.state.as_str())],
+            1.0
+        );
+        each!(
+            AGENT_STATE_SECONDS,
+            ags,
+            |a| [("agent", a.agent.as_str())],
+            a.in_state_s
+        );
+        each!(
+            AGENT_CONTACTS,
+            ags,
+            |a| [("agent", a.agent.as_str())],
+            a.contacts_handled as f64
+        );
+        o.head(&AGENT_HANDLE);
+        for a in ags {
+            for (phase, v) in [("talk", a.talk_s), ("hold", a.hold_s), ("wrap", a.wrap_s)] {
+                o.sample(
+                    AGENT_HANDLE.name,
+                    "",
+                    &[("agent", &a.agent), ("phase", phase)],
+                    v,
+                );
+            }
+        }
+        each!(
+            AGENT_SALES,
+            ags,
+            |a| [("agent", a.agent.as_str())],
+            a.sales.count as f64
+        );
+        each!(
+            AGENT_REVENUE,
+            ags,
+            |a| [("agent", a.agent.as_str())],
+            a.sales.revenue
+        );
+        o.head(&AGENT_CONVERSION);
+        for a in ags {
+            if let Some(v) = a.today.conversion {
+                o.sample(
+                    AGENT_CONVERSION.name,
+                    "",
+                    &[("agent", &a.agent), ("window", "today")],
+                    v,
+                );
+            }
+        }
+    }
+
+    let c = engine.counters();
+    o.head(&EVENTS_APPLIED);
+    o.sample(EVENTS_APPLIED.name, "", &[], c.applied as f64);
+    o.head(&EVENTS_CLAMPED);
+    o.sample(EVENTS_CLAMPED.name, "", &[], c.clamped as f64);
+    o.head(&ENTITIES_CREATED);
+    for (kind, v) in [
+        ("queue", c.created_queues),
+        ("agent", c.created_agents),
+        ("team", c.created_teams),
+        ("site", c.created_sites),
+    ] {
+        o.sample(ENTITIES_CREATED.name, "", &[("kind", kind)], v as f64);
+    }
+}
+
+fn sorted_stats(engine: &Engine) -> Vec<((&str, &str), &crate::engine::TaskStats)> {
+    let mut v: Vec<_> = engine
+        .task_stats
+        .iter()
+        .map(|((k, q), st)| ((engine.kind_name(*k), q.as_str()), st))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+static META: Metadata<'static> =
+    Metadata::new("callwatch", metrics::Level::INFO, Some("callwatch::metric"));
+
+/// The daemon's own counters, in a recorder owned by this instance.
+pub struct Telemetry {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    received: DashMap<&'static str, Counter>,
+    rejected: DashMap<(&'static str, Reason), Counter>,
+    disconnects: DashMap<&'static str, Counter>,
+    duplicate: Counter,
+    tcp_clients: Gauge,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Telemetry")
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Arc<Telemetry> {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        for fam in [
+            EVENTS_RECEIVED,
+            EVENTS_REJECTED,
+            EVENTS_DUPLICATE,
+            TCP_DISCONNECTS,
+        ] {
+            recorder.describe_counter(fam.name.into(), None, fam.help.into());
+        }
+        for fam in [BUILD_INFO, TCP_CLIENTS] {
+            recorder.describe_gauge(fam.name.into(), None, fam.help.into());
+        }
+        let build = recorder.register_gauge(
+            &Key::from_parts(
+                BUILD_INFO.name,
+                vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+            ),
+            &META,
+        );
+        build.set(1.0);
+        let duplicate = recorder.register_counter(&Key::from_name(EVENTS_DUPLICATE.name), &META);
+        duplicate.increment(0);
+        let tcp_clients = recorder.register_gauge(&Key::from_name(TCP_CLIENTS.name), &META);
+        tcp_clients.set(0.0);
+        let handle = recorder.handle();
+        Arc::new(Telemetry {
+            recorder,
+            handle,
+            received: DashMap::new(),
+            rejected: DashMap::new(),
+            disconnects: DashMap::new(),
+            duplicate,
+            tcp_clients,
+        })
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &META)
+    }
+
+    pub fn received(&self, source: &'static str, n: u64) {
+        self.received
+            .entry(source)
+            .or_insert_with(|| {
+                self.counter(EVENTS_RECEIVED.name, vec![Label::new("source", source)])
+            })
+            .increment(n);
+    }
+
+    pub fn rejected(&self, source: &'static str, reason: Reason) {
+        self.rejected
+            .entry((source, reason))
+            .or_insert_with(|| {
+                self.counter(
+                    EVENTS_REJECTED.name,
+                    vec![
+                        Label::new("source", source),
+                        Label::new("reason", reason.as_str()),
+                    ],
+                )
+            })
+            .increment(1);
+    }
+
+    pub fn duplicates(&self, n: u64) {
+        self.duplicate.increment(n);
+    }
+
+    pub fn tcp_clients(&self, delta: f64) {
+        self.tcp_clients.increment(delta);
+    }
+
+    pub fn disconnected(&self, reason: &'static str) {
+        self.disconnects
+            .entry(reason)
+            .or_insert_with(|| {
+                self.counter(TCP_DISCONNECTS.name, vec![Label::new("reason", reason)])
+            })
+            .increment(1);
+    }
+
+    /// Appends the daemon's own families.
+    pub fn render(&self, buf: &mut String) {
+        buf.push_str(&self.handle.render());
+    }
+}

@@ -1,0 +1,593 @@
+//! The read view: the whole live state as of one instant.
+//!
+//! Built under the state's read lock from the engine and "now". Every
+//! figure that depends on now (waits, ages, time in state, overdue,
+//! due-soon, "today" after midnight) is computed here, at read time, so a
+//! scrape or API call is right at the instant it is made. The same view
+//! feeds `GET /api/v1/snapshot` and `/metrics`, so the two never disagree.
+//! Everything is sorted, so equal states serialise to equal bytes.
+
+use std::collections::BTreeMap;
+
+use chrono::{SecondsFormat, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::config::{Better, Kpi, Target};
+use crate::engine::tally::{DayTally, SalesTotals};
+use crate::engine::{CallPhase, Engine, QueueCounts};
+use crate::event::{AgentStatus, AttemptResult, SaleKind};
+
+pub const VERSION: u32 = 1;
+
+fn rfc3339(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn secs(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Warn,
+    Critical,
+    /// No value yet (nothing happened to measure).
+    NoData,
+}
+
+impl Status {
+    pub fn level(self) -> Option<u8> {
+        match self {
+            Status::Ok => Some(0),
+            Status::Warn => Some(1),
+            Status::Critical => Some(2),
+            Status::NoData => None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct KpiView {
+    pub value: Option<f64>,
+    pub target: f64,
+    pub warn: f64,
+    pub critical: f64,
+    pub direction: Better,
+    pub status: Status,
+}
+
+/// A KPI's status against its target (see `config::Target`).
+pub fn judge(value: Option<f64>, t: &Target, kpi: Kpi) -> KpiView {
+    let direction = t.direction.unwrap_or(kpi.natural());
+    let worse = |v: f64, threshold: f64| match direction {
+        Better::Higher => v < threshold,
+        Better::Lower => v > threshold,
+    };
+    let status = match value {
+        None => Status::NoData,
+        Some(v) if worse(v, t.critical) => Status::Critical,
+        Some(v) if worse(v, t.warn) => Status::Warn,
+        Some(_) => Status::Ok,
+    };
+    KpiView {
+        value,
+        target: t.target,
+        warn: t.warn,
+        critical: t.critical,
+        direction,
+        status,
+    }
+}
+
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct SalesView {
+    pub count: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    pub revenue: f64,
+    pub incremental_gain: f64,
+    pub incremental_loss: f64,
+    pub cancelled: u64,
+    pub cancelled_revenue: f64,
+}
+
+impl From<&SalesTotals> for SalesView {
+    fn from(s: &SalesTotals) -> Self {
+        SalesView {
+            count: s.count(),
+            by_kind: SaleKind::ALL
+                .iter()
+                .map(|k| (k.as_str(), s.by_kind[k.index()]))
+                .collect(),
+            revenue: s.revenue,
+            incremental_gain: s.gain,
+            incremental_loss: s.loss,
+            cancelled: s.cancelled,
+            cancelled_revenue: s.cancelled_revenue,
+        }
+    }
+}
+
+/// Today's contact and sales figures of a queue, team or agent.
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct TallyView {
+    pub contacts: u64,
+    pub converted: u64,
+    pub conversion: Option<f64>,
+    pub wrapped: u64,
+    pub aht_s: Option<f64>,
+    pub talk_s: Option<f64>,
+    pub hold_s: Option<f64>,
+    pub wrap_s: Option<f64>,
+    pub sales: u64,
+    pub revenue: f64,
+    pub incremental: f64,
+    pub sales_cancelled: u64,
+}
+
+impl From<&DayTally> for TallyView {
+    fn from(d: &DayTally) -> Self {
+        TallyView {
+            contacts: d.contacts,
+            converted: d.converted,
+            conversion: d.conversion(),
+            wrapped: d.wrapped,
+            aht_s: d.aht_s(),
+            talk_s: d.avg_s(d.talk_ms),
+            hold_s: d.avg_s(d.hold_ms),
+            wrap_s: d.avg_s(d.wrap_ms),
+            sales: d.sales,
+            revenue: d.revenue,
+            incremental: d.incremental,
+            sales_cancelled: d.cancelled,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct CountsView {
+    #[serde(flatten)]
+    pub counts: QueueCountsView,
+    pub service_level: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Clone, Copy, Default)]
+pub struct QueueCountsView {
+    pub offered: u64,
+    pub answered: u64,
+    pub answered_in_sl: u64,
+    pub abandoned: u64,
+    pub abandoned_short: u64,
+    pub transferred_out: u64,
+    pub outbound: u64,
+}
+
+impl From<&QueueCounts> for CountsView {
+    fn from(c: &QueueCounts) -> Self {
+        CountsView {
+            counts: QueueCountsView {
+                offered: c.offered,
+                answered: c.answered,
+                answered_in_sl: c.answered_in_sl,
+                abandoned: c.abandoned,
+                abandoned_short: c.abandoned_short,
+                transferred_out: c.transferred_out,
+                outbound: c.outbound,
+            },
+            service_level: c.service_level(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct QueueView {
+    pub name: String,
+    pub site: String,
+    pub team: Option<String>,
+    pub timezone: String,
+    pub sl_threshold_s: f64,
+    pub waiting: u64,
+    pub oldest_wait_s: f64,
+    pub totals: CountsView,
+    pub today: CountsView,
+    pub today_contacts: TallyView,
+    pub last_60m: CountsView,
+    pub sales: SalesView,
+    pub kpis: BTreeMap<&'static str, KpiView>,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct AgentView {
+    pub agent: String,
+    pub name: Option<String>,
+    pub team: String,
+    pub site: String,
+    pub state: AgentStatus,
+    pub reason: Option<String>,
+    pub since: String,
+    pub in_state_s: f64,
+    pub queues: Vec<String>,
+    pub contacts_handled: u64,
+    pub talk_s: f64,
+    pub hold_s: f64,
+    pub wrap_s: f64,
+    pub idle_s_today: f64,
+    pub paused_s_today: f64,
+    pub today: TallyView,
+    pub sales: SalesView,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct TeamView {
+    pub name: String,
+    pub site: String,
+    pub agents: BTreeMap<&'static str, u64>,
+    pub today: TallyView,
+    pub sales: SalesView,
+    pub kpis: BTreeMap<&'static str, KpiView>,
+}
+
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct BacklogView {
+    pub kind: String,
+    pub queue: String,
+    pub open: u64,
+    pub oldest_age_s: f64,
+    pub overdue: u64,
+    pub due_soon: u64,
+    /// Seconds until the next deadline; negative when one has passed.
+    pub next_due_s: Option<f64>,
+    pub created: u64,
+    pub completed_met: u64,
+    pub completed_missed: u64,
+    pub cancelled: u64,
+    pub breaches: u64,
+    pub attempts: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct EventsView {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub clamped: u64,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct Snapshot {
+    pub version: u32,
+    pub now: String,
+    pub currency: String,
+    pub events: EventsView,
+    pub queues: Vec<QueueView>,
+    pub teams: Vec<TeamView>,
+    pub agents: Vec<AgentView>,
+    pub backlog: Vec<BacklogView>,
+}
+
+const ATTEMPTS: [AttemptResult; 5] = [
+    AttemptResult::Reached,
+    AttemptResult::NoAnswer,
+    AttemptResult::Busy,
+    AttemptResult::Voicemail,
+    AttemptResult::InvalidNumber,
+];
+
+/// Builds the view of `engine` at `now_ms`.
+pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
+    let s = engine.settings();
+    // One pass over live calls: waiting count and oldest wait per queue.
+    let mut waits: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
+    for c in engine.calls.values() {
+        if matches!(c.phase, CallPhase::Waiting) {
+            let w = waits.entry(c.queue.as_str()).or_insert((0, 0));
+            w.0 += 1;
+            w.1 = w.1.max(now_ms - c.offered_ms);
+        }
+    }
+    let backlog = backlog(engine, now_ms);
+    let mut queues: Vec<QueueView> = engine
+        .queues
+        .iter()
+        .map(|(name, q)| {
+            let (waiting, oldest) = waits.get(name.as_str()).copied().unwrap_or((0, 0));
+            let today_counts = q.today.get(now_ms).map(|d| d.counts).unwrap_or_default();
+            let tally = q.today.get(now_ms).map(|d| d.tally).unwrap_or_default();
+            let hour = q.hour.fold(now_ms, QueueCounts::default(), |mut a, m| {
+                a.offered += m.offered;
+                a.answered += m.answered;
+                a.answered_in_sl += m.answered_in_sl;
+                a.abandoned += m.abandoned;
+                a.abandoned_short += m.abandoned_short;
+                a.transferred_out += m.transferred_out;
+                a.outbound += m.outbound;
+                a
+            });
+            let (cb_open, cb_overdue) = backlog
+                .iter()
+                .filter(|b| b.kind == "callback" && b.queue == name.as_str())
+                .fold((0, 0), |(o, d), b| (o + b.open, d + b.overdue));
+            let p = &q.params;
+            let oldest_s = secs(oldest.max(0));
+            let values = [
+                (Kpi::ServiceLevel, today_counts.service_level()),
+                (Kpi::OldestWait, Some(oldest_s)),
+                (Kpi::CallbacksOpen, Some(cb_open as f64)),
+                (Kpi::CallbacksOverdue, Some(cb_overdue as f64)),
+                (Kpi::Aht, tally.aht_s()),
+                (Kpi::Conversion, tally.conversion()),
+                (Kpi::RevenueToday, Some(tally.revenue)),
+            ];
+            let kpis = values
+                .into_iter()
+                .filter_map(|(kpi, v)| {
+                    s.queue_target(name, &p.site, kpi)
+                        .map(|t| (kpi.as_str(), judge(v, &t, kpi)))
+                })
+                .collect();
+            QueueView {
+                name: name.to_string(),
+                site: p.site.clone(),
+                team: p.team.clone(),
+                timezone: p.tz.name().to_string(),
+                sl_threshold_s: secs(p.sl_threshold_ms),
+                waiting,
+                oldest_wait_s: oldest_s,
+                totals: (&q.totals).into(),
+                today: (&today_counts).into(),
+                today_contacts: (&tally).into(),
+                last_60m: (&hour).into(),
+                sales: (&q.sales).into(),
+                kpis,
+            }
+        })
+        .collect();
+    queues.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut agents: Vec<AgentView> = engine
+        .agents
+        .iter()
+        .map(|(id, a)| {
+            let day = a.today.get(now_ms).copied().unwrap_or_default();
+            let in_state = (now_ms - a.since_ms).max(0);
+            let live = |st: AgentStatus| {
+                if a.status == st && a.today.holds(now_ms) {
+                    (now_ms - a.since_ms.max(a_day_start(a, now_ms))).max(0)
+                } else {
+                    0
+                }
+            };
+            AgentView {
+                agent: id.to_string(),
+                name: a.name.as_ref().map(|n| n.to_string()),
+                team: a.team.to_string(),
+                site: a.site.to_string(),
+                state: a.status,
+                reason: a.reason.as_ref().map(|r| r.to_string()),
+                since: rfc3339(a.since_ms),
+                in_state_s: secs(in_state),
+                queues: a.queues.iter().map(|q| q.to_string()).collect(),
+                contacts_handled: a.contacts,
+                talk_s: secs(a.talk_ms),
+                hold_s: secs(a.hold_ms),
+                wrap_s: secs(a.wrap_ms),
+                idle_s_today: secs(day.idle_ms + live(AgentStatus::Available)),
+                paused_s_today: secs(day.paused_ms + live(AgentStatus::Paused)),
+                today: (&day.tally).into(),
+                sales: (&a.sales).into(),
+            }
+        })
+        .collect();
+    agents.sort_by(|a, b| a.agent.cmp(&b.agent));
+
+    let mut teams: Vec<TeamView> = engine
+        .teams
+        .iter()
+        .map(|(name, t)| {
+            let tally = t.today.get(now_ms).copied().unwrap_or_default();
+            let mut states: BTreeMap<&'static str, u64> =
+                AgentStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+            for a in agents.iter().filter(|a| a.team == name.as_str()) {
+                *states.entry(a.state.as_str()).or_default() += 1;
+            }
+            let values = [
+                (Kpi::Aht, tally.aht_s()),
+                (Kpi::Conversion, tally.conversion()),
+                (Kpi::RevenueToday, Some(tally.revenue)),
+            ];
+            let kpis = values
+                .into_iter()
+                .filter_map(|(kpi, v)| {
+                    s.team_target(name, &t.site, kpi)
+                        .map(|tg| (kpi.as_str(), judge(v, &tg, kpi)))
+                })
+                .collect();
+            TeamView {
+                name: name.to_string(),
+                site: t.site.to_string(),
+                agents: states,
+                today: (&tally).into(),
+                sales: (&t.sales).into(),
+                kpis,
+            }
+        })
+        .collect();
+    teams.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let c = engine.counters();
+    Snapshot {
+        version: VERSION,
+        now: rfc3339(now_ms),
+        currency: s.currency.clone(),
+        events: EventsView {
+            applied: c.applied,
+            duplicates: c.duplicates,
+            clamped: c.clamped,
+        },
+        queues,
+        teams,
+        agents,
+        backlog,
+    }
+}
+
+/// Start of the agent's current day (for time-in-state booked today).
+fn a_day_start(a: &crate::engine::Agent, now_ms: i64) -> i64 {
+    let (start, _) =
+        crate::engine::window::day_bounds(crate::engine::window::local_day(now_ms, a.tz), a.tz);
+    start
+}
+
+fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
+    let s = engine.settings();
+    let mut by: BTreeMap<(String, String), BacklogView> = BTreeMap::new();
+    for ((kind, queue), st) in &engine.task_stats {
+        let v = by
+            .entry((engine.kind_name(*kind).to_string(), queue.to_string()))
+            .or_default();
+        v.created = st.created;
+        v.completed_met = st.completed_met;
+        v.completed_missed = st.completed_missed;
+        v.cancelled = st.cancelled;
+        v.breaches = st.breaches;
+        v.attempts = ATTEMPTS
+            .iter()
+            .map(|r| (r.as_str(), st.attempts[*r as usize]))
+            .collect();
+    }
+    for t in engine.tasks.values() {
+        let kind = engine.kind_name(t.kind);
+        let v = by
+            .entry((kind.to_string(), t.queue.to_string()))
+            .or_default();
+        v.open += 1;
+        v.oldest_age_s = v.oldest_age_s.max(secs(now_ms - t.created_ms));
+        let left = t.due_ms - now_ms;
+        v.next_due_s = Some(v.next_due_s.map_or(secs(left), |n: f64| n.min(secs(left))));
+        if t.overdue(now_ms) {
+            v.overdue += 1;
+        } else if left <= s.sla(kind, &t.queue).due_soon_ms {
+            v.due_soon += 1;
+        }
+        if t.breached() {
+            v.breaches += 1;
+        }
+    }
+    by.into_iter()
+        .map(|((kind, queue), mut v)| {
+            v.kind = kind;
+            v.queue = queue;
+            v
+        })
+        .collect()
+}
+
+/// Filter for the open-task list.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacklogQuery {
+    pub kind: Option<String>,
+    pub queue: Option<String>,
+    pub site: Option<String>,
+    pub overdue: Option<bool>,
+    pub due_soon: Option<bool>,
+    pub limit: Option<usize>,
+}
+
+/// Most tasks one backlog request returns.
+pub const BACKLOG_MAX: usize = 10_000;
+
+#[derive(Debug, Serialize, Clone)]
+pub struct TaskView {
+    pub task: String,
+    pub kind: String,
+    pub queue: String,
+    pub site: String,
+    pub customer: Option<String>,
+    pub created: String,
+    pub due: String,
+    pub age_s: f64,
+    pub time_left_s: f64,
+    pub overdue: bool,
+    pub due_soon: bool,
+    pub priority: i32,
+    pub attempts: u32,
+    pub last_result: Option<AttemptResult>,
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct BacklogList {
+    pub now: String,
+    /// Open tasks matching the filter, before `limit` was applied.
+    pub total: usize,
+    pub tasks: Vec<TaskView>,
+}
+
+/// Open tasks, most urgent first: earliest deadline, then higher priority.
+pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogList {
+    let s = engine.settings();
+    let mut rows: Vec<(i64, i32, &str, &crate::engine::Task)> = Vec::new();
+    for (id, t) in &engine.tasks {
+        let kind = engine.kind_name(t.kind);
+        if q.kind.as_deref().is_some_and(|k| k != kind)
+            || q.queue.as_deref().is_some_and(|x| x != t.queue.as_str())
+        {
+            continue;
+        }
+        if let Some(site) = q.site.as_deref() {
+            let qs = engine.queues.get(&t.queue).map(|q| q.params.site.as_str());
+            if qs != Some(site) {
+                continue;
+            }
+        }
+        let overdue = t.overdue(now_ms);
+        let due_soon = !overdue && t.due_ms - now_ms <= s.sla(kind, &t.queue).due_soon_ms;
+        if q.overdue.is_some_and(|want| want != overdue)
+            || q.due_soon.is_some_and(|want| want != due_soon)
+        {
+            continue;
+        }
+        rows.push((t.due_ms, t.priority, id.as_str(), t));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+    let total = rows.len();
+    let limit = q.limit.unwrap_or(500).min(BACKLOG_MAX);
+    let tasks = rows
+        .into_iter()
+        .take(limit)
+        .map(|(_, _, id, t)| {
+            let kind = engine.kind_name(t.kind);
+            let overdue = now_ms > t.due_ms;
+            TaskView {
+                task: id.to_string(),
+                kind: kind.to_string(),
+                queue: t.queue.to_string(),
+                site: engine
+                    .queues
+                    .get(&t.queue)
+                    .map(|q| q.params.site.clone())
+                    .unwrap_or_default(),
+                customer: t.customer.as_ref().map(|c| c.to_string()),
+                created: rfc3339(t.created_ms),
+                due: rfc3339(t.due_ms),
+                age_s: secs(now_ms - t.created_ms),
+                time_left_s: secs(t.due_ms - now_ms),
+                overdue,
+                due_soon: !overdue && t.due_ms - now_ms <= s.sla(kind, &t.queue).due_soon_ms,
+                priority: t.priority,
+                attempts: t.attempts,
+                last_result: t.last_result,
+                agent: t.contact.agent.as_ref().map(|a| a.to_string()),
+            }
+        })
+        .collect();
+    BacklogList {
+        now: rfc3339(now_ms),
+        total,
+        tasks,
+    }
+}

@@ -1,0 +1,241 @@
+//! NDJSON over TCP.
+//!
+//! Protocol (docs/api.md): if an ingest token is configured the first line
+//! must be `AUTH <token>` (answered `OK`). Then one event per line. After
+//! each batch of lines the daemon writes one `ERR <line> <reason>
+//! <message>` per refused line and then `ACK <n>`: every line up to number
+//! `n` (counted from 1, blank lines and AUTH not counted) has been
+//! applied, recognised as a duplicate, or answered with ERR. A sender
+//! resends what follows its last ACK after a broken connection.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::line::{Line, Lines};
+use super::{Source, SourceError};
+use crate::event;
+use crate::metric::Telemetry;
+use crate::reject::{Reason, Rejection};
+use crate::writer::{Ingest, Outcome};
+
+pub const NAME: &str = "tcp";
+
+/// Settings of the TCP source.
+#[derive(Debug, Clone)]
+pub struct TcpOptions {
+    pub token: Option<String>,
+    pub max_line_bytes: usize,
+    pub max_bad_lines: u32,
+    pub max_clients: usize,
+    pub batch: usize,
+}
+
+pub struct TcpSource {
+    listener: TcpListener,
+    opts: TcpOptions,
+    telemetry: Arc<Telemetry>,
+}
+
+impl TcpSource {
+    pub fn new(listener: TcpListener, opts: TcpOptions, telemetry: Arc<Telemetry>) -> Self {
+        TcpSource {
+            listener,
+            opts,
+            telemetry,
+        }
+    }
+}
+
+impl Source for TcpSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(
+        self: Box<Self>,
+        ingest: Ingest,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            let TcpSource {
+                listener,
+                opts,
+                telemetry,
+            } = *self;
+            let opts = Arc::new(opts);
+            let slots = Arc::new(Semaphore::new(opts.max_clients));
+            let conns = TaskTracker::new();
+            loop {
+                let (mut stream, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = listener.accept() => match r {
+                        Ok(c) => c,
+                        Err(e) => {
+                            // Out of file descriptors and the like: keep serving.
+                            tracing::warn!(error = %e, "tcp accept failed");
+                            continue;
+                        }
+                    },
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    telemetry.disconnected("too_many_clients");
+                    let _ = stream
+                        .write_all(b"ERR too many clients; try again later\n")
+                        .await;
+                    continue;
+                };
+                let (ingest, opts, telemetry, shutdown) = (
+                    ingest.clone(),
+                    opts.clone(),
+                    telemetry.clone(),
+                    shutdown.clone(),
+                );
+                conns.spawn(async move {
+                    telemetry.tcp_clients(1.0);
+                    let why = serve(stream, &opts, &ingest, &telemetry, &shutdown).await;
+                    telemetry.tcp_clients(-1.0);
+                    if let Some(why) = why {
+                        telemetry.disconnected(why);
+                        tracing::info!(%peer, reason = why, "tcp client disconnected");
+                    }
+                    drop(permit);
+                });
+            }
+            conns.close();
+            conns.wait().await;
+            Ok(())
+        })
+    }
+}
+
+/// Serves one client; returns why the daemon hung up, if it did.
+async fn serve(
+    mut stream: TcpStream,
+    opts: &TcpOptions,
+    ingest: &Ingest,
+    telemetry: &Telemetry,
+    shutdown: &CancellationToken,
+) -> Option<&'static str> {
+    let _ = stream.set_nodelay(true);
+    let mut lines = Lines::new(opts.max_line_bytes);
+    let mut authed = opts.token.is_none();
+    let mut line_no: u64 = 0;
+    let mut bad: u32 = 0;
+    let mut out = Vec::with_capacity(256);
+    let mut eof = false;
+    while !eof {
+        let n = tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = stream.write_all(b"ERR shutting down\n").await;
+                return Some("shutdown");
+            }
+            r = stream.read_buf(&mut lines.buf) => match r {
+                Ok(n) => n,
+                Err(_) => return None,
+            },
+        };
+        eof = n == 0;
+        loop {
+            let mut batch = Vec::new();
+            let mut numbers = Vec::new();
+            let mut errors: Vec<(u64, Rejection)> = Vec::new();
+            while batch.len() + errors.len() < opts.batch {
+                let next = match lines.next_line() {
+                    Some(l) => l,
+                    None if eof => match lines.finish() {
+                        Some(l) => l,
+                        None => break,
+                    },
+                    None => break,
+                };
+                if !authed {
+                    match next {
+                        Line::Text(t) if check_auth(&t, opts.token.as_deref()) => {
+                            authed = true;
+                            if stream.write_all(b"OK\n").await.is_err() {
+                                return None;
+                            }
+                            continue;
+                        }
+                        _ => {
+                            let _ = stream
+                                .write_all(b"ERR auth required: send AUTH <token> first\n")
+                                .await;
+                            return Some("auth");
+                        }
+                    }
+                }
+                line_no += 1;
+                ingest.received(NAME, 1);
+                let decoded = match next {
+                    Line::Text(t) => event::decode(&t),
+                    Line::TooLong => Err(Rejection::new(
+                        Reason::TooLarge,
+                        format!("line longer than {} bytes", opts.max_line_bytes),
+                    )),
+                };
+                match decoded {
+                    Ok(ev) => {
+                        batch.push(ev);
+                        numbers.push(line_no);
+                    }
+                    Err(r) => {
+                        ingest.rejected(NAME, &r);
+                        errors.push((line_no, r));
+                    }
+                }
+            }
+            if batch.is_empty() && errors.is_empty() {
+                break;
+            }
+            let outcomes = match ingest.submit(NAME, batch).await {
+                Ok(o) => o,
+                Err(_) => {
+                    let _ = stream.write_all(b"ERR shutting down\n").await;
+                    return Some("shutdown");
+                }
+            };
+            for (no, o) in numbers.iter().zip(outcomes) {
+                if let Outcome::Rejected(r) = o {
+                    errors.push((*no, r));
+                }
+            }
+            errors.sort_by_key(|(no, _)| *no);
+            out.clear();
+            for (no, r) in &errors {
+                let msg = r.message.replace(['\n', '\r'], " ");
+                out.extend_from_slice(format!("ERR {no} {} {msg}\n", r.reason).as_bytes());
+            }
+            bad = bad.saturating_add(errors.len() as u32);
+            out.extend_from_slice(format!("ACK {line_no}\n").as_bytes());
+            if stream.write_all(&out).await.is_err() {
+                return None;
+            }
+            if bad >= opts.max_bad_lines {
+                let _ = stream
+                    .write_all(
+                        format!("ERR closing: {bad} bad lines (server.max_bad_lines)\n").as_bytes(),
+                    )
+                    .await;
+                return Some("bad_lines");
+            }
+        }
+    }
+    let _ = telemetry;
+    None
+}
+
+fn check_auth(line: &[u8], token: Option<&str>) -> bool {
+    let (Some(token), Some(given)) = (token, line.strip_prefix(b"AUTH ")) else {
+        return false;
+    };
+    let given = given.trim_ascii();
+    given.ct_eq(token.as_bytes()).into()
+}
