@@ -71,15 +71,12 @@ fn error(status: StatusCode, reason: Option<Reason>, msg: &str) -> Response {
         .into_response()
 }
 
-/// Checks `Authorization: Bearer <token>` when a token is configured.
-fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Response> {
-    let Some(token) = token else { return Ok(()) };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    match given {
-        Some(g) if bool::from(g.ct_eq(token.as_bytes())) => Ok(()),
-        _ => Err((
+/// A request without the right bearer token.
+struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             Json(ErrorBody {
@@ -87,7 +84,20 @@ fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Response> {
                 reason: None,
             }),
         )
-            .into_response()),
+            .into_response()
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` when a token is configured,
+/// in constant time.
+fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Unauthorized> {
+    let Some(token) = token else { return Ok(()) };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    match given {
+        Some(g) if bool::from(g.ct_eq(token.as_bytes())) => Ok(()),
+        _ => Err(Unauthorized),
     }
 }
 
@@ -126,7 +136,7 @@ fn id_of(raw: &[u8]) -> Option<String> {
 
 async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     if let Err(r) = authorize(&headers, app.opts.ingest_token.as_deref()) {
-        return r;
+        return r.into_response();
     }
     if !app.shared.is_ready() {
         return error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready yet");
@@ -237,7 +247,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
 
 async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
-        return r;
+        return r.into_response();
     }
     let snap = {
         let engine = app.shared.engine.read();
@@ -252,7 +262,7 @@ async fn get_backlog(
     query: Result<Query<BacklogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
-        return r;
+        return r.into_response();
     }
     let Query(q) = match query {
         Ok(q) => q,
@@ -267,7 +277,7 @@ async fn get_backlog(
 
 async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
-        return r;
+        return r.into_response();
     }
     let mut buf = String::with_capacity(64 * 1024);
     {

@@ -516,7 +516,7 @@ impl Config {
                 "must be greater than 0".into(),
             );
         }
-        if Some(s.http) == s.ingest_tcp {
+        if s.http.port() != 0 && Some(s.http) == s.ingest_tcp {
             push(
                 "server.ingest_tcp".into(),
                 "must differ from server.http".into(),

@@ -1,0 +1,614 @@
+//! End-to-end tests of the daemon: the real binary, real sockets.
+
+mod common;
+
+use common::*;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn scripted_day_over_http() {
+    let d = Daemon::start(&config(""));
+    // Half as a JSON array, half as NDJSON: both formats are ingest.
+    let day = scripted_day();
+    let (first, second) = day.split_at(20);
+    let (status, reply) = post(&d, format!("[{}]", first.join(","))).await;
+    assert_eq!(
+        (status, reply["accepted"].as_u64()),
+        (200, Some(20)),
+        "{reply}"
+    );
+    let (status, reply) = post(&d, second.join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["accepted"].as_u64(), Some(second.len() as u64));
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert_day(&snap, &m);
+    assert_eq!(
+        metric(&m, r#"callwatch_events_received_total{source="http"}"#),
+        day.len() as f64
+    );
+
+    // Resending the whole day changes nothing: every id is a duplicate.
+    let (status, reply) = post(&d, day.join("\n")).await;
+    assert_eq!(
+        (status, reply["duplicates"].as_u64()),
+        (200, Some(day.len() as u64))
+    );
+    let mut again = get_json(&d, "/api/v1/snapshot").await;
+    assert_eq!(
+        again["events"]["duplicates"].as_u64(),
+        Some(day.len() as u64)
+    );
+    again["events"] = snap["events"].clone();
+    assert!(again == snap, "resent duplicates changed the state");
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert_eq!(
+        metric(&m, "callwatch_events_duplicate_total"),
+        day.len() as f64
+    );
+
+    // The backlog list: most urgent first, filters, customer refs.
+    let b = get_json(&d, "/api/v1/backlog?queue=orders").await;
+    let ids: Vec<&str> = b["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["task"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, ["k4", "k6", "k1", "k5"]);
+    assert_eq!(b["tasks"][0]["overdue"], true);
+    assert_eq!(b["tasks"][0]["time_left_s"], -3000.0);
+    assert_eq!(b["tasks"][1]["customer"], "C-6");
+    let b = get_json(&d, "/api/v1/backlog?kind=callback&due_soon=true").await;
+    assert_eq!(b["total"], 1);
+    let b = get_json(&d, "/api/v1/backlog?overdue=true").await;
+    assert_eq!(b["tasks"][0]["task"], "k4");
+    let r = client()
+        .get(d.url("/api/v1/backlog?bogus=1"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn scripted_day_over_tcp() {
+    let d = Daemon::start(&config(""));
+    let tcp = d.tcp.expect("tcp listener");
+    let mut s = TcpStream::connect(tcp).await.expect("connect");
+    let day = scripted_day();
+    // Written in uneven chunks, so lines straddle reads.
+    let all = day.join("\n") + "\n";
+    for chunk in all.as_bytes().chunks(777) {
+        s.write_all(chunk).await.expect("write");
+    }
+    let (r, _w) = s.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let want = format!("ACK {}", day.len());
+    line_matching(&mut lines, 30, |l| {
+        assert!(!l.starts_with("ERR"), "unexpected {l}");
+        l == want
+    })
+    .await;
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert_day(&snap, &m);
+    assert_eq!(
+        metric(&m, r#"callwatch_events_received_total{source="tcp"}"#),
+        day.len() as f64
+    );
+}
+
+#[tokio::test]
+async fn offline_replay_equals_the_daemon() {
+    let d = Daemon::start(&config(""));
+    let day = scripted_day();
+    post(&d, day.join("\n")).await;
+    let live = get_json(&d, "/api/v1/snapshot").await;
+    let cfg = d.dir.path().join("callwatch.toml");
+    let file = d.dir.path().join("day.ndjson");
+    std::fs::write(&file, day.join("\n")).expect("write");
+    let out = std::process::Command::new(BIN)
+        .args(["replay", "--offline", "--config"])
+        .arg(&cfg)
+        .arg(&file)
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(offline, live);
+}
+
+#[tokio::test]
+async fn replay_offline_of_a_fixed_seed_is_deterministic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sim.ndjson");
+    let sim = std::process::Command::new(BIN)
+        .args([
+            "simulate", "--stdout", "--seed", "42", "--agents", "40", "--rate", "3", "--events",
+            "30000",
+        ])
+        .output()
+        .expect("simulate");
+    assert!(sim.status.success());
+    std::fs::write(&file, &sim.stdout).expect("write");
+    let run = || {
+        let out = std::process::Command::new(BIN)
+            .arg("replay")
+            .arg(&file)
+            .arg("--offline")
+            .output()
+            .expect("replay");
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            err.contains("30000 lines: 30000 applied, 0 duplicates, 0 rejected"),
+            "{err}"
+        );
+        out.stdout
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    let snap: serde_json::Value = serde_json::from_slice(&a).expect("json");
+    let offered: u64 = snap["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .map(|q| q["totals"]["offered"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(offered > 1000, "the simulator produced calls: {offered}");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_precisely_and_costs_nothing_else() {
+    let d = Daemon::start(&config("").replace(
+        "[server]\n",
+        "[server]\nmax_body_bytes = 65536\nmax_line_bytes = 65536\nmax_events_per_request = 50\n",
+    ));
+    let lines = [
+        ev(
+            "ok1",
+            "08:00:00",
+            "call_offered",
+            r#""call":"c1","queue":"orders""#,
+        ),
+        "{\"id\":\"bad1\",\"ts\":".to_string(),
+        ev("bad2", "08:00:01", "fax_received", r#""call":"c1""#),
+        ev("bad3", "08:00:02", "call_answered", r#""call":"c1""#),
+        ev("bad4", "08:00:03", "call_hold", r#""call":17"#),
+        r#"{"id":"bad5","ts":"02.03.2026 08:00","type":"call_hold","call":"c1"}"#.to_string(),
+        ev(
+            "bad6",
+            "08:00:05",
+            "sale",
+            r#""sale":"s1","agent":"a1","kind":"new","quantity":-2,"unit_price":5"#,
+        ),
+        ev("bad7", "08:00:06", "call_ended", r#""call":"ghost""#),
+        ev("bad8", "08:00:07", "task_completed", r#""task":"ghost""#),
+        ev(
+            "ok2",
+            "08:00:10",
+            "call_answered",
+            r#""call":"c1","agent":"a1""#,
+        ),
+    ];
+    let (status, reply) = post(&d, lines.join("\n")).await;
+    assert_eq!(status, 422);
+    assert_eq!(reply["accepted"], 2);
+    let rej = reply["rejected"].as_array().expect("rejected");
+    let got: Vec<(u64, &str)> = rej
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap_or(99),
+                r["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "malformed_json"),
+            (2, "unknown_type"),
+            (3, "missing_field"),
+            (4, "invalid_field"),
+            (5, "bad_timestamp"),
+            (6, "invalid_value"),
+            (7, "unknown_call"),
+            (8, "unknown_task"),
+        ]
+    );
+    assert_eq!(rej[1]["error"], "unknown event type \"fax_received\"");
+    assert_eq!(
+        rej[2]["error"],
+        "missing field `agent` (required for call_answered)"
+    );
+    assert_eq!(rej[2]["id"], "bad3");
+    assert!(rej[3]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("invalid type: integer `17`"));
+    assert_eq!(
+        rej[5]["error"],
+        "`quantity` must be a finite number >= 0, got -2"
+    );
+    assert_eq!(
+        rej[6]["error"],
+        "call \"ghost\" is not live (no call_offered seen)"
+    );
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let orders = snap["queues"]
+        .as_array()
+        .expect("q")
+        .iter()
+        .find(|q| q["name"] == "orders")
+        .expect("orders")
+        .clone();
+    assert_eq!(
+        (
+            orders["totals"]["offered"].as_u64(),
+            orders["totals"]["answered"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    // A body that is not an array of objects at all.
+    let (status, reply) = post(&d, "[{\"id\":1},".into()).await;
+    assert_eq!(
+        (status, reply["reason"].as_str()),
+        (400, Some("malformed_json"))
+    );
+    // A JSON array with one bad element: the others still count.
+    let arr = format!(
+        "[{},{{\"id\":\"x\"}}]",
+        ev(
+            "ok3",
+            "08:01:00",
+            "call_offered",
+            r#""call":"c2","queue":"orders""#
+        )
+    );
+    let (status, reply) = post(&d, arr).await;
+    assert_eq!((status, reply["accepted"].as_u64()), (422, Some(1)));
+    assert_eq!(reply["rejected"][0]["reason"], "missing_field");
+    // Over the body limit (64 KiB in this config).
+    let big = format!(
+        "{}\n",
+        ev(
+            "big",
+            "08:00:00",
+            "call_hold",
+            &format!(r#""call":"{}""#, "x".repeat(70_000))
+        )
+    );
+    let (status, reply) = post(&d, big).await;
+    assert_eq!((status, reply["reason"].as_str()), (413, Some("too_large")));
+    // Over the per-request event limit (50 in this config).
+    let many: Vec<String> = (0..51)
+        .map(|i| ev(&format!("m{i}"), "08:02:00", "call_hold", r#""call":"c1""#))
+        .collect();
+    let (status, _) = post(&d, many.join("\n")).await;
+    assert_eq!(status, 413);
+
+    let m = parse_metrics(&metrics_text(&d).await);
+    for reason in [
+        "malformed_json",
+        "unknown_type",
+        "missing_field",
+        "invalid_field",
+        "bad_timestamp",
+        "invalid_value",
+        "unknown_call",
+        "unknown_task",
+    ] {
+        let want = match reason {
+            "malformed_json" | "missing_field" => 2.0,
+            _ => 1.0,
+        };
+        assert_eq!(
+            metric(
+                &m,
+                &format!(r#"callwatch_events_rejected_total{{source="http",reason="{reason}"}}"#)
+            ),
+            want,
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_events_rejected_total{source="http",reason="too_large"}"#
+        ),
+        52.0
+    );
+}
+
+#[tokio::test]
+async fn tcp_garbage_client_is_cut_off_and_others_carry_on() {
+    let d = Daemon::start(&config("").replace("[server]\n", "[server]\nmax_bad_lines = 5\n"));
+    let tcp = d.tcp.expect("tcp");
+    let good = TcpStream::connect(tcp).await.expect("connect good");
+    let (gr, mut gw) = good.into_split();
+    let mut good_lines = BufReader::new(gr).lines();
+    let bad = TcpStream::connect(tcp).await.expect("connect bad");
+    let (br, mut bw) = bad.into_split();
+    let mut bad_lines = BufReader::new(br).lines();
+
+    // An overlong line is refused without killing the connection.
+    let long = format!("{}\n", "y".repeat(70_000));
+    bw.write_all(long.as_bytes()).await.expect("write");
+    let l = bad_lines.next_line().await.expect("read").expect("line");
+    assert_eq!(l, "ERR 1 too_large line longer than 65536 bytes");
+    assert_eq!(
+        bad_lines.next_line().await.expect("read").as_deref(),
+        Some("ACK 1")
+    );
+    gw.write_all(
+        format!(
+            "{}\n",
+            ev(
+                "g1",
+                "08:00:00",
+                "call_offered",
+                r#""call":"c1","queue":"orders""#
+            )
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    assert_eq!(
+        good_lines.next_line().await.expect("read").as_deref(),
+        Some("ACK 1")
+    );
+    // Garbage until the limit (5 bad lines in this config).
+    for _ in 0..4 {
+        bw.write_all(b"this is not json\n").await.expect("write");
+    }
+    let closing = line_matching(&mut bad_lines, 30, |l| l.starts_with("ERR closing")).await;
+    assert_eq!(closing, "ERR closing: 5 bad lines (server.max_bad_lines)");
+    assert_eq!(
+        bad_lines.next_line().await.ok().flatten(),
+        None,
+        "connection closed"
+    );
+    // The good client is unaffected.
+    gw.write_all(
+        format!(
+            "{}\n",
+            ev(
+                "g2",
+                "08:00:05",
+                "call_answered",
+                r#""call":"c1","agent":"a1""#
+            )
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    assert_eq!(
+        good_lines.next_line().await.expect("read").as_deref(),
+        Some("ACK 2")
+    );
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert_eq!(
+        metric(&m, r#"callwatch_tcp_disconnects_total{reason="bad_lines"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_events_rejected_total{source="tcp",reason="malformed_json"}"#
+        ),
+        4.0
+    );
+    assert_eq!(
+        metric(&m, r#"callwatch_calls_answered_total{queue="orders"}"#),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn tokens_guard_ingest_and_reads() {
+    let d = Daemon::start(&config(
+        "[auth]\ningest_token = \"ingest-secret-0123456789\"\nread_token = \"read-secret-0123456789\"\n",
+    ));
+    let c = client();
+    let line = ev(
+        "t1",
+        "08:00:00",
+        "call_offered",
+        r#""call":"c1","queue":"orders""#,
+    );
+    let r = c
+        .post(d.url("/api/v1/events"))
+        .body(line.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c
+        .post(d.url("/api/v1/events"))
+        .bearer_auth("ingest-secret-0123456789")
+        .body(line)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    for path in ["/metrics", "/api/v1/snapshot", "/api/v1/backlog"] {
+        assert_eq!(
+            c.get(d.url(path))
+                .send()
+                .await
+                .expect("get")
+                .status()
+                .as_u16(),
+            401,
+            "{path}"
+        );
+        let r = c
+            .get(d.url(path))
+            .bearer_auth("ingest-secret-0123456789")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            r.status().as_u16(),
+            401,
+            "the ingest token does not read {path}"
+        );
+        let r = c
+            .get(d.url(path))
+            .bearer_auth("read-secret-0123456789")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    assert_eq!(
+        c.get(d.url("/healthz"))
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        c.get(d.url("/readyz"))
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let tcp = d.tcp.expect("tcp");
+    let (r, mut w) = TcpStream::connect(tcp).await.expect("connect").into_split();
+    let mut lines = BufReader::new(r).lines();
+    w.write_all(b"{\"id\":\"x\"}\n").await.expect("write");
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("ERR auth required: send AUTH <token> first")
+    );
+    assert_eq!(lines.next_line().await.ok().flatten(), None);
+    let (r, mut w) = TcpStream::connect(tcp).await.expect("connect").into_split();
+    let mut lines = BufReader::new(r).lines();
+    w.write_all(b"AUTH ingest-secret-0123456789\n")
+        .await
+        .expect("write");
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("OK")
+    );
+    w.write_all(
+        format!(
+            "{}\n",
+            ev("t2", "08:00:01", "call_abandoned", r#""call":"c1""#)
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("ACK 1")
+    );
+}
+
+#[tokio::test]
+async fn promtool_accepts_a_scrape_under_simulated_load() {
+    let d = Daemon::start_args(
+        &config("").replace("mode = \"event\"", "mode = \"system\""),
+        &["--demo"],
+    );
+    // Wait until the simulator has produced calls and sales.
+    let text = wait_for(120, "simulated traffic in the scrape", || async {
+        let t = metrics_text(&d).await;
+        let m = parse_metrics(&t);
+        let answered: f64 = m
+            .iter()
+            .filter(|(k, _)| k.starts_with("callwatch_calls_answered_total"))
+            .map(|(_, v)| v)
+            .sum();
+        (answered >= 3.0).then_some(t)
+    })
+    .await;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (apt-get install prometheus)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = parse_metrics(&text);
+    assert!(metric(&m, r#"callwatch_events_received_total{source="simulator"}"#) > 0.0);
+    assert_eq!(metric(&m, r#"callwatch_build_info{version="0.1.0"}"#), 1.0);
+}
+
+#[test]
+fn check_config_reports_each_problem_with_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[sales]\ncurrency = \"euro\"\n[[queues]]\nname = \"\"\n[limits]\nmax_queues = 0\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(BIN)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for path in ["limits.max_queues", "sales.currency", "queues[0].name"] {
+        assert!(
+            err.contains(&format!("bad.toml: {path}: ")),
+            "{path} missing in {err}"
+        );
+    }
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[server]\nhtp = \"127.0.0.1:1\"\n").expect("write");
+    let out = std::process::Command::new(BIN)
+        .arg("check-config")
+        .arg(&typo)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `htp`"));
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/config/callwatch.toml");
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", good])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let d = Daemon::start(&config(""));
+    let st = d.terminate();
+    assert!(st.success(), "exit status {st:?}");
+}
