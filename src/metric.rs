@@ -728,3 +728,49 @@ impl Telemetry {
         buf.push_str(&self.handle.render());
     }
 }
+
+/// The labels of each family, for the documentation table.
+pub fn labels_of(f: &Family) -> &'static str {
+    match f.name {
+        "callwatch_queue_service_level_ratio" => "queue, window (today, 60m)",
+        n if n.starts_with("callwatch_queue_") || n.starts_with("callwatch_calls_") => "queue",
+        n if n.starts_with("callwatch_call_") => "queue, le",
+        "callwatch_agents" => "state, team, site",
+        "callwatch_tasks_completed_total" => "kind, queue, sla (met, missed)",
+        "callwatch_task_attempts_total" => "kind, queue, result",
+        "callwatch_task_completion_seconds" => "kind, queue, le",
+        n if n.starts_with("callwatch_backlog_") || n.starts_with("callwatch_task") => "kind, queue",
+        "callwatch_sales_total" => "kind, queue",
+        "callwatch_incremental_revenue_total" => "queue, direction (gain, loss)",
+        "callwatch_revenue_total" | "callwatch_sales_cancelled_total" | "callwatch_revenue_cancelled_total" => "queue",
+        "callwatch_team_sales_total" => "team, kind",
+        "callwatch_team_incremental_revenue_total" => "team, direction",
+        n if n.starts_with("callwatch_team_") => "team",
+        "callwatch_kpi_value" | "callwatch_kpi_status" => "scope (queue, team), name, kpi",
+        "callwatch_kpi_threshold" => "scope, name, kpi, level (target, warn, critical)",
+        "callwatch_agent_state" => "agent, state",
+        "callwatch_agent_handle_seconds_total" => "agent, phase (talk, hold, wrap)",
+        "callwatch_agent_conversion_ratio" => "agent, window (today)",
+        n if n.starts_with("callwatch_agent_") => "agent",
+        "callwatch_entities_created_total" => "kind (queue, agent, team, site)",
+        "callwatch_events_received_total" => "source",
+        "callwatch_events_rejected_total" => "source, reason",
+        "callwatch_build_info" => "version",
+        "callwatch_tcp_disconnects_total" => "reason",
+        _ => "",
+    }
+}
+
+/// The family table of docs/metrics.md (a test keeps the doc in sync).
+pub fn doc_table() -> String {
+    let mut s = String::new();
+    for f in ALL {
+        let ty = match f.ty {
+            Type::Counter => "counter",
+            Type::Gauge => "gauge",
+            Type::Histogram => "histogram",
+        };
+        let _ = writeln!(s, "| `{}` | {ty} | {} | {} |", f.name, labels_of(f), f.help);
+    }
+    s
+}
