@@ -210,19 +210,19 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             }
         }
     }
-    let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
     let outcomes = match app.ingest.submit(SOURCE, events).await {
         Ok(o) => o,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, None, &e.to_string()),
     };
     let (mut accepted, mut duplicates) = (0, 0);
-    for ((o, i), id) in outcomes.into_iter().zip(positions).zip(ids) {
+    for (o, i) in outcomes.into_iter().zip(positions) {
         match o {
             Outcome::Applied => accepted += 1,
             Outcome::Duplicate => duplicates += 1,
             Outcome::Rejected(r) => rejected.push(RejectedItem {
                 index: i,
-                id: Some(id),
+                // Only refused events pay for reporting their id.
+                id: id_of(items[i]),
                 reason: r.reason.as_str(),
                 error: r.message,
             }),

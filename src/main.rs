@@ -76,9 +76,10 @@ struct SimulateArgs {
     rate: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// With --stdout: how many events to print.
-    #[arg(long, default_value_t = 10_000)]
-    events: usize,
+    /// How many events to generate (default with --stdout: 10000;
+    /// with --to: until interrupted).
+    #[arg(long)]
+    events: Option<usize>,
     /// With --stdout: the first event time (RFC 3339).
     #[arg(long, default_value = "2026-03-02T07:00:00Z")]
     start: String,
@@ -231,21 +232,28 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let start = chrono::DateTime::parse_from_rfc3339(&a.start)
                     .with_context(|| format!("--start {:?} is not RFC 3339", a.start))?;
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                for ev in Simulator::new(opts, start.timestamp_millis()).take(a.events) {
+                let n = a.events.unwrap_or(10_000);
+                for ev in Simulator::new(opts, start.timestamp_millis()).take(n) {
                     writeln!(out, "{}", callwatch::event::encode(&ev))?;
                 }
                 out.flush()?;
                 return Ok(ExitCode::SUCCESS);
             }
             let url = a.to.context("--to URL or --stdout is required")?;
-            rt.block_on(simulate_live(opts, &url, a.token))?;
+            rt.block_on(simulate_live(opts, &url, a.token, a.events))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 /// Generates events in real time and posts them every 100 ms.
-async fn simulate_live(opts: SimOptions, url: &str, token: Option<String>) -> anyhow::Result<()> {
+async fn simulate_live(
+    opts: SimOptions,
+    url: &str,
+    token: Option<String>,
+    limit: Option<usize>,
+) -> anyhow::Result<()> {
+    let mut left = limit.unwrap_or(usize::MAX);
     let start = chrono::Utc::now().timestamp_millis();
     let origin = tokio::time::Instant::now();
     let mut sim = Simulator::new(opts, start);
@@ -258,14 +266,22 @@ async fn simulate_live(opts: SimOptions, url: &str, token: Option<String>) -> an
         }
         let now = start + origin.elapsed().as_millis() as i64;
         let (mut body, mut n) = (String::new(), 0);
-        while sim.peek_ms() <= now && n < 10_000 {
+        while sim.peek_ms() <= now && n < 10_000 && left > 0 {
             if let Some(ev) = sim.next() {
                 callwatch::replay::push_ndjson(&mut body, &ev);
                 n += 1;
+                left -= 1;
             }
         }
         if n > 0 {
-            sender.send(body, n).await?;
+            sender.send(body, n as u64).await?;
+        }
+        if left == 0 {
+            eprintln!(
+                "sent {}: {} accepted, {} duplicates, {} rejected",
+                sender.sent, sender.accepted, sender.duplicates, sender.rejected
+            );
+            return Ok(());
         }
     }
 }

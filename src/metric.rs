@@ -739,10 +739,14 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_tasks_completed_total" => "kind, queue, sla (met, missed)",
         "callwatch_task_attempts_total" => "kind, queue, result",
         "callwatch_task_completion_seconds" => "kind, queue, le",
-        n if n.starts_with("callwatch_backlog_") || n.starts_with("callwatch_task") => "kind, queue",
+        n if n.starts_with("callwatch_backlog_") || n.starts_with("callwatch_task") => {
+            "kind, queue"
+        }
         "callwatch_sales_total" => "kind, queue",
         "callwatch_incremental_revenue_total" => "queue, direction (gain, loss)",
-        "callwatch_revenue_total" | "callwatch_sales_cancelled_total" | "callwatch_revenue_cancelled_total" => "queue",
+        "callwatch_revenue_total"
+        | "callwatch_sales_cancelled_total"
+        | "callwatch_revenue_cancelled_total" => "queue",
         "callwatch_team_sales_total" => "team, kind",
         "callwatch_team_incremental_revenue_total" => "team, direction",
         n if n.starts_with("callwatch_team_") => "team",

@@ -612,3 +612,66 @@ fn sigterm_shuts_down_cleanly() {
     let st = d.terminate();
     assert!(st.success(), "exit status {st:?}");
 }
+
+#[tokio::test]
+async fn replay_to_a_daemon_and_simulate_live() {
+    let d = Daemon::start(&config(""));
+    let file = d.dir.path().join("day.ndjson");
+    std::fs::write(&file, scripted_day().join("\n")).expect("write");
+    let out = tokio::process::Command::new(BIN)
+        .arg("replay")
+        .arg(&file)
+        .args(["--to", &d.url("")])
+        .output()
+        .await
+        .expect("replay");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("sent 42: 42 accepted, 0 duplicates, 0 rejected"),
+        "{err}"
+    );
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert_day(&snap, &m);
+
+    // The live simulator posts real-time events to a daemon on the wall clock.
+    let live = Daemon::start(&config("").replace("mode = \"event\"", "mode = \"system\""));
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "simulate",
+            "--rate",
+            "200",
+            "--agents",
+            "20",
+            "--events",
+            "300",
+            "--to",
+            &live.url(""),
+        ])
+        .output()
+        .await
+        .expect("simulate");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("sent 300: 300 accepted, 0 duplicates, 0 rejected"),
+        "{err}"
+    );
+    let snap = get_json(&live, "/api/v1/snapshot").await;
+    assert_eq!(snap["events"]["applied"], 300);
+}
+
+#[tokio::test]
+async fn per_agent_series_are_off_unless_allowed() {
+    let d =
+        Daemon::start(&config("").replace("per_agent_metrics = true", "per_agent_metrics = false"));
+    post(&d, scripted_day().join("\n")).await;
+    let text = metrics_text(&d).await;
+    assert!(
+        !text.contains("callwatch_agent_"),
+        "per-agent series exported although disabled"
+    );
+    assert!(!text.contains("agent=\""), "an agent label leaked");
+    assert!(text.contains("callwatch_agents{state=\"available\",team=\"sales\",site=\"hq\"} 2"));
+}

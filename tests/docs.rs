@@ -2,7 +2,8 @@
 
 #[test]
 fn every_event_example_in_the_docs_decodes() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.md")).expect("docs/events.md");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.md"))
+        .expect("docs/events.md");
     let mut seen = std::collections::BTreeSet::new();
     let mut in_json = false;
     for line in doc.lines() {
@@ -10,7 +11,8 @@ fn every_event_example_in_the_docs_decodes() {
             "```json" => in_json = true,
             "```" => in_json = false,
             l if in_json => {
-                let ev = callwatch::event::decode(l.as_bytes()).unwrap_or_else(|e| panic!("{l}: {e}"));
+                let ev =
+                    callwatch::event::decode(l.as_bytes()).unwrap_or_else(|e| panic!("{l}: {e}"));
                 seen.insert(ev.body.type_name());
             }
             _ => {}
@@ -23,7 +25,8 @@ fn every_event_example_in_the_docs_decodes() {
 
 #[test]
 fn every_metric_family_is_documented() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).expect("docs/metrics.md");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
+        .expect("docs/metrics.md");
     let table = callwatch::metric::doc_table();
     assert!(
         doc.contains(&table),

@@ -692,3 +692,30 @@ fn snapshot_is_deterministic_json() {
     };
     assert_eq!(build(), build());
 }
+
+#[test]
+fn unconfigured_idle_queues_are_forgotten() {
+    let mut f = Feed::new();
+    f.at(T0, "call_offered", r#""call":"c1","queue":"popup""#);
+    f.e.tick(T0 + 48 * 3600 * S);
+    assert!(
+        f.snap(T0 + 48 * 3600 * S)
+            .queues
+            .iter()
+            .any(|q| q.name == "popup"),
+        "a live call keeps its queue"
+    );
+    f.at(T0 + S, "call_abandoned", r#""call":"c1""#);
+    f.e.tick(T0 + 23 * 3600 * S);
+    assert!(f.snap(T0).queues.iter().any(|q| q.name == "popup"));
+    f.e.tick(T0 + 25 * 3600 * S);
+    let s = f.snap(T0 + 25 * 3600 * S);
+    assert!(
+        !s.queues.iter().any(|q| q.name == "popup"),
+        "idle for longer than retention.idle_queue"
+    );
+    assert!(
+        s.queues.iter().any(|q| q.name == "orders"),
+        "configured queues stay"
+    );
+}
