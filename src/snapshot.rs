@@ -530,7 +530,7 @@ pub struct BacklogList {
 /// Open tasks, most urgent first: earliest deadline, then higher priority.
 pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogList {
     let s = engine.settings();
-    let mut rows: Vec<(i64, i32, &str, &crate::engine::Task)> = Vec::new();
+    let mut rows: Vec<(i64, i32, &str, &crate::engine::Task, bool, bool)> = Vec::new();
     for (id, t) in &engine.tasks {
         let kind = engine.kind_name(t.kind);
         if q.kind.as_deref().is_some_and(|k| k != kind)
@@ -551,7 +551,7 @@ pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogLi
         {
             continue;
         }
-        rows.push((t.due_ms, t.priority, id.as_str(), t));
+        rows.push((t.due_ms, t.priority, id.as_str(), t, overdue, due_soon));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
     let total = rows.len();
@@ -559,9 +559,8 @@ pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogLi
     let tasks = rows
         .into_iter()
         .take(limit)
-        .map(|(_, _, id, t)| {
+        .map(|(_, _, id, t, overdue, due_soon)| {
             let kind = engine.kind_name(t.kind);
-            let overdue = now_ms > t.due_ms;
             TaskView {
                 task: id.to_string(),
                 kind: kind.to_string(),
@@ -577,7 +576,7 @@ pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogLi
                 age_s: secs(now_ms - t.created_ms),
                 time_left_s: secs(t.due_ms - now_ms),
                 overdue,
-                due_soon: !overdue && t.due_ms - now_ms <= s.sla(kind, &t.queue).due_soon_ms,
+                due_soon,
                 priority: t.priority,
                 attempts: t.attempts,
                 last_result: t.last_result,

@@ -7,6 +7,7 @@
 //! booked to them) and either hands the call to another agent or puts it
 //! back to wait in another queue, where it is offered anew.
 
+use super::tally::DayTally;
 use super::Engine;
 use crate::event::{AgentStatus, Direction, Text, TransferTarget};
 use crate::reject::{Reason, Rejection};
@@ -391,24 +392,11 @@ impl Engine {
         let (talk, hold) = (c.talk_ms, c.hold_ms);
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.wrap.observe(wrap as f64 / 1000.0);
-            if let Some(d) = q.day(t) {
-                d.wrapped(talk, hold, wrap);
-            }
         }
-        let mut team = None;
         if let Some(a) = self.agents.get_mut(&agent) {
             a.wrap_ms += wrap;
-            if let Some(d) = a.day(t) {
-                d.wrapped(talk, hold, wrap);
-            }
-            team = Some(a.team.clone());
         }
-        if let Some(team) = team {
-            let tz = self.team_tz(&team);
-            if let Some(d) = self.teams.get_mut(&team).and_then(|tm| tm.day(t, tz)) {
-                d.wrapped(talk, hold, wrap);
-            }
-        }
+        self.tally_days(&agent, &c.queue, t, |d| d.wrapped(talk, hold, wrap));
         self.free_agent(&agent, call, t);
         self.ended_calls.insert(
             call.clone(),
@@ -427,35 +415,48 @@ impl Engine {
             .site_tz(site.unwrap_or(&self.settings.default_site))
     }
 
-    /// Books a handled contact to its agent, the agent's team and the queue.
-    pub(super) fn contact_handled(&mut self, agent: &Text, queue: &Text, t: i64, converted: bool) {
-        let bump = |d: &mut crate::engine::tally::DayTally| {
-            d.contacts += 1;
-            if converted {
-                d.converted += 1;
-            }
-        };
+    /// Applies `f` to the day tally of the queue, the agent and the
+    /// agent's team that holds time `t` (nothing where `t` is an earlier
+    /// day than the one a tally holds).
+    pub(super) fn tally_days(
+        &mut self,
+        agent: &Text,
+        queue: &Text,
+        t: i64,
+        f: impl Fn(&mut DayTally),
+    ) {
         if let Some(d) = self.queues.get_mut(queue).and_then(|q| q.day(t)) {
-            bump(d);
+            f(d);
         }
-        let mut team = None;
-        if let Some(a) = self.agents.get_mut(agent) {
-            a.contacts += 1;
+        let team = self.agents.get_mut(agent).map(|a| {
             if let Some(d) = a.day(t) {
-                bump(d);
+                f(d);
             }
-            team = Some(a.team.clone());
-        }
+            a.team.clone()
+        });
         if let Some(team) = team {
             let tz = self.team_tz(&team);
             if let Some(d) = self.teams.get_mut(&team).and_then(|tm| tm.day(t, tz)) {
-                bump(d);
+                f(d);
             }
         }
     }
 
-    /// A handled contact gained its first live sale (+1) or lost its last
-    /// (−1): adjust today's conversion where the contact counted today.
+    /// Books a handled contact to its agent, the agent's team and the queue.
+    pub(super) fn contact_handled(&mut self, agent: &Text, queue: &Text, t: i64, converted: bool) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.contacts += 1;
+        }
+        self.tally_days(agent, queue, t, |d| {
+            d.contacts += 1;
+            if converted {
+                d.converted += 1;
+            }
+        });
+    }
+
+    /// A contact handled at `handled` gained its first live sale (+1) or
+    /// lost its last (−1): adjust conversion where it counted today.
     pub(super) fn conversion_changed(
         &mut self,
         agent: &Text,
@@ -463,34 +464,8 @@ impl Engine {
         handled: i64,
         delta: i64,
     ) {
-        let apply = |d: &mut crate::engine::tally::DayTally| {
+        self.tally_days(agent, queue, handled, |d| {
             d.converted = d.converted.saturating_add_signed(delta);
-        };
-        if let Some(q) = self.queues.get_mut(queue) {
-            if q.today.holds(handled) {
-                if let Some(d) = q.day(handled) {
-                    apply(d);
-                }
-            }
-        }
-        let mut team = None;
-        if let Some(a) = self.agents.get_mut(agent) {
-            if a.today.holds(handled) {
-                if let Some(d) = a.day(handled) {
-                    apply(d);
-                }
-            }
-            team = Some(a.team.clone());
-        }
-        if let Some(team) = team {
-            let tz = self.team_tz(&team);
-            if let Some(tm) = self.teams.get_mut(&team) {
-                if tm.today.holds(handled) {
-                    if let Some(d) = tm.day(handled, tz) {
-                        apply(d);
-                    }
-                }
-            }
-        }
+        });
     }
 }

@@ -8,7 +8,7 @@
 //! task), to the agent who handled that contact.
 
 use super::call::Contact;
-use super::{Engine, NO_TEAM};
+use super::Engine;
 use crate::config::NO_QUEUE;
 use crate::event::{SaleKind, SaleLink, Text};
 use crate::reject::{Reason, Rejection};
@@ -123,22 +123,14 @@ impl Engine {
         let incremental = revenue - previous;
         let a = self.agent_entry(agent, site, t)?;
         a.sales.add(kind, revenue, incremental);
-        if let Some(d) = a.day(t) {
-            d.sold(revenue, incremental);
-        }
         let team = a.team.clone();
-        let tz = self.team_tz(&team);
         if let Some(tm) = self.teams.get_mut(&team) {
             tm.sales.add(kind, revenue, incremental);
-            if let Some(d) = tm.day(t, tz) {
-                d.sold(revenue, incremental);
-            }
         }
-        let q = self.queue_entry(&queue, site)?;
-        q.sales.add(kind, revenue, incremental);
-        if let Some(d) = q.day(t) {
-            d.sold(revenue, incremental);
-        }
+        self.queue_entry(&queue, site)?
+            .sales
+            .add(kind, revenue, incremental);
+        self.tally_days(agent, &queue, t, |d| d.sold(revenue, incremental));
         if let Some(l) = link {
             self.link_sales(l, 1);
         }
@@ -146,11 +138,7 @@ impl Engine {
             sale.clone(),
             SaleRecord {
                 agent: agent.clone(),
-                team: if team.is_empty() {
-                    Text::from(NO_TEAM)
-                } else {
-                    team
-                },
+                team,
                 queue,
                 kind,
                 revenue,
@@ -178,24 +166,19 @@ impl Engine {
         }
         r.cancelled = true;
         let r = r.clone();
-        let unsold = |today: bool, d: Option<&mut crate::engine::tally::DayTally>| {
-            if let (true, Some(d)) = (today, d) {
-                d.unsold(r.revenue, r.incremental);
-            }
-        };
         if let Some(a) = self.agents.get_mut(&r.agent) {
             a.sales.cancel(r.revenue);
-            unsold(a.today.holds(r.ts_ms), a.day(r.ts_ms));
         }
-        let tz = self.team_tz(&r.team);
         if let Some(tm) = self.teams.get_mut(&r.team) {
             tm.sales.cancel(r.revenue);
-            unsold(tm.today.holds(r.ts_ms), tm.day(r.ts_ms, tz));
         }
         if let Some(q) = self.queues.get_mut(&r.queue) {
             q.sales.cancel(r.revenue);
-            unsold(q.today.holds(r.ts_ms), q.day(r.ts_ms));
         }
+        // Today's net figures change only if the sale was made today.
+        self.tally_days(&r.agent, &r.queue, r.ts_ms, |d| {
+            d.unsold(r.revenue, r.incremental)
+        });
         if let Some(l) = &r.link {
             self.link_sales(l, -1);
         }
