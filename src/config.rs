@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::Calendar;
 use crate::event::{valid_task_kind, MAX_TEXT};
 
 /// The configuration compiled into the binary; identical to
@@ -254,6 +255,12 @@ pub struct DefaultsConfig {
     pub service_level_target: f64,
     #[serde(with = "humantime_serde")]
     pub short_abandon_threshold: Duration,
+    pub abandon_creates_callback: bool,
+    #[serde(with = "humantime_serde")]
+    pub abandon_min_wait: Duration,
+    pub callback_max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub callback_min_gap: Duration,
 }
 
 impl Default for DefaultsConfig {
@@ -264,6 +271,10 @@ impl Default for DefaultsConfig {
             service_level_threshold: Duration::from_secs(20),
             service_level_target: 0.8,
             short_abandon_threshold: Duration::from_secs(5),
+            abandon_creates_callback: false,
+            abandon_min_wait: Duration::from_secs(30),
+            callback_max_attempts: 3,
+            callback_min_gap: Duration::ZERO,
         }
     }
 }
@@ -288,8 +299,47 @@ impl Default for SalesConfig {
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
     pub timezone: Option<Tz>,
+    /// Opening hours; without them the site counts as always open.
+    pub hours: Option<HoursConfig>,
     #[serde(default)]
     pub targets: Targets,
+}
+
+/// Opening hours: intervals like "08:00-12:00" per weekday, closed dates
+/// ("YYYY-MM-DD", or "MM-DD" every year), and special days with their own
+/// intervals (an empty list closes the day).
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HoursConfig {
+    #[serde(default)]
+    pub mon: Vec<String>,
+    #[serde(default)]
+    pub tue: Vec<String>,
+    #[serde(default)]
+    pub wed: Vec<String>,
+    #[serde(default)]
+    pub thu: Vec<String>,
+    #[serde(default)]
+    pub fri: Vec<String>,
+    #[serde(default)]
+    pub sat: Vec<String>,
+    #[serde(default)]
+    pub sun: Vec<String>,
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    #[serde(default)]
+    pub special: BTreeMap<String, Vec<String>>,
+}
+
+/// Which time an SLA counts.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaClock {
+    /// Wall time.
+    #[default]
+    Calendar,
+    /// Only time the queue's site is open.
+    Business,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -303,6 +353,18 @@ pub struct QueueConfig {
     pub service_level_threshold: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub short_abandon_threshold: Option<Duration>,
+    /// Overrides the site's opening hours for this queue.
+    pub hours: Option<HoursConfig>,
+    /// Abandoned calls with a customer become callbacks owed.
+    pub abandon_creates_callback: Option<bool>,
+    /// Calls abandoned sooner are not owed a callback.
+    #[serde(default, with = "humantime_serde")]
+    pub abandon_min_wait: Option<Duration>,
+    /// Unsuccessful attempts after which a callback is `unreachable`.
+    pub callback_max_attempts: Option<u32>,
+    /// Attempts closer together than this count as one.
+    #[serde(default, with = "humantime_serde")]
+    pub callback_min_gap: Option<Duration>,
     #[serde(default)]
     pub targets: Targets,
 }
@@ -342,6 +404,8 @@ impl Default for TasksConfig {
 pub struct KindConfig {
     #[serde(default, with = "humantime_serde")]
     pub sla: Option<Duration>,
+    /// `calendar` (wall time, the default) or `business` (open time only).
+    pub clock: Option<SlaClock>,
     #[serde(default, with = "humantime_serde")]
     pub due_soon: Option<Duration>,
     /// Per-queue overrides of `sla` and `due_soon`.
@@ -354,6 +418,7 @@ pub struct KindConfig {
 pub struct KindQueueConfig {
     #[serde(default, with = "humantime_serde")]
     pub sla: Option<Duration>,
+    pub clock: Option<SlaClock>,
     #[serde(default, with = "humantime_serde")]
     pub due_soon: Option<Duration>,
 }
@@ -556,8 +621,20 @@ impl Config {
                 format!("{} sites, more than limits.max_sites", self.sites.len()),
             );
         }
+        if d.callback_max_attempts == 0 {
+            push(
+                "defaults.callback_max_attempts".into(),
+                "must be at least 1".into(),
+            );
+        }
         for (name, site) in &self.sites {
             check_name(&mut push, &format!("sites.{name}"), name);
+            if let Some(h) = &site.hours {
+                let tz = site.timezone.unwrap_or(d.timezone);
+                if let Err(e) = Calendar::from_config(tz, h, &format!("sites.{name}.hours")) {
+                    push(e.path, e.message);
+                }
+            }
             check_targets(&mut push, &format!("sites.{name}.targets"), &site.targets);
         }
         check_targets(&mut push, "targets", &self.targets);
@@ -593,6 +670,17 @@ impl Config {
             }
             if let Some(team) = &q.team {
                 check_name(&mut push, &format!("{at}.team"), team);
+            }
+            if let Some(h) = &q.hours {
+                if let Err(e) = Calendar::from_config(Tz::UTC, h, &format!("{at}.hours")) {
+                    push(e.path, e.message);
+                }
+            }
+            if q.callback_max_attempts == Some(0) {
+                push(
+                    format!("{at}.callback_max_attempts"),
+                    "must be at least 1".into(),
+                );
             }
             check_targets(&mut push, &format!("{at}.targets"), &q.targets);
         }

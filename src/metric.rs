@@ -35,6 +35,10 @@ pub mod buckets {
     ];
     pub static HOLD: [f64; 8] = [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
     pub static WRAP: [f64; 8] = [10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1800.0];
+    /// Age structure of the open backlog (gauge buckets).
+    pub static AGE: [f64; 8] = [
+        900.0, 3600.0, 14400.0, 28800.0, 86400.0, 172800.0, 345600.0, 604800.0,
+    ];
     pub static COMPLETION: [f64; 12] = [
         300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
         345600.0, 604800.0,
@@ -86,12 +90,15 @@ families! {
     BACKLOG_OVERDUE = "callwatch_backlog_overdue_tasks", Gauge, "Open tasks past their deadline.";
     BACKLOG_DUE_SOON = "callwatch_backlog_due_soon_tasks", Gauge, "Open tasks not overdue but within the warning lead of their deadline.";
     BACKLOG_NEXT_DUE = "callwatch_backlog_next_due_seconds", Gauge, "Seconds until the earliest open deadline; negative when it has passed.";
+    BACKLOG_BY_AGE = "callwatch_backlog_tasks_by_age", Gauge, "Open tasks at most le seconds old (cumulative, like histogram buckets).";
     TASKS_CREATED = "callwatch_tasks_created_total", Counter, "Tasks created.";
     TASKS_COMPLETED = "callwatch_tasks_completed_total", Counter, "Tasks completed, by whether the deadline was met.";
     TASKS_CANCELLED = "callwatch_tasks_cancelled_total", Counter, "Tasks cancelled.";
     TASK_BREACHES = "callwatch_task_sla_breaches_total", Counter, "Tasks that went past their deadline, counted once at the moment they did.";
     TASK_ATTEMPTS = "callwatch_task_attempts_total", Counter, "Contact attempts on tasks, by result.";
     TASK_COMPLETION = "callwatch_task_completion_seconds", Histogram, "Time from creation to completion of completed tasks.";
+    CALLBACKS_CREATED = "callwatch_callbacks_owed_created_total", Counter, "Callbacks owed, by source (requested by event, or abandoned calls).";
+    CALLBACKS_CLOSED = "callwatch_callbacks_closed_total", Counter, "Callbacks closed, by reason.";
     SALES = "callwatch_sales_total", Counter, "Sales recorded (cancelled ones included), by kind.";
     REVENUE = "callwatch_revenue_total", Counter, "Revenue (quantity x unit price) of sales recorded, in the configured currency.";
     INCREMENTAL = "callwatch_incremental_revenue_total", Counter, "Incremental revenue (revenue - previous value), gained or lost, as positive amounts.";
@@ -364,6 +371,25 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
             );
         }
     }
+    o.head(&BACKLOG_BY_AGE);
+    for b in bl {
+        let mut le = String::with_capacity(16);
+        for bucket in &b.by_age {
+            le.clear();
+            match bucket.le_s {
+                Some(v) => {
+                    let _ = write!(le, "{}", Num(v));
+                }
+                None => le.push_str("+Inf"),
+            }
+            o.sample(
+                BACKLOG_BY_AGE.name,
+                "",
+                &[("kind", &b.kind), ("queue", &b.queue), ("le", &le)],
+                bucket.tasks as f64,
+            );
+        }
+    }
     backlog!(TASKS_CREATED, |b| b.created as f64);
     o.head(&TASKS_COMPLETED);
     for b in bl {
@@ -396,6 +422,29 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
             &[("kind", kind), ("queue", queue)],
             &st.completion,
         );
+    }
+
+    o.head(&CALLBACKS_CREATED);
+    for q in qs {
+        for (source, v) in &q.callbacks.created {
+            o.sample(
+                CALLBACKS_CREATED.name,
+                "",
+                &[("queue", &q.name), ("source", source)],
+                *v as f64,
+            );
+        }
+    }
+    o.head(&CALLBACKS_CLOSED);
+    for q in qs {
+        for (reason, v) in &q.callbacks.closed {
+            o.sample(
+                CALLBACKS_CLOSED.name,
+                "",
+                &[("queue", &q.name), ("reason", reason)],
+                *v as f64,
+            );
+        }
     }
 
     o.head(&SALES);
@@ -739,6 +788,9 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_tasks_completed_total" => "kind, queue, sla (met, missed)",
         "callwatch_task_attempts_total" => "kind, queue, result",
         "callwatch_task_completion_seconds" => "kind, queue, le",
+        "callwatch_backlog_tasks_by_age" => "kind, queue, le",
+        "callwatch_callbacks_owed_created_total" => "queue, source (requested, abandoned)",
+        "callwatch_callbacks_closed_total" => "queue, reason (customer_called_back, reached_outbound, completed, unreachable, cancelled)",
         n if n.starts_with("callwatch_backlog_") || n.starts_with("callwatch_task") => {
             "kind, queue"
         }

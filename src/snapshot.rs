@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::config::{Better, Kpi, Target};
 use crate::engine::tally::{DayTally, SalesTotals};
-use crate::engine::{CallPhase, Engine, QueueCounts};
+use crate::engine::{CallPhase, CallbackSource, CloseReason, Engine, QueueCounts};
 use crate::event::{AgentStatus, AttemptResult, SaleKind};
+use crate::metric::buckets;
 
 pub const VERSION: u32 = 1;
 
@@ -197,6 +198,7 @@ pub struct QueueView {
     pub today_contacts: TallyView,
     pub last_60m: CountsView,
     pub sales: SalesView,
+    pub callbacks: CallbacksView,
     pub kpis: BTreeMap<&'static str, KpiView>,
 }
 
@@ -246,7 +248,25 @@ pub struct BacklogView {
     pub completed_missed: u64,
     pub cancelled: u64,
     pub breaches: u64,
+    /// Callbacks given up after the maximum of unsuccessful attempts.
+    pub unreachable: u64,
     pub attempts: BTreeMap<&'static str, u64>,
+    /// Open tasks by age: how many are at most `le_s` old (cumulative).
+    pub by_age: Vec<AgeBucket>,
+}
+
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct AgeBucket {
+    /// Upper bound in seconds; `None` is +Inf.
+    pub le_s: Option<f64>,
+    pub tasks: u64,
+}
+
+/// Callback obligations of a queue.
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct CallbacksView {
+    pub created: BTreeMap<&'static str, u64>,
+    pub closed: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Serialize, Clone, Default)]
@@ -341,6 +361,16 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
                 today_contacts: (&tally).into(),
                 last_60m: (&hour).into(),
                 sales: (&q.sales).into(),
+                callbacks: CallbacksView {
+                    created: CallbackSource::ALL
+                        .iter()
+                        .map(|s| (s.as_str(), q.callbacks_created[*s as usize]))
+                        .collect(),
+                    closed: CloseReason::ALL
+                        .iter()
+                        .map(|r| (r.as_str(), q.callbacks_closed[*r as usize]))
+                        .collect(),
+                },
                 kpis,
             }
         })
@@ -442,16 +472,25 @@ fn a_day_start(a: &crate::engine::Agent, now_ms: i64) -> i64 {
 }
 
 fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
-    let s = engine.settings();
     let mut by: BTreeMap<(String, String), BacklogView> = BTreeMap::new();
+    let fresh = || BacklogView {
+        by_age: buckets::AGE
+            .iter()
+            .map(|b| Some(*b))
+            .chain([None])
+            .map(|le_s| AgeBucket { le_s, tasks: 0 })
+            .collect(),
+        ..BacklogView::default()
+    };
     for ((kind, queue), st) in &engine.task_stats {
         let v = by
             .entry((engine.kind_name(*kind).to_string(), queue.to_string()))
-            .or_default();
+            .or_insert_with(fresh);
         v.created = st.created;
         v.completed_met = st.completed_met;
         v.completed_missed = st.completed_missed;
         v.cancelled = st.cancelled;
+        v.unreachable = st.unreachable;
         v.breaches = st.breaches;
         v.attempts = ATTEMPTS
             .iter()
@@ -462,14 +501,22 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
         let kind = engine.kind_name(t.kind);
         let v = by
             .entry((kind.to_string(), t.queue.to_string()))
-            .or_default();
+            .or_insert_with(fresh);
         v.open += 1;
-        v.oldest_age_s = v.oldest_age_s.max(secs(now_ms - t.created_ms));
-        let left = t.due_ms - now_ms;
-        v.next_due_s = Some(v.next_due_s.map_or(secs(left), |n: f64| n.min(secs(left))));
+        let age = secs(now_ms - t.created_ms);
+        v.oldest_age_s = v.oldest_age_s.max(age);
+        for b in v
+            .by_age
+            .iter_mut()
+            .filter(|b| b.le_s.is_none_or(|le| age <= le))
+        {
+            b.tasks += 1;
+        }
+        let left = secs(t.due_ms - now_ms);
+        v.next_due_s = Some(v.next_due_s.map_or(left, |n: f64| n.min(left)));
         if t.overdue(now_ms) {
             v.overdue += 1;
-        } else if left <= s.sla(kind, &t.queue).due_soon_ms {
+        } else if t.due_soon(now_ms) {
             v.due_soon += 1;
         }
         if t.breached() {
@@ -509,14 +556,24 @@ pub struct TaskView {
     pub customer: Option<String>,
     pub created: String,
     pub due: String,
+    /// Wall-clock age.
     pub age_s: f64,
+    /// Age in the queue's open time (what a business-hours SLA counts).
+    pub business_age_s: f64,
     pub time_left_s: f64,
     pub overdue: bool,
     pub due_soon: bool,
     pub priority: i32,
     pub attempts: u32,
     pub last_result: Option<AttemptResult>,
+    pub last_attempt: Option<String>,
     pub agent: Option<String>,
+    /// Callbacks: `requested` or `abandoned`.
+    pub source: Option<&'static str>,
+    /// Callbacks generated from an abandoned call: that call.
+    pub call: Option<String>,
+    /// Callbacks: how often the customer asked (merged abandons).
+    pub requests: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -529,7 +586,6 @@ pub struct BacklogList {
 
 /// Open tasks, most urgent first: earliest deadline, then higher priority.
 pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogList {
-    let s = engine.settings();
     let mut rows: Vec<(i64, i32, &str, &crate::engine::Task, bool, bool)> = Vec::new();
     for (id, t) in &engine.tasks {
         let kind = engine.kind_name(t.kind);
@@ -545,7 +601,7 @@ pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogLi
             }
         }
         let overdue = t.overdue(now_ms);
-        let due_soon = !overdue && t.due_ms - now_ms <= s.sla(kind, &t.queue).due_soon_ms;
+        let due_soon = !overdue && t.due_soon(now_ms);
         if q.overdue.is_some_and(|want| want != overdue)
             || q.due_soon.is_some_and(|want| want != due_soon)
         {
@@ -561,15 +617,17 @@ pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogLi
         .take(limit)
         .map(|(_, _, id, t, overdue, due_soon)| {
             let kind = engine.kind_name(t.kind);
+            let q = engine.queues.get(&t.queue);
+            let cb = t.callback.as_deref();
             TaskView {
                 task: id.to_string(),
                 kind: kind.to_string(),
                 queue: t.queue.to_string(),
-                site: engine
-                    .queues
-                    .get(&t.queue)
-                    .map(|q| q.params.site.clone())
-                    .unwrap_or_default(),
+                site: q.map(|q| q.params.site.clone()).unwrap_or_default(),
+                business_age_s: secs(
+                    q.map(|q| q.params.calendar.between(t.created_ms, now_ms))
+                        .unwrap_or(now_ms - t.created_ms),
+                ),
                 customer: t.customer.as_ref().map(|c| c.to_string()),
                 created: rfc3339(t.created_ms),
                 due: rfc3339(t.due_ms),
@@ -580,7 +638,11 @@ pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogLi
                 priority: t.priority,
                 attempts: t.attempts,
                 last_result: t.last_result,
+                last_attempt: cb.and_then(|c| c.last_attempt_ms).map(rfc3339),
                 agent: t.contact.agent.as_ref().map(|a| a.to_string()),
+                source: cb.map(|c| c.source.as_str()),
+                call: cb.and_then(|c| c.call.as_ref()).map(|c| c.to_string()),
+                requests: cb.map(|c| c.requests),
             }
         })
         .collect();

@@ -628,7 +628,7 @@ async fn replay_to_a_daemon_and_simulate_live() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("sent 42: 42 accepted, 0 duplicates, 0 rejected"),
+        err.contains("sent 41: 41 accepted, 0 duplicates, 0 rejected"),
         "{err}"
     );
     let snap = get_json(&d, "/api/v1/snapshot").await;

@@ -8,7 +8,7 @@
 //! back to wait in another queue, where it is offered anew.
 
 use super::tally::DayTally;
-use super::Engine;
+use super::{CloseReason, Engine};
 use crate::event::{AgentStatus, Direction, Text, TransferTarget};
 use crate::reject::{Reason, Rejection};
 
@@ -142,10 +142,11 @@ impl Engine {
         if !matches!(c.phase, CallPhase::Waiting) {
             return Err(transition(call, "is already answered"));
         }
-        let (queue, offered, inbound) = (
+        let (queue, offered, inbound, customer) = (
             c.queue.clone(),
             c.offered_ms,
             c.direction == Direction::Inbound,
+            c.customer.clone(),
         );
         let site = site.cloned().or_else(|| {
             self.queues
@@ -168,6 +169,18 @@ impl Engine {
                 hold_since: None,
             };
             c.contact.agent = Some(agent.clone());
+        }
+        // The customer got through (or was reached): callbacks owed to
+        // them at this site are settled.
+        if let Some(customer) = customer {
+            let reason = if inbound {
+                CloseReason::CustomerCalledBack
+            } else {
+                CloseReason::ReachedOutbound
+            };
+            if let Some(site) = self.queues.get(&queue).map(|q| q.params.site.clone()) {
+                self.close_callbacks_for(t, &site, &customer, reason);
+            }
         }
         Ok(())
     }
@@ -214,10 +227,16 @@ impl Engine {
             return Err(transition(call, "is connected; send call_ended"));
         }
         let c = self.calls.remove(call).ok_or_else(|| unknown_call(call))?;
+        let wait = t - c.offered_ms;
+        let mut owed = false;
         if c.direction == Direction::Inbound {
             if let Some(q) = self.queues.get_mut(&c.queue) {
-                q.abandoned(t, t - c.offered_ms);
+                q.abandoned(t, wait);
+                owed = q.params.abandon_creates_callback && wait >= q.params.abandon_min_wait_ms;
             }
+        }
+        if let (true, Some(customer)) = (owed, &c.customer) {
+            self.owe_callback(t, call, &c.queue, customer)?;
         }
         self.ended_calls.insert(
             call.clone(),

@@ -30,7 +30,7 @@ pub use agent::Agent;
 pub use call::{Call, CallPhase, Contact, EndedCall};
 pub use queue::{Queue, QueueCounts, QueueDay, QueueMinute};
 pub use sale::SaleRecord;
-pub use task::{ClosedTask, Task, TaskStats};
+pub use task::{Callback, CallbackSource, CloseReason, ClosedTask, Task, TaskStats};
 pub use team::Team;
 
 use chrono_tz::Tz;
@@ -88,6 +88,9 @@ pub struct Engine {
     /// Task kinds seen; a task stores the index (the set is bounded).
     pub(crate) kinds: Vec<Text>,
     pub(crate) task_stats: Map<(u8, Text), TaskStats>,
+    /// Open callbacks by (site, customer), for de-duplication and for
+    /// closing them when the customer is reached.
+    pub(crate) owed: Map<(Text, Text), Vec<Text>>,
     pub(crate) sales: Map<Text, SaleRecord>,
     pub(crate) counters: EngineCounters,
     /// Bumped on every applied event: readers (the feed) use it to tell
@@ -109,6 +112,7 @@ impl Engine {
             closed_tasks: Map::default(),
             kinds: Vec::new(),
             task_stats: Map::default(),
+            owed: Map::default(),
             sales: Map::default(),
             counters: EngineCounters::default(),
             version: 0,
@@ -218,9 +222,11 @@ impl Engine {
                 result,
             } => self.task_attempted(t, site, task, agent, *result)?,
             Body::TaskCompleted { task, agent, .. } => {
-                self.task_closed(t, site, task, agent.as_ref(), false)?
+                self.task_done(t, site, task, agent.as_ref(), CloseReason::Completed)?
             }
-            Body::TaskCancelled { task, .. } => self.task_closed(t, site, task, None, true)?,
+            Body::TaskCancelled { task, .. } => {
+                self.task_done(t, site, task, None, CloseReason::Cancelled)?
+            }
             Body::Sale {
                 sale,
                 agent,
@@ -312,6 +318,7 @@ impl Engine {
             let mut p = self.settings.queue(name);
             if let Some(site) = site {
                 p.site = site.to_string();
+                p.calendar = self.settings.site_calendar(site);
             }
             p.tz = self.site_entry(&p.site)?;
             self.queues.insert(name.clone(), Queue::new(p));

@@ -50,6 +50,10 @@ pub struct Queue {
     pub hold: Histogram,
     pub wrap: Histogram,
     pub sales: SalesTotals,
+    /// Callbacks owed, created by source (requested, abandoned).
+    pub callbacks_created: [u64; 2],
+    /// Callbacks closed, by `CloseReason` index.
+    pub callbacks_closed: [u64; 5],
     pub last_activity_ms: i64,
 }
 
@@ -65,6 +69,8 @@ impl Queue {
             hold: Histogram::new(&buckets::HOLD),
             wrap: Histogram::new(&buckets::WRAP),
             sales: SalesTotals::default(),
+            callbacks_created: [0; 2],
+            callbacks_closed: [0; 5],
             last_activity_ms: i64::MIN,
         }
     }

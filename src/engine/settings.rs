@@ -5,10 +5,12 @@
 //! path never walks the TOML structure.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono_tz::Tz;
 
-use crate::config::{Config, Kpi, LimitsConfig, Target, Targets};
+use crate::calendar::Calendar;
+use crate::config::{Config, Kpi, LimitsConfig, SlaClock, Target, Targets};
 
 /// Everything a queue needs per event.
 #[derive(Debug, Clone)]
@@ -19,12 +21,37 @@ pub struct QueueParams {
     pub sl_threshold_ms: i64,
     pub short_abandon_ms: i64,
     pub configured: bool,
+    /// Opening hours (the queue's own, else its site's, else always open).
+    pub calendar: Arc<Calendar>,
+    pub abandon_creates_callback: bool,
+    pub abandon_min_wait_ms: i64,
+    pub callback_max_attempts: u32,
+    pub callback_min_gap_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct Sla {
     pub sla_ms: i64,
     pub due_soon_ms: i64,
+    pub clock: SlaClock,
+}
+
+impl Sla {
+    /// The deadline of a task created at `t` without an explicit `due`.
+    pub fn due(&self, t: i64, cal: &Calendar) -> i64 {
+        match self.clock {
+            SlaClock::Calendar => t.saturating_add(self.sla_ms),
+            SlaClock::Business => cal.add(t, self.sla_ms),
+        }
+    }
+
+    /// When a task due at `due` becomes due soon.
+    pub fn soon(&self, due: i64, cal: &Calendar) -> i64 {
+        match self.clock {
+            SlaClock::Calendar => due.saturating_sub(self.due_soon_ms),
+            SlaClock::Business => cal.sub(due, self.due_soon_ms),
+        }
+    }
 }
 
 /// The resolved configuration the engine runs on.
@@ -39,6 +66,7 @@ pub struct Settings {
     pub closed_retention_ms: i64,
     pub sales_retention_ms: i64,
     default_tz: Tz,
+    site_calendars: BTreeMap<String, Arc<Calendar>>,
     default_queue: QueueParams,
     queues: BTreeMap<String, QueueParams>,
     site_tz: BTreeMap<String, Tz>,
@@ -64,6 +92,26 @@ impl Settings {
             .map(|(name, s)| (name.clone(), s.timezone.unwrap_or(d.timezone)))
             .collect();
         let tz_of = |site: &str| site_tz.get(site).copied().unwrap_or(d.timezone);
+        // Validation has checked the hours; a bad one here means "always".
+        let site_calendars: BTreeMap<String, Arc<Calendar>> = c
+            .sites
+            .iter()
+            .map(|(name, site)| {
+                let tz = tz_of(name);
+                let cal = site
+                    .hours
+                    .as_ref()
+                    .and_then(|h| Calendar::from_config(tz, h, "").ok())
+                    .unwrap_or_else(|| Calendar::always(tz));
+                (name.clone(), Arc::new(cal))
+            })
+            .collect();
+        let cal_of = |site: &str| {
+            site_calendars
+                .get(site)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Calendar::always(tz_of(site))))
+        };
         let default_queue = QueueParams {
             site: d.site.clone(),
             team: None,
@@ -71,14 +119,35 @@ impl Settings {
             sl_threshold_ms: ms(d.service_level_threshold),
             short_abandon_ms: ms(d.short_abandon_threshold),
             configured: false,
+            calendar: cal_of(&d.site),
+            abandon_creates_callback: d.abandon_creates_callback,
+            abandon_min_wait_ms: ms(d.abandon_min_wait),
+            callback_max_attempts: d.callback_max_attempts,
+            callback_min_gap_ms: ms(d.callback_min_gap),
         };
         let queues = c
             .queues
             .iter()
             .map(|q| {
                 let site = q.site.clone().unwrap_or_else(|| d.site.clone());
+                let tz = q.timezone.unwrap_or_else(|| tz_of(&site));
+                let calendar = match &q.hours {
+                    Some(h) => Arc::new(
+                        Calendar::from_config(tz, h, "").unwrap_or_else(|_| Calendar::always(tz)),
+                    ),
+                    None => cal_of(&site),
+                };
                 let p = QueueParams {
-                    tz: q.timezone.unwrap_or_else(|| tz_of(&site)),
+                    tz,
+                    calendar,
+                    abandon_creates_callback: q
+                        .abandon_creates_callback
+                        .unwrap_or(d.abandon_creates_callback),
+                    abandon_min_wait_ms: ms(q.abandon_min_wait.unwrap_or(d.abandon_min_wait)),
+                    callback_max_attempts: q
+                        .callback_max_attempts
+                        .unwrap_or(d.callback_max_attempts),
+                    callback_min_gap_ms: ms(q.callback_min_gap.unwrap_or(d.callback_min_gap)),
                     site,
                     team: q.team.clone(),
                     sl_threshold_ms: ms(q
@@ -95,6 +164,7 @@ impl Settings {
         let default_sla = Sla {
             sla_ms: ms(c.tasks.default_sla),
             due_soon_ms: ms(c.tasks.default_due_soon),
+            clock: SlaClock::Calendar,
         };
         let kind_sla = c
             .tasks
@@ -104,6 +174,7 @@ impl Settings {
                 let base = Sla {
                     sla_ms: k.sla.map(ms).unwrap_or(default_sla.sla_ms),
                     due_soon_ms: k.due_soon.map(ms).unwrap_or(default_sla.due_soon_ms),
+                    clock: k.clock.unwrap_or_default(),
                 };
                 let per_queue = k
                     .queues
@@ -114,6 +185,7 @@ impl Settings {
                             Sla {
                                 sla_ms: kq.sla.map(ms).unwrap_or(base.sla_ms),
                                 due_soon_ms: kq.due_soon.map(ms).unwrap_or(base.due_soon_ms),
+                                clock: kq.clock.unwrap_or(base.clock),
                             },
                         )
                     })
@@ -132,6 +204,7 @@ impl Settings {
             closed_retention_ms: ms(r.closed_items),
             sales_retention_ms: ms(r.sales),
             default_tz: d.timezone,
+            site_calendars: site_calendars.clone(),
             default_queue,
             queues,
             team_site: c
@@ -172,6 +245,14 @@ impl Settings {
     /// Queues named in the configuration.
     pub fn configured_queues(&self) -> impl Iterator<Item = &str> {
         self.queues.keys().map(String::as_str)
+    }
+
+    /// A site's opening hours (always open when none are configured).
+    pub fn site_calendar(&self, site: &str) -> Arc<Calendar> {
+        self.site_calendars
+            .get(site)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Calendar::always(self.site_tz(site))))
     }
 
     pub fn site_tz(&self, site: &str) -> Tz {

@@ -418,35 +418,43 @@ fn completed_in_time_is_met_and_attempts_are_counted() {
     f.at(
         T0,
         "task_created",
-        r#""task":"k1","kind":"callback","queue":"orders""#,
+        r#""task":"k1","kind":"offer","queue":"orders""#,
     );
     f.at(
         T0 + 60 * S,
         "task_attempted",
         r#""task":"k1","agent":"a1","result":"no_answer""#,
     );
-    f.at(
-        T0 + 120 * S,
-        "task_attempted",
-        r#""task":"k1","agent":"a1","result":"reached""#,
-    );
     f.at(T0 + 130 * S, "task_completed", r#""task":"k1""#);
     let s = f.snap(T0 + 200 * S);
-    let b = backlog(&s, "callback", "orders");
+    let b = backlog(&s, "offer", "orders");
     assert_eq!(
-        (
-            b.completed_met,
-            b.breaches,
-            b.attempts["no_answer"],
-            b.attempts["reached"]
-        ),
-        (1, 0, 1, 1)
+        (b.completed_met, b.breaches, b.attempts["no_answer"]),
+        (1, 0, 1)
     );
     assert_eq!(
         agent(&s, "a1").contacts_handled,
         1,
         "the attempting agent handled it"
     );
+    // A callback is settled by reaching the customer: no completion needed.
+    f.at(
+        T0,
+        "task_created",
+        r#""task":"k2","kind":"callback","queue":"orders""#,
+    );
+    f.at(
+        T0 + 120 * S,
+        "task_attempted",
+        r#""task":"k2","agent":"a1","result":"reached""#,
+    );
+    let r = f.try_at(T0 + 130 * S, "task_completed", r#""task":"k2""#);
+    assert_eq!(r.map_err(|r| r.reason), Err(Reason::InvalidTransition));
+    let s = f.snap(T0 + 200 * S);
+    let b = backlog(&s, "callback", "orders");
+    assert_eq!((b.open, b.completed_met, b.attempts["reached"]), (0, 1, 1));
+    assert_eq!(queue(&s, "orders").callbacks.closed["reached_outbound"], 1);
+    assert_eq!(agent(&s, "a1").contacts_handled, 2);
 }
 
 #[test]

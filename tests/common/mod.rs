@@ -336,7 +336,6 @@ pub fn scripted_day() -> Vec<String> {
             "task_attempted",
             r#""task":"k3","agent":"a1","result":"reached""#,
         ),
-        e("07:15:00", "task_completed", r#""task":"k3","agent":"a1""#),
         e(
             "07:20:00",
             "call_offered",
