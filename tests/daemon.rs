@@ -675,3 +675,87 @@ async fn per_agent_series_are_off_unless_allowed() {
     assert!(!text.contains("agent=\""), "an agent label leaked");
     assert!(text.contains("callwatch_agents{state=\"available\",team=\"sales\",site=\"hq\"} 2"));
 }
+
+#[tokio::test]
+async fn a_callback_goes_overdue_between_two_scrapes_without_events() {
+    // Real clock; an abandoned caller is owed a callback with a 4 s SLA.
+    let cfg = config("")
+        .replace("mode = \"event\"", "mode = \"system\"")
+        .replace(
+            "[[queues]]\nname = \"orders\"\n",
+            "[[queues]]\nname = \"orders\"\nabandon_creates_callback = true\nabandon_min_wait = \"0s\"\n",
+        )
+        .replace("sla = \"4h\"\ndue_soon = \"30m\"", "sla = \"4s\"\ndue_soon = \"2s\"");
+    let d = Daemon::start(&cfg);
+    let now = chrono::Utc::now();
+    let ts = |offset_ms: i64| (now + chrono::Duration::milliseconds(offset_ms)).to_rfc3339();
+    let body = [
+        format!(
+            r#"{{"id":"o1","ts":"{}","type":"call_offered","call":"c1","queue":"orders","customer":"C-77"}}"#,
+            ts(-1000)
+        ),
+        format!(
+            r#"{{"id":"o2","ts":"{}","type":"call_abandoned","call":"c1"}}"#,
+            ts(0)
+        ),
+    ];
+    let (status, reply) = post(&d, body.join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    let kq = r#"{kind="callback",queue="orders"}"#;
+    let first = parse_metrics(&metrics_text(&d).await);
+    assert_eq!(metric(&first, &format!("callwatch_backlog_tasks{kq}")), 1.0);
+    assert_eq!(
+        metric(&first, &format!("callwatch_backlog_overdue_tasks{kq}")),
+        0.0
+    );
+    assert_eq!(
+        metric(&first, &format!("callwatch_task_sla_breaches_total{kq}")),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &first,
+            r#"callwatch_callbacks_owed_created_total{queue="orders",source="abandoned"}"#
+        ),
+        1.0
+    );
+    // No event from here on: the deadline passes, the next scrapes see it.
+    let later = wait_for(30, "the callback to go overdue", || async {
+        let m = parse_metrics(&metrics_text(&d).await);
+        (metric(&m, &format!("callwatch_backlog_overdue_tasks{kq}")) == 1.0).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(&later, &format!("callwatch_task_sla_breaches_total{kq}")),
+        1.0
+    );
+    assert!(metric(&later, &format!("callwatch_backlog_next_due_seconds{kq}")) < 0.0);
+    let again = parse_metrics(&metrics_text(&d).await);
+    assert_eq!(
+        metric(&again, &format!("callwatch_task_sla_breaches_total{kq}")),
+        1.0,
+        "counted once"
+    );
+    let list = get_json(&d, "/api/v1/backlog?overdue=true").await;
+    assert_eq!(list["tasks"][0]["task"], "cb-c1");
+    assert_eq!(list["tasks"][0]["call"], "c1");
+    assert_eq!(list["tasks"][0]["source"], "abandoned");
+    // Completing it late keeps the single breach.
+    let done = format!(
+        r#"{{"id":"o3","ts":"{}","type":"task_completed","task":"cb-c1","agent":"a1"}}"#,
+        chrono::Utc::now().to_rfc3339()
+    );
+    assert_eq!(post(&d, done).await.0, 200);
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert_eq!(
+        metric(&m, &format!("callwatch_task_sla_breaches_total{kq}")),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_tasks_completed_total{kind="callback",queue="orders",sla="missed"}"#
+        ),
+        1.0
+    );
+}

@@ -417,3 +417,5 @@ fn limit(what: &str, max: usize) -> Rejection {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_callbacks;
