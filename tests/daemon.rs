@@ -64,6 +64,19 @@ async fn scripted_day_over_http() {
     assert_eq!(b["total"], 1);
     let b = get_json(&d, "/api/v1/backlog?overdue=true").await;
     assert_eq!(b["tasks"][0]["task"], "k4");
+    assert_eq!(get_json(&d, "/api/v1/backlog?site=hq").await["total"], 4);
+    assert_eq!(
+        get_json(&d, "/api/v1/backlog?site=elsewhere").await["total"],
+        0
+    );
+    let b = get_json(&d, "/api/v1/backlog?kind=callback").await;
+    assert_eq!(
+        (
+            b["tasks"][0]["source"].as_str(),
+            b["tasks"][0]["requests"].as_u64()
+        ),
+        (Some("requested"), Some(1))
+    );
     let r = client()
         .get(d.url("/api/v1/backlog?bogus=1"))
         .send()
