@@ -18,7 +18,7 @@ use crate::event;
 use crate::metric;
 use crate::reject::{Reason, Rejection};
 use crate::snapshot::{self, BacklogQuery};
-use crate::writer::{Ingest, Outcome, Shared};
+use crate::writer::{Ingest, IngestError, Outcome, Shared};
 
 pub const SOURCE: &str = "http";
 
@@ -138,16 +138,13 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     if let Err(r) = authorize(&headers, app.opts.ingest_token.as_deref()) {
         return r.into_response();
     }
-    if !app.shared.is_ready() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, None, "not ready yet");
-    }
     let limit = app.opts.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             app.ingest.received(SOURCE, 1);
-            app.ingest
-                .rejected(SOURCE, &Rejection::new(Reason::TooLarge, ""));
+            let r = Rejection::new(Reason::TooLarge, format!("body larger than {limit} bytes"));
+            app.ingest.rejected(SOURCE, &r, b"");
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Some(Reason::TooLarge),
@@ -163,7 +160,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             Ok(v) => v.into_iter().map(|r| r.get().as_bytes()).collect(),
             Err(r) => {
                 app.ingest.received(SOURCE, 1);
-                app.ingest.rejected(SOURCE, &r);
+                app.ingest.rejected(SOURCE, &r, &bytes);
                 return error(StatusCode::BAD_REQUEST, Some(r.reason), &r.message);
             }
         }
@@ -176,9 +173,12 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     let max = app.opts.max_events_per_request;
     if items.len() > max {
         app.ingest.received(SOURCE, items.len());
+        let r = Rejection::new(
+            Reason::TooLarge,
+            format!("more than {max} events in one request"),
+        );
         for _ in 0..items.len() {
-            app.ingest
-                .rejected(SOURCE, &Rejection::new(Reason::TooLarge, ""));
+            app.ingest.rejected(SOURCE, &r, b"");
         }
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -200,7 +200,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
                 positions.push(i);
             }
             Err(r) => {
-                app.ingest.rejected(SOURCE, &r);
+                app.ingest.rejected(SOURCE, &r, raw);
                 rejected.push(RejectedItem {
                     index: i,
                     id: id_of(raw),
@@ -212,7 +212,18 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     }
     let outcomes = match app.ingest.submit(SOURCE, events).await {
         Ok(o) => o,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, None, &e.to_string()),
+        Err(e) => {
+            let reason = match e {
+                IngestError::Storage(_) => "storage",
+                IngestError::ShuttingDown => "shutting_down",
+            };
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                Json(serde_json::json!({"error": e.to_string(), "reason": reason})),
+            )
+                .into_response();
+        }
     };
     let (mut accepted, mut duplicates) = (0, 0);
     for (o, i) in outcomes.into_iter().zip(positions) {
@@ -249,10 +260,11 @@ async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
         return r.into_response();
     }
-    let snap = {
+    let mut snap = {
         let engine = app.shared.engine.read();
         snapshot::build(&engine, app.shared.now_ms())
     };
+    snap.digest = Some(snap.compute_digest());
     Json(snap).into_response()
 }
 

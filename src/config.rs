@@ -67,6 +67,45 @@ pub struct Config {
     pub tasks: TasksConfig,
     pub targets: Targets,
     pub demo: DemoConfig,
+    pub storage: StorageConfig,
+}
+
+/// Durability: where and how the journal and snapshots are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Without a data directory the daemon keeps state in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// "always" (group commit, the default), "interval:<ms>" or "never".
+    pub fsync: String,
+    pub segment_bytes: u64,
+    /// Take a snapshot after this many journal records...
+    pub snapshot_every: u64,
+    /// ...or this long after the last one, if anything changed.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
+    pub keep_snapshots: usize,
+    pub deadletter_max_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: None,
+            fsync: "always".into(),
+            segment_bytes: 64 << 20,
+            snapshot_every: 1_000_000,
+            snapshot_interval: Duration::from_secs(300),
+            keep_snapshots: 2,
+            deadletter_max_bytes: 16 << 20,
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn fsync_policy(&self) -> Result<crate::journal::Fsync, String> {
+        self.fsync.parse()
+    }
 }
 
 /// The built-in simulator feeding the daemon (`run --demo`).
@@ -732,6 +771,20 @@ impl Config {
         }
         if !(self.demo.rate > 0.0 && self.demo.rate <= 1e6) {
             push("demo.rate".into(), "must be in (0, 1000000]".into());
+        }
+        let st = &self.storage;
+        if let Err(e) = st.fsync_policy() {
+            push("storage.fsync".into(), e);
+        }
+        for (key, v) in [
+            ("storage.segment_bytes", st.segment_bytes),
+            ("storage.snapshot_every", st.snapshot_every),
+            ("storage.keep_snapshots", st.keep_snapshots as u64),
+            ("storage.deadletter_max_bytes", st.deadletter_max_bytes),
+        ] {
+            if v == 0 {
+                push(key.into(), "must be greater than 0".into());
+            }
         }
         if self.tasks.default_sla.is_zero() {
             push("tasks.default_sla".into(), "must be > 0".into());

@@ -6,7 +6,6 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -18,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, HttpOptions};
 use crate::clock::{EventClock, SharedClock, SystemClock};
 use crate::config::{ClockMode, Config, ConfigError};
+use crate::deadletter::DeadLetters;
 use crate::engine::settings::Settings;
 use crate::engine::Engine;
 use crate::metric::Telemetry;
@@ -25,7 +25,7 @@ use crate::simulate::SimOptions;
 use crate::source::simulator::SimulatorSource;
 use crate::source::tcp::{TcpOptions, TcpSource};
 use crate::source::Source;
-use crate::writer::{self, Shared};
+use crate::writer::{self, Shared, StorageOptions};
 
 /// The sockets the daemon serves, bound by the caller (so tests and
 /// systemd-style activation can hand in their own).
@@ -60,6 +60,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("http server: {0}")]
     Http(std::io::Error),
+    #[error("storage: {0}")]
+    Storage(std::io::Error),
 }
 
 /// Builds the engine and clock the configuration asks for.
@@ -81,6 +83,29 @@ pub async fn run(
     let (engine, clock) = engine_for(&config);
     let telemetry = Telemetry::new();
     let (changes, _) = watch::channel(0);
+    let st = &config.storage;
+    let storage = match &st.data_dir {
+        Some(dir) => Some(StorageOptions {
+            dir: dir.clone(),
+            fsync: st.fsync_policy().map_err(|e| {
+                RunError::Config(ConfigError::Invalid(vec![crate::config::Problem {
+                    path: "storage.fsync".into(),
+                    message: e,
+                }]))
+            })?,
+            segment_bytes: st.segment_bytes,
+            snapshot_every: st.snapshot_every,
+            snapshot_interval: st.snapshot_interval,
+            keep_snapshots: st.keep_snapshots,
+        }),
+        None => None,
+    };
+    let deadletters = match &storage {
+        Some(s) => {
+            Some(DeadLetters::start(&s.dir, st.deadletter_max_bytes).map_err(RunError::Storage)?)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         engine: RwLock::new(engine),
         clock,
@@ -88,10 +113,23 @@ pub async fn run(
         ready: Default::default(),
         per_agent_metrics: config.privacy.per_agent_metrics,
         changes,
+        deadletters,
     });
-    let (ingest, writer) = writer::channel(shared.clone());
-    let writer = tokio::spawn(writer);
     let cancel = CancellationToken::new();
+    let timers = CancellationToken::new();
+    match &storage {
+        Some(s) => tracing::info!(dir = %s.dir.display(), fsync = %st.fsync, "recovering state"),
+        None => tracing::info!(
+            "no data directory (--data-dir): running in memory only; state is lost on restart"
+        ),
+    }
+    let (ingest, writer) = writer::start(
+        shared.clone(),
+        Settings::from_config(&config),
+        storage,
+        timers.clone(),
+    )
+    .map_err(RunError::Storage)?;
     let (http_addr, tcp_addr) = (listeners.http_addr(), listeners.tcp_addr());
 
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -144,14 +182,12 @@ pub async fn run(
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
             .into_future(),
     );
-    shared.ready.store(true, Ordering::Release);
     tracing::info!(
         http = %http_addr.map(|a| a.to_string()).unwrap_or_default(),
         ingest_tcp = %tcp_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         demo = config.demo.enabled,
         "callwatch listening"
     );
-    tracing::info!("no --data-dir: running in memory only; state is lost on restart");
 
     shutdown.await;
     tracing::info!("shutting down: draining sources and in-flight batches");
@@ -159,7 +195,10 @@ pub async fn run(
     tasks.close();
     tasks.wait().await;
     let served = server.await;
-    let _ = writer.await;
+    // Every ingest handle is gone now; stop the timers and let the writer
+    // finish its last group and sync.
+    timers.cancel();
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     match served {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RunError::Http(e)),

@@ -148,7 +148,7 @@ pub enum TransferTarget {
 }
 
 /// What a sale belongs to, for conversion.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SaleLink {
     Call(Text),
     Task(Text),

@@ -10,14 +10,17 @@ pub mod calendar;
 pub mod clock;
 pub mod config;
 mod daemon;
+pub mod deadletter;
 pub mod engine;
 pub mod event;
+pub mod journal;
 pub mod metric;
 pub mod reject;
 pub mod replay;
 pub mod simulate;
 pub mod snapshot;
 pub mod source;
+pub mod store;
 pub mod writer;
 
 pub use daemon::{engine_for, run, Listeners, RunError};

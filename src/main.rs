@@ -38,6 +38,17 @@ enum Command {
         /// Also run the built-in simulator feeding the daemon.
         #[arg(long)]
         demo: bool,
+        /// Keep a journal and snapshots here (overrides storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the dead letters (refused events) kept in a data directory.
+    Deadletters {
+        /// The data directory (default: storage.data_dir of --config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Validate a configuration file; exit status 1 when invalid.
     CheckConfig { file: PathBuf },
@@ -150,6 +161,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             http,
             ingest_tcp,
             demo,
+            data_dir,
         } => {
             let mut cfg = load(config.as_deref())?;
             if let Some(a) = http {
@@ -159,6 +171,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.server.ingest_tcp = Some(a);
             }
             cfg.demo.enabled |= demo;
+            if data_dir.is_some() {
+                cfg.storage.data_dir = data_dir;
+            }
             init_logging(cfg.log.format, &cfg.log.level);
             cfg.validate()?;
             rt.block_on(async move {
@@ -168,6 +183,20 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 callwatch::run(cfg, listeners, shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             })
+        }
+        Command::Deadletters { data_dir, config } => {
+            let dir = match data_dir {
+                Some(d) => d,
+                None => load(config.as_deref())?
+                    .storage
+                    .data_dir
+                    .context("no --data-dir given and no storage.data_dir configured")?,
+            };
+            let mut out = std::io::stdout().lock();
+            let n = callwatch::deadletter::list(&dir, &mut out)
+                .with_context(|| format!("reading dead letters in {}", dir.display()))?;
+            eprintln!("{n} dead letter(s) in {}", dir.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => {
             let cfg = match Config::load(&file) {
@@ -202,7 +231,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if a.offline {
                 let cfg = load(a.config.as_deref())?;
                 cfg.validate()?;
-                let (snap, sum) = callwatch::replay::offline(&cfg, input)?;
+                let (mut snap, sum) = callwatch::replay::offline(&cfg, input)?;
+                snap.digest = Some(snap.compute_digest());
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut out, &snap)?;
                 writeln!(out)?;

@@ -126,6 +126,7 @@ families! {
     EVENTS_DUPLICATE = "callwatch_events_duplicate_total", Counter, "Events whose id was seen before; acknowledged, not applied again.";
     BUILD_INFO = "callwatch_build_info", Gauge, "Always 1; the version label names the running build.";
     TCP_CLIENTS = "callwatch_tcp_clients", Gauge, "TCP ingest clients connected now.";
+    STORAGE_ERRORS = "callwatch_storage_errors_total", Counter, "Journal writes or syncs that failed (ingest is refused until a probe write succeeds).";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
 }
 
@@ -680,6 +681,7 @@ pub struct Telemetry {
     disconnects: DashMap<&'static str, Counter>,
     duplicate: Counter,
     tcp_clients: Gauge,
+    storage_errors: Counter,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -696,6 +698,7 @@ impl Telemetry {
             EVENTS_REJECTED,
             EVENTS_DUPLICATE,
             TCP_DISCONNECTS,
+            STORAGE_ERRORS,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
@@ -714,6 +717,8 @@ impl Telemetry {
         duplicate.increment(0);
         let tcp_clients = recorder.register_gauge(&Key::from_name(TCP_CLIENTS.name), &META);
         tcp_clients.set(0.0);
+        let storage_errors = recorder.register_counter(&Key::from_name(STORAGE_ERRORS.name), &META);
+        storage_errors.increment(0);
         let handle = recorder.handle();
         Arc::new(Telemetry {
             recorder,
@@ -723,6 +728,7 @@ impl Telemetry {
             disconnects: DashMap::new(),
             duplicate,
             tcp_clients,
+            storage_errors,
         })
     }
 
@@ -757,6 +763,10 @@ impl Telemetry {
 
     pub fn duplicates(&self, n: u64) {
         self.duplicate.increment(n);
+    }
+
+    pub fn storage_error(&self) {
+        self.storage_errors.increment(1);
     }
 
     pub fn tcp_clients(&self, delta: f64) {

@@ -278,6 +278,10 @@ pub struct EventsView {
 
 #[derive(Debug, Serialize, Clone)]
 pub struct Snapshot {
+    /// SHA-256 of the canonical snapshot (see `compute_digest`); set by
+    /// the API and `replay --offline`, not by scrapes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     pub version: u32,
     pub now: String,
     pub currency: String,
@@ -449,6 +453,7 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
 
     let c = engine.counters();
     Snapshot {
+        digest: None,
         version: VERSION,
         now: rfc3339(now_ms),
         currency: s.currency.clone(),
@@ -461,6 +466,27 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
         teams,
         agents,
         backlog,
+    }
+}
+
+impl Snapshot {
+    /// A hash of the state this snapshot shows, so anyone can check that
+    /// two states are equal: SHA-256 over the canonical JSON (keys sorted)
+    /// of the snapshot without the digest itself and without the count of
+    /// duplicates received, which is about the senders' retries, not about
+    /// the state. Values that depend on "now" are included, so compare
+    /// digests taken at the same "now" (event clock, or `replay --offline`).
+    pub fn compute_digest(&self) -> String {
+        use sha2::Digest;
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("digest");
+            if let Some(ev) = o.get_mut("events").and_then(|e| e.as_object_mut()) {
+                ev.remove("duplicates");
+            }
+        }
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        format!("{:x}", sha2::Sha256::digest(&bytes))
     }
 }
 

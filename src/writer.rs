@@ -1,24 +1,34 @@
-//! The single writer: the one task that changes the state.
+//! The single writer: the one thread that changes the state.
 //!
 //! Sources send decoded events in batches over a bounded channel (so a
 //! fast sender is slowed down rather than buffered without limit). The
-//! writer applies a whole batch under one short write lock — never held
-//! across an await — and answers each batch with one outcome per event.
-//! This is the point where, with a journal, accepted events are made
-//! durable before the reply (the acknowledgement) is sent.
+//! writer runs on its own OS thread, because with a data directory it
+//! does blocking file I/O. It takes every batch that is waiting (a
+//! group), applies the events under one write lock — never held across an
+//! await — appends the accepted ones to the journal, commits the journal
+//! once for the whole group (one fsync shared by all senders), and only
+//! then answers each batch. If the commit fails, the state is rebuilt from
+//! the data directory (so it again equals what is durable), every batch of
+//! the group is answered with a storage error, and ingest is refused until
+//! a probe write succeeds.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::SharedClock;
+use crate::deadletter::DeadLetters;
+use crate::engine::settings::Settings;
 use crate::engine::{Applied, Engine};
-use crate::event::Event;
+use crate::event::{self, Event};
+use crate::journal::{Fsync, Journal};
 use crate::metric::Telemetry;
 use crate::reject::Rejection;
+use crate::store;
 
 /// What became of one submitted event.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +46,9 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Export per-agent series (`privacy.per_agent_metrics`).
     pub per_agent_metrics: bool,
-    /// The engine version after each batch, for change listeners.
+    /// The engine version after each group, for change listeners.
     pub changes: watch::Sender<u64>,
+    pub deadletters: Option<DeadLetters>,
 }
 
 impl Shared {
@@ -47,40 +58,58 @@ impl Shared {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+    /// Keeps a refused input as a dead letter (with a data directory).
+    pub fn dead_letter(&self, source: &str, r: &Rejection, input: &[u8]) {
+        if let Some(d) = &self.deadletters {
+            d.record(self.now_ms(), source, r, input);
+        }
+    }
 }
 
 struct Batch {
     source: &'static str,
     events: Vec<Event>,
-    reply: oneshot::Sender<Vec<Outcome>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, IngestError>>,
 }
 
-#[derive(Debug, thiserror::Error)]
+enum Command {
+    Batch(Batch),
+    /// Housekeeping (retention; probing storage after a failure).
+    Tick,
+    /// The `interval` fsync policy's timer.
+    Sync,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    #[error("storage unavailable, nothing in this batch was applied: {0}")]
+    Storage(String),
 }
 
 /// A source's handle to the writer.
 #[derive(Clone)]
 pub struct Ingest {
-    tx: mpsc::Sender<Batch>,
-    telemetry: Arc<Telemetry>,
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
 }
 
 impl Ingest {
     /// Counts events a source received, valid or not.
     pub fn received(&self, source: &'static str, n: usize) {
-        self.telemetry.received(source, n as u64);
+        self.shared.telemetry.received(source, n as u64);
     }
 
-    /// Counts an event the source itself refused (could not decode).
-    pub fn rejected(&self, source: &'static str, r: &Rejection) {
-        self.telemetry.rejected(source, r.reason);
+    /// Counts (and keeps as a dead letter) an input the source refused.
+    pub fn rejected(&self, source: &'static str, r: &Rejection, input: &[u8]) {
+        self.shared.telemetry.rejected(source, r.reason);
+        self.shared.dead_letter(source, r, input);
     }
 
-    /// Applies a batch and waits for one outcome per event. Engine
-    /// rejections are counted here; the caller reports them to the sender.
+    /// Applies a batch and waits for one outcome per event. Waits while
+    /// the daemon is still recovering. Engine rejections are counted here;
+    /// the caller reports them to the sender.
     pub async fn submit(
         &self,
         source: &'static str,
@@ -91,81 +120,342 @@ impl Ingest {
         }
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Batch {
+            .send(Command::Batch(Batch {
                 source,
                 events,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
-        rx.await.map_err(|_| IngestError::ShuttingDown)
+        rx.await.map_err(|_| IngestError::ShuttingDown)?
     }
 }
 
-/// How often the writer runs housekeeping (retention).
-const TICK: Duration = Duration::from_secs(1);
-/// Batches queued to the writer before senders wait.
-const QUEUE: usize = 256;
-
-/// Creates the writer's channel; `run` drives it until every `Ingest`
-/// handle is dropped, so in-flight batches are always answered.
-pub fn channel(shared: Arc<Shared>) -> (Ingest, impl std::future::Future<Output = ()>) {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let ingest = Ingest {
-        tx,
-        telemetry: shared.telemetry.clone(),
-    };
-    (ingest, run(shared, rx))
+/// Durability settings of the writer.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    pub dir: PathBuf,
+    pub fsync: Fsync,
+    pub segment_bytes: u64,
+    pub snapshot_every: u64,
+    pub snapshot_interval: Duration,
+    pub keep_snapshots: usize,
 }
 
-async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Batch>) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            batch = rx.recv() => match batch {
-                Some(b) => apply(&shared, b),
-                None => break,
-            },
-            _ = tick.tick() => {
-                let now = shared.now_ms();
-                shared.engine.write().tick(now);
+/// Batches queued to the writer before senders wait.
+const QUEUE: usize = 256;
+/// Most events applied in one group (one commit).
+const GROUP_EVENTS: usize = 32_768;
+const TICK: Duration = Duration::from_secs(1);
+
+/// Starts the writer thread (which first recovers from `storage`, if
+/// any) and the timers that feed it. The thread ends once every `Ingest`
+/// handle is dropped and `stop` is cancelled, after a final commit.
+pub fn start(
+    shared: Arc<Shared>,
+    settings: Settings,
+    storage: Option<StorageOptions>,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<(Ingest, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let ingest = Ingest {
+        tx: tx.clone(),
+        shared: shared.clone(),
+    };
+    let sync_every = match storage.as_ref().map(|s| s.fsync) {
+        Some(Fsync::Interval(d)) => Some(d),
+        _ => None,
+    };
+    // Timers live on the runtime; they stop with `stop` so the channel
+    // closes when the sources are gone.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync = tokio::time::interval(sync_every.unwrap_or(Duration::from_secs(3600)));
+        loop {
+            let cmd = tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => Command::Tick,
+                _ = sync.tick(), if sync_every.is_some() => Command::Sync,
+            };
+            if tx.send(cmd).await.is_err() {
+                break;
+            }
+        }
+    });
+    let handle = std::thread::Builder::new()
+        .name("callwatch-writer".into())
+        .spawn(move || Writer::new(shared, settings, storage).run(rx))?;
+    Ok((ingest, handle))
+}
+
+struct Durable {
+    opts: StorageOptions,
+    journal: Journal,
+    last_snapshot: u64,
+    last_snapshot_at: Instant,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    settings: Settings,
+    storage: Option<StorageOptions>,
+    durable: Option<Durable>,
+    /// Set after a failed commit; ingest is refused until a probe succeeds.
+    degraded: Option<String>,
+}
+
+impl Writer {
+    fn new(shared: Arc<Shared>, settings: Settings, storage: Option<StorageOptions>) -> Writer {
+        Writer {
+            shared,
+            settings,
+            storage,
+            durable: None,
+            degraded: None,
+        }
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        if let Some(opts) = self.storage.clone() {
+            if let Err(e) = self.recover(&opts) {
+                // Without a usable data directory nothing can be made
+                // durable: refuse ingest rather than lose acknowledged data.
+                tracing::error!(dir = %opts.dir.display(), error = %e, "recovery failed; ingest disabled");
+                self.degraded = Some(format!("recovery failed: {e}"));
+            }
+        }
+        self.shared.ready.store(true, Ordering::Release);
+        let mut later = Vec::new();
+        while let Some(cmd) = rx.blocking_recv() {
+            match cmd {
+                Command::Batch(first) => {
+                    let mut group = vec![first];
+                    let mut n = group[0].events.len();
+                    while n < GROUP_EVENTS {
+                        match rx.try_recv() {
+                            Ok(Command::Batch(b)) => {
+                                n += b.events.len();
+                                group.push(b);
+                            }
+                            Ok(other) => later.push(other),
+                            Err(_) => break,
+                        }
+                    }
+                    self.apply_group(group);
+                    for cmd in later.drain(..) {
+                        self.housekeeping(cmd);
+                    }
+                }
+                other => self.housekeeping(other),
+            }
+        }
+        if let Some(d) = self.durable.as_mut() {
+            if let Err(e) = d.journal.sync() {
+                tracing::error!(error = %e, "final journal sync failed");
+            }
+        }
+        tracing::debug!("writer drained");
+    }
+
+    fn recover(&mut self, opts: &StorageOptions) -> std::io::Result<()> {
+        let started = Instant::now();
+        let rec = store::recover(&opts.dir, &self.settings, self.shared.clock.as_ref())?;
+        for note in &rec.notes {
+            tracing::warn!(dir = %opts.dir.display(), "recovery: {note}");
+        }
+        tracing::info!(
+            snapshot = rec.snapshot,
+            replayed = rec.replayed,
+            next = rec.next,
+            ms = started.elapsed().as_millis() as u64,
+            "recovered state from {}",
+            opts.dir.display()
+        );
+        let journal = Journal::open(
+            &store::journal_dir(&opts.dir),
+            rec.next,
+            opts.fsync,
+            opts.segment_bytes,
+        )?;
+        let version = rec.engine.version();
+        *self.shared.engine.write() = rec.engine;
+        self.shared.changes.send_replace(version);
+        self.durable = Some(Durable {
+            opts: opts.clone(),
+            journal,
+            last_snapshot: rec.snapshot,
+            last_snapshot_at: Instant::now(),
+        });
+        Ok(())
+    }
+
+    fn apply_group(&mut self, group: Vec<Batch>) {
+        if let Some(why) = &self.degraded {
+            let err = IngestError::Storage(why.clone());
+            for b in group {
+                let _ = b.reply.send(Err(err.clone()));
+            }
+            return;
+        }
+        let mut results = Vec::with_capacity(group.len());
+        let version = {
+            let mut engine = self.shared.engine.write();
+            for b in &group {
+                let mut outcomes = Vec::with_capacity(b.events.len());
+                for ev in &b.events {
+                    let now = self.shared.clock.now_ms();
+                    outcomes.push(match engine.apply(ev, now) {
+                        Ok(Applied::New) => {
+                            self.shared.clock.observe(ev.ts_ms());
+                            if let Some(d) = self.durable.as_mut() {
+                                d.journal.append_event(now, ev);
+                            }
+                            Outcome::Applied
+                        }
+                        Ok(Applied::Duplicate) => Outcome::Duplicate,
+                        Err(r) => Outcome::Rejected(r),
+                    });
+                }
+                results.push(outcomes);
+            }
+            engine.version()
+        };
+        if let Some(Err(e)) = self.durable.as_mut().map(|d| d.journal.commit()) {
+            self.storage_failed(e);
+            let err = IngestError::Storage(self.degraded.clone().unwrap_or_default());
+            for b in group {
+                let _ = b.reply.send(Err(err.clone()));
+            }
+            return;
+        }
+        let mut dups = 0;
+        for (b, outcomes) in group.iter().zip(&results) {
+            for (ev, o) in b.events.iter().zip(outcomes) {
+                match o {
+                    Outcome::Duplicate => dups += 1,
+                    Outcome::Rejected(r) => {
+                        self.shared.telemetry.rejected(b.source, r.reason);
+                        self.shared
+                            .dead_letter(b.source, r, event::encode(ev).as_bytes());
+                    }
+                    Outcome::Applied => {}
+                }
+            }
+        }
+        if dups > 0 {
+            self.shared.telemetry.duplicates(dups);
+        }
+        self.shared.changes.send_replace(version);
+        for (b, outcomes) in group.into_iter().zip(results) {
+            // The sender may have gone; the events are applied regardless,
+            // and a retry will be recognised as a duplicate.
+            let _ = b.reply.send(Ok(outcomes));
+        }
+        self.maybe_snapshot();
+    }
+
+    /// After a failed commit: the state holds events that are not durable,
+    /// so rebuild it from disk, and refuse ingest until writes work again.
+    fn storage_failed(&mut self, e: std::io::Error) {
+        let why = format!("journal write failed: {e}");
+        tracing::error!("{why}; rebuilding state from the data directory");
+        self.shared.telemetry.storage_error();
+        self.degraded = Some(why);
+        if let Some(opts) = self.storage.clone() {
+            if let Err(e) = self.recover(&opts) {
+                tracing::error!(error = %e, "rebuild after a write failure failed");
             }
         }
     }
-    tracing::debug!("writer drained");
-}
 
-fn apply(shared: &Shared, batch: Batch) {
-    let mut outcomes = Vec::with_capacity(batch.events.len());
-    let (mut dups, version) = (0u64, {
-        let mut engine = shared.engine.write();
-        for ev in &batch.events {
-            let now = shared.clock.now_ms();
-            let outcome = match engine.apply(ev, now) {
-                Ok(Applied::New) => {
-                    shared.clock.observe(ev.ts_ms());
-                    Outcome::Applied
+    fn housekeeping(&mut self, cmd: Command) {
+        match cmd {
+            Command::Tick => self.tick(),
+            Command::Sync => {
+                if let Some(Err(e)) = self.durable.as_mut().map(|d| d.journal.sync()) {
+                    self.storage_failed(e);
                 }
-                Ok(Applied::Duplicate) => Outcome::Duplicate,
-                Err(r) => Outcome::Rejected(r),
+            }
+            Command::Batch(b) => self.apply_group(vec![b]),
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.shared.now_ms();
+        if self.degraded.is_some() {
+            // Probe: a tick record is harmless to write and replay.
+            let ok = match self.durable.as_mut() {
+                Some(d) => {
+                    d.journal.append_tick(now);
+                    d.journal.commit().and_then(|()| d.journal.sync()).is_ok()
+                }
+                None => false,
             };
-            outcomes.push(outcome);
+            if ok {
+                self.shared.engine.write().tick(now);
+                tracing::info!("storage writable again; ingest resumed");
+                self.degraded = None;
+            }
+            return;
         }
-        engine.version()
-    });
-    for o in &outcomes {
-        match o {
-            Outcome::Duplicate => dups += 1,
-            Outcome::Rejected(r) => shared.telemetry.rejected(batch.source, r.reason),
-            Outcome::Applied => {}
+        let changed = self.shared.engine.write().tick(now);
+        if changed {
+            // Retention changed the state: journal the tick so a replay
+            // forgets the same things at the same time.
+            if let Some(d) = self.durable.as_mut() {
+                d.journal.append_tick(now);
+                if let Err(e) = d.journal.commit() {
+                    self.storage_failed(e);
+                }
+            }
+        }
+        self.maybe_snapshot();
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let Some(d) = self.durable.as_mut() else {
+            return;
+        };
+        let since = d.journal.next().saturating_sub(d.last_snapshot);
+        let due = since >= d.opts.snapshot_every
+            || (since > 0 && d.last_snapshot_at.elapsed() >= d.opts.snapshot_interval);
+        if !due {
+            return;
+        }
+        // Everything up to `seq` must be durable before a snapshot claims it.
+        if let Err(e) = d.journal.sync() {
+            self.storage_failed(e);
+            return;
+        }
+        let seq = d.journal.next();
+        let started = Instant::now();
+        let bytes = self.shared.engine.read().save();
+        let result = bytes
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|bytes| {
+                store::write_snapshot(
+                    &d.opts.dir,
+                    seq,
+                    self.shared.clock.now_ms(),
+                    &bytes,
+                    d.opts.keep_snapshots,
+                )
+            })
+            .and_then(|oldest| d.journal.remove_before(oldest));
+        d.last_snapshot_at = Instant::now();
+        match result {
+            Ok(removed) => {
+                d.last_snapshot = seq;
+                tracing::info!(
+                    seq,
+                    removed_segments = removed,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                );
+            }
+            // A failed snapshot loses nothing: the journal still has it all.
+            Err(e) => tracing::warn!(error = %e, "snapshot failed; will retry"),
         }
     }
-    if dups > 0 {
-        shared.telemetry.duplicates(dups);
-    }
-    shared.changes.send_replace(version);
-    // The sender may have gone (client disconnected); the events are
-    // applied regardless, and a retry will be a duplicate.
-    let _ = batch.reply.send(outcomes);
 }

@@ -13,7 +13,7 @@ use super::{Engine, NO_TEAM};
 use crate::event::{AgentStatus, Text};
 use crate::reject::Rejection;
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct AgentDay {
     pub tally: DayTally,
     /// Time spent available (idle) today, up to the last state change.
@@ -21,7 +21,7 @@ pub struct AgentDay {
     pub paused_ms: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Agent {
     pub name: Option<Text>,
     pub team: Text,

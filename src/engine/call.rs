@@ -13,7 +13,7 @@ use crate::event::{AgentStatus, Direction, Text, TransferTarget};
 use crate::reject::{Reason, Rejection};
 
 /// A contact's link to sales, for conversion.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Contact {
     /// The agent who handled (or is handling) the contact.
     pub agent: Option<Text>,
@@ -23,7 +23,7 @@ pub struct Contact {
     pub live_sales: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum CallPhase {
     Waiting,
     Talking {
@@ -38,7 +38,7 @@ pub enum CallPhase {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Call {
     pub queue: Text,
     pub direction: Direction,
@@ -53,7 +53,7 @@ pub struct Call {
 }
 
 /// What is remembered of a call after it ended or was abandoned.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EndedCall {
     pub queue: Text,
     pub closed_ms: i64,

@@ -11,11 +11,15 @@ use crate::event::Text;
 
 type Set = std::collections::HashSet<Text, foldhash::fast::RandomState>;
 
-#[derive(Debug, Default)]
+/// Serialised as the ordered ids only; the set is rebuilt on load.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Dedup {
+    #[serde(skip)]
     seen: Set,
     order: VecDeque<(i64, Text)>,
+    #[serde(skip)]
     capacity: usize,
+    #[serde(skip)]
     horizon_ms: i64,
 }
 
@@ -27,6 +31,17 @@ impl Dedup {
             capacity,
             horizon_ms,
         }
+    }
+
+    /// Restores the lookup set and the configured bounds after loading.
+    pub fn restore(mut self, capacity: usize, horizon_ms: i64) -> Self {
+        self.capacity = capacity;
+        self.horizon_ms = horizon_ms;
+        self.seen = self.order.iter().map(|(_, id)| id.clone()).collect();
+        while self.order.len() > capacity {
+            self.pop();
+        }
+        self
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -43,15 +58,18 @@ impl Dedup {
         }
     }
 
-    /// Forgets ids older than the horizon.
-    pub fn expire(&mut self, now_ms: i64) {
+    /// Forgets ids older than the horizon; returns how many.
+    pub fn expire(&mut self, now_ms: i64) -> usize {
+        let mut n = 0;
         while self
             .order
             .front()
             .is_some_and(|(t, _)| now_ms - t > self.horizon_ms)
         {
             self.pop();
+            n += 1;
         }
+        n
     }
 
     fn pop(&mut self) {

@@ -4,12 +4,19 @@
 //! is an index search over at most a dozen bounds, with no allocation.
 
 /// Cumulative-on-render histogram with static bucket bounds (seconds).
-#[derive(Debug, Clone)]
+/// Serialised without its bounds: they are static and restored by
+/// `Histogram::with_bounds` when a snapshot is loaded.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Histogram {
+    #[serde(skip, default = "no_bounds")]
     bounds: &'static [f64],
     counts: Vec<u64>,
     sum: f64,
     count: u64,
+}
+
+fn no_bounds() -> &'static [f64] {
+    &[]
 }
 
 impl Histogram {
@@ -20,6 +27,12 @@ impl Histogram {
             sum: 0.0,
             count: 0,
         }
+    }
+
+    /// Re-attaches the static bounds after deserialisation.
+    pub fn set_bounds(&mut self, bounds: &'static [f64]) {
+        self.counts.resize(bounds.len(), 0);
+        self.bounds = bounds;
     }
 
     pub fn observe(&mut self, v: f64) {

@@ -18,6 +18,7 @@ mod agent;
 mod call;
 pub mod dedup;
 pub mod histogram;
+pub mod persist;
 mod queue;
 mod sale;
 pub mod settings;
@@ -53,7 +54,7 @@ pub enum Applied {
 }
 
 /// Counters about the engine's own decisions.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct EngineCounters {
     pub applied: u64,
     pub duplicates: u64,
@@ -66,7 +67,7 @@ pub struct EngineCounters {
 }
 
 /// A site and its time zone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Site {
     pub tz: Tz,
 }
@@ -259,9 +260,19 @@ impl Engine {
     /// Housekeeping driven by the writer's timer: forgets what retention
     /// says to forget. Nothing a reader sees depends on when this runs,
     /// except that forgotten series disappear.
-    pub fn tick(&mut self, now_ms: i64) {
-        self.dedup.expire(now_ms);
+    /// Returns whether anything was forgotten (the writer journals the
+    /// tick only then).
+    pub fn tick(&mut self, now_ms: i64) -> bool {
+        let expired = self.dedup.expire(now_ms);
         let s = &self.settings;
+        let sizes = |e: &Engine| {
+            e.agents.len()
+                + e.queues.len()
+                + e.ended_calls.len()
+                + e.closed_tasks.len()
+                + e.sales.len()
+        };
+        let before_all = sizes(self);
         let before = self.agents.len() + self.queues.len();
         self.agents.retain(|_, a| match a.logged_out_ms {
             Some(out) => now_ms - out <= s.agent_retention_ms,
@@ -283,6 +294,7 @@ impl Engine {
         if self.agents.len() + self.queues.len() != before {
             self.version += 1;
         }
+        expired > 0 || sizes(self) != before_all
     }
 
     /// Applies `t` no earlier than `last`, counting when it had to move it.

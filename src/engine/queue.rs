@@ -11,7 +11,7 @@ use super::window::{Daily, Rolling};
 use crate::metric::buckets;
 
 /// Call counters of a queue (cumulative, or per day / minute).
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueueCounts {
     pub offered: u64,
     pub answered: u64,
@@ -30,7 +30,7 @@ impl QueueCounts {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct QueueDay {
     pub counts: QueueCounts,
     pub tally: DayTally,
@@ -39,9 +39,13 @@ pub struct QueueDay {
 /// One minute of the rolling window.
 pub type QueueMinute = QueueCounts;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Queue {
+    /// Resolved from the configuration (and `site`) when loaded.
+    #[serde(skip)]
     pub params: QueueParams,
+    /// The site the queue belongs to (kept: it may come from an event).
+    pub site: crate::event::Text,
     pub totals: QueueCounts,
     pub today: Daily<QueueDay>,
     pub hour: Rolling<QueueMinute>,
@@ -60,6 +64,7 @@ pub struct Queue {
 impl Queue {
     pub fn new(params: QueueParams) -> Queue {
         Queue {
+            site: crate::event::Text::from(params.site.as_str()),
             params,
             totals: QueueCounts::default(),
             today: Daily::default(),

@@ -13,7 +13,7 @@ use crate::config::NO_QUEUE;
 use crate::event::{SaleKind, SaleLink, Text};
 use crate::reject::{Reason, Rejection};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SaleRecord {
     pub agent: Text,
     pub team: Text,

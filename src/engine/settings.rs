@@ -36,6 +36,24 @@ pub struct Sla {
     pub clock: SlaClock,
 }
 
+impl Default for QueueParams {
+    fn default() -> Self {
+        QueueParams {
+            site: String::new(),
+            team: None,
+            tz: Tz::UTC,
+            sl_threshold_ms: 0,
+            short_abandon_ms: 0,
+            configured: false,
+            calendar: Arc::new(Calendar::always(Tz::UTC)),
+            abandon_creates_callback: false,
+            abandon_min_wait_ms: 0,
+            callback_max_attempts: 1,
+            callback_min_gap_ms: 0,
+        }
+    }
+}
+
 impl Sla {
     /// The deadline of a task created at `t` without an explicit `due`.
     pub fn due(&self, t: i64, cal: &Calendar) -> i64 {

@@ -5,7 +5,7 @@
 use crate::event::SaleKind;
 
 /// Sales counters that only grow (Prometheus `_total` series).
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SalesTotals {
     pub by_kind: [u64; 6],
     pub revenue: f64,
@@ -39,7 +39,7 @@ impl SalesTotals {
 }
 
 /// Today's contact and sales figures; sales are net of cancellations.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DayTally {
     /// Contacts whose conversation ended (or task completed) today.
     pub contacts: u64,

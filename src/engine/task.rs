@@ -28,7 +28,7 @@ use crate::reject::{Reason, Rejection};
 pub const CALLBACK: &str = "callback";
 
 /// Why a callback exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallbackSource {
     Requested,
     Abandoned,
@@ -45,7 +45,7 @@ impl CallbackSource {
 }
 
 /// Why a task left the backlog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CloseReason {
     /// The customer called in and was answered.
     CustomerCalledBack,
@@ -86,7 +86,7 @@ impl CloseReason {
 }
 
 /// What only callbacks carry (boxed: most tasks are not callbacks).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Callback {
     pub source: CallbackSource,
     /// The call it was generated from.
@@ -99,7 +99,7 @@ pub struct Callback {
     pub last_attempt_ms: Option<i64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Task {
     pub kind: u8,
     pub queue: Text,
@@ -139,7 +139,7 @@ impl Task {
 }
 
 /// What is remembered of a closed task.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClosedTask {
     pub queue: Text,
     pub closed_ms: i64,
@@ -148,7 +148,7 @@ pub struct ClosedTask {
 }
 
 /// Counters per task kind and queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TaskStats {
     pub created: u64,
     pub completed_met: u64,

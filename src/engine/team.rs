@@ -7,7 +7,7 @@ use super::tally::{DayTally, SalesTotals};
 use super::window::Daily;
 use crate::event::Text;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Team {
     pub site: Text,
     pub sales: SalesTotals,

@@ -35,7 +35,7 @@ pub fn day_bounds(day: NaiveDate, tz: Tz) -> (i64, i64) {
 }
 
 /// Values that belong to one local day and reset at the next.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Daily<T> {
     start: i64,
     end: i64,
@@ -81,17 +81,17 @@ impl<T: Default> Daily<T> {
 pub const ROLLING_MINUTES: i64 = 60;
 
 /// Per-minute buckets covering the last hour.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rolling<T> {
-    minutes: [i64; ROLLING_MINUTES as usize],
-    values: [T; ROLLING_MINUTES as usize],
+    minutes: Vec<i64>,
+    values: Vec<T>,
 }
 
 impl<T: Default + Copy> Default for Rolling<T> {
     fn default() -> Self {
         Rolling {
-            minutes: [i64::MIN; ROLLING_MINUTES as usize],
-            values: [T::default(); ROLLING_MINUTES as usize],
+            minutes: vec![i64::MIN; ROLLING_MINUTES as usize],
+            values: vec![T::default(); ROLLING_MINUTES as usize],
         }
     }
 }

@@ -23,7 +23,7 @@ use super::{Source, SourceError};
 use crate::event;
 use crate::metric::Telemetry;
 use crate::reject::{Reason, Rejection};
-use crate::writer::{Ingest, Outcome};
+use crate::writer::{Ingest, IngestError, Outcome};
 
 pub const NAME: &str = "tcp";
 
@@ -174,12 +174,15 @@ async fn serve(
                 }
                 line_no += 1;
                 ingest.received(NAME, 1);
-                let decoded = match next {
-                    Line::Text(t) => event::decode(&t),
-                    Line::TooLong => Err(Rejection::new(
-                        Reason::TooLarge,
-                        format!("line longer than {} bytes", opts.max_line_bytes),
-                    )),
+                let (decoded, raw) = match next {
+                    Line::Text(t) => (event::decode(&t), t),
+                    Line::TooLong => (
+                        Err(Rejection::new(
+                            Reason::TooLarge,
+                            format!("line longer than {} bytes", opts.max_line_bytes),
+                        )),
+                        bytes::Bytes::new(),
+                    ),
                 };
                 match decoded {
                     Ok(ev) => {
@@ -187,7 +190,7 @@ async fn serve(
                         numbers.push(line_no);
                     }
                     Err(r) => {
-                        ingest.rejected(NAME, &r);
+                        ingest.rejected(NAME, &r, &raw);
                         errors.push((line_no, r));
                     }
                 }
@@ -197,9 +200,18 @@ async fn serve(
             }
             let outcomes = match ingest.submit(NAME, batch).await {
                 Ok(o) => o,
-                Err(_) => {
+                Err(IngestError::ShuttingDown) => {
                     let _ = stream.write_all(b"ERR shutting down\n").await;
                     return Some("shutdown");
+                }
+                Err(e @ IngestError::Storage(_)) => {
+                    // No ACK: nothing of this batch was applied; the sender
+                    // reconnects and resends from its last ACK.
+                    let msg = e.to_string().replace(['\n', '\r'], " ");
+                    let _ = stream
+                        .write_all(format!("ERR storage {msg}\n").as_bytes())
+                        .await;
+                    return Some("storage");
                 }
             };
             for (no, o) in numbers.iter().zip(outcomes) {
