@@ -88,6 +88,19 @@ impl IntoResponse for Unauthorized {
     }
 }
 
+/// Reads before recovery has finished would show an empty state (and make
+/// Prometheus see every counter reset): answer 503 until ready instead.
+fn not_ready(app: &App) -> Option<Response> {
+    (!app.shared.is_ready()).then(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "recovering state\n",
+        )
+            .into_response()
+    })
+}
+
 /// Checks `Authorization: Bearer <token>` when a token is configured,
 /// in constant time.
 fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Unauthorized> {
@@ -260,6 +273,9 @@ async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
         return r.into_response();
     }
+    if let Some(r) = not_ready(&app) {
+        return r;
+    }
     let mut snap = {
         let engine = app.shared.engine.read();
         snapshot::build(&engine, app.shared.now_ms())
@@ -276,6 +292,9 @@ async fn get_backlog(
     if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
         return r.into_response();
     }
+    if let Some(r) = not_ready(&app) {
+        return r;
+    }
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
@@ -290,6 +309,9 @@ async fn get_backlog(
 async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
         return r.into_response();
+    }
+    if let Some(r) = not_ready(&app) {
+        return r;
     }
     let mut buf = String::with_capacity(64 * 1024);
     {

@@ -304,7 +304,9 @@ impl Writer {
             for b in &group {
                 let mut outcomes = Vec::with_capacity(b.events.len());
                 for ev in &b.events {
-                    let now = self.shared.clock.now_ms();
+                    // Never before the event itself: with the event clock,
+                    // "now" only catches up after the event is applied.
+                    let now = self.shared.clock.now_ms().max(ev.ts_ms());
                     outcomes.push(match engine.apply(ev, now) {
                         Ok(Applied::New) => {
                             self.shared.clock.observe(ev.ts_ms());

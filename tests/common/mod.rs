@@ -58,6 +58,7 @@ pub struct Daemon {
     pub tcp: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub log: mpsc::Receiver<String>,
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 fn field(line: &str, key: &str) -> Option<String> {
@@ -124,13 +125,16 @@ impl Daemon {
                     .parse()
                     .expect("addr");
                 let tcp = field(&line, "ingest_tcp").and_then(|a| a.parse().ok());
-                return Daemon {
+                let d = Daemon {
                     child,
                     http,
                     tcp,
                     dir,
                     log: rx,
+                    seen: std::cell::RefCell::new(seen),
                 };
+                d.wait_ready(deadline);
+                return d;
             }
         }
     }
@@ -141,6 +145,64 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Log lines printed so far (after the listening line).
+    pub fn drain_log(&self) -> Vec<String> {
+        let mut seen = self.seen.borrow_mut();
+        seen.extend(self.log.try_iter());
+        seen.clone()
+    }
+
+    /// Waits (up to `secs`) for a log line containing `needle`; returns
+    /// the whole log so far.
+    pub fn log_until(&self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let all = self.drain_log();
+            if all.iter().any(|l| l.contains(needle)) {
+                return all.join("\n");
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(l) => self.seen.borrow_mut().push(l),
+                Err(_) if Instant::now() >= deadline => {
+                    panic!(
+                        "no log line containing {needle:?}; log:\n{}",
+                        all.join("\n")
+                    )
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Polls `GET /readyz` until it answers 200 (recovery done).
+    fn wait_ready(&self, deadline: Instant) {
+        use std::io::{Read, Write};
+        loop {
+            let ok = std::net::TcpStream::connect(self.http)
+                .ok()
+                .and_then(|mut s| {
+                    s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+                    let mut buf = String::new();
+                    s.read_to_string(&mut buf).ok()?;
+                    Some(buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200"))
+                });
+            if ok == Some(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("callwatch did not become ready");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status (deadline 30 s).

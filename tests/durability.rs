@@ -1,0 +1,522 @@
+//! Durability end to end: the real binary with a data directory, killed,
+//! torn, and out of disk space.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// The test config plus storage settings that exercise rotation and
+/// snapshots often.
+fn durable_config(extra: &str) -> String {
+    config(&format!(
+        "[storage]\nfsync = \"always\"\nsegment_bytes = 65536\nsnapshot_every = 700\nkeep_snapshots = 2\n{extra}"
+    ))
+}
+
+fn start(cfg: &str, dir: &std::path::Path) -> Daemon {
+    let dir = dir.to_str().expect("utf-8 path").to_string();
+    Daemon::start_args(cfg, &["--data-dir", &dir])
+}
+
+/// A client's deterministic stream: its own agents, queue and tasks, whole
+/// seconds and whole amounts, so its effect on the state does not depend
+/// on how it interleaves with another client's.
+fn client_events(p: &str, calls: usize) -> Vec<String> {
+    let base = chrono::DateTime::parse_from_rfc3339("2026-03-02T06:00:00Z").expect("time");
+    let at = |s: i64| (base + chrono::Duration::seconds(s)).to_rfc3339();
+    let mut v = Vec::new();
+    let mut n = 0;
+    let mut e = |t: i64, ty: &str, f: String| {
+        n += 1;
+        v.push(format!(
+            r#"{{"id":"{p}-{n}","ts":"{}","type":"{ty}",{f}}}"#,
+            at(t)
+        ));
+    };
+    for a in 0..5 {
+        e(
+            0,
+            "agent_login",
+            format!(r#""agent":"{p}-a{a}","team":"team-{p}""#),
+        );
+    }
+    for i in 0..calls as i64 {
+        let t = 10 + i * 7;
+        let (call, agent, q) = (
+            format!("{p}-c{i}"),
+            format!("{p}-a{}", i % 5),
+            format!("q-{p}"),
+        );
+        e(
+            t,
+            "call_offered",
+            format!(
+                r#""call":"{call}","queue":"{q}","customer":"{p}-k{}""#,
+                i % 40
+            ),
+        );
+        if i % 5 == 0 {
+            // No customer: explicit completion, never closed automatically.
+            e(
+                t + 1,
+                "task_created",
+                format!(r#""task":"{p}-t{i}","kind":"callback","queue":"{q}""#),
+            );
+        }
+        if i % 9 == 4 {
+            e(t + 40, "call_abandoned", format!(r#""call":"{call}""#));
+            continue;
+        }
+        e(
+            t + 3,
+            "call_answered",
+            format!(r#""call":"{call}","agent":"{agent}""#),
+        );
+        e(t + 30, "call_ended", format!(r#""call":"{call}""#));
+        if i % 3 == 0 {
+            e(
+                t + 31,
+                "sale",
+                format!(
+                    r#""sale":"{p}-s{i}","agent":"{agent}","call":"{call}","kind":"new","quantity":{},"unit_price":{}"#,
+                    1 + i % 4,
+                    10 + i % 90
+                ),
+            );
+        }
+        e(t + 35, "wrap_ended", format!(r#""call":"{call}""#));
+        if i % 10 == 5 {
+            e(
+                t + 50,
+                "task_completed",
+                format!(r#""task":"{p}-t{}","agent":"{agent}""#, i - 5),
+            );
+        }
+    }
+    v
+}
+
+/// Posts `events[from..]` in batches until done or the daemon goes away;
+/// returns how many are acknowledged in total.
+async fn http_client(
+    url: String,
+    events: Arc<Vec<String>>,
+    from: usize,
+    acked: Arc<AtomicUsize>,
+) -> usize {
+    let c = client();
+    let mut at = from;
+    while at < events.len() {
+        let end = (at + 25).min(events.len());
+        let body = events[at..end].join("\n");
+        match c.post(&url).body(body).send().await {
+            Ok(r) if r.status().as_u16() == 200 => {
+                at = end;
+                acked.store(at, Ordering::Release);
+            }
+            Ok(r) => panic!("unexpected status {}", r.status()),
+            Err(_) => break,
+        }
+    }
+    at
+}
+
+/// Streams `events[from..]` over TCP, 25 lines at a time, each batch
+/// waited for by its ACK; returns the acknowledged total.
+async fn tcp_client(
+    addr: std::net::SocketAddr,
+    events: Arc<Vec<String>>,
+    from: usize,
+    acked: Arc<AtomicUsize>,
+) -> usize {
+    let Ok(s) = TcpStream::connect(addr).await else {
+        return from;
+    };
+    let (r, mut w) = s.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let (mut at, mut sent_on_conn) = (from, 0usize);
+    while at < events.len() {
+        let end = (at + 25).min(events.len());
+        let chunk = events[at..end].join("\n") + "\n";
+        if w.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+        sent_on_conn += end - at;
+        let want = format!("ACK {sent_on_conn}");
+        let mut ok = false;
+        while let Ok(Some(l)) = lines.next_line().await {
+            assert!(!l.starts_with("ERR"), "unexpected {l}");
+            if l == want {
+                ok = true;
+                break;
+            }
+        }
+        if !ok {
+            break;
+        }
+        at = end;
+        acked.store(at, Ordering::Release);
+    }
+    at
+}
+
+/// Every acknowledged event must be in the state: resent, each is a duplicate.
+async fn assert_all_duplicates(d: &Daemon, events: &[String]) {
+    for chunk in events.chunks(2000) {
+        let (status, reply) = post(d, chunk.join("\n")).await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(
+            (reply["accepted"].as_u64(), reply["duplicates"].as_u64()),
+            (Some(0), Some(chunk.len() as u64)),
+            "an acknowledged event was lost (applied anew after restart)"
+        );
+    }
+}
+
+fn offline_digest(
+    cfg_path: &std::path::Path,
+    dir: &std::path::Path,
+    events: &[&[String]],
+) -> String {
+    let file = dir.join("all.ndjson");
+    let all: Vec<String> = events.iter().flat_map(|e| e.iter().cloned()).collect();
+    std::fs::write(&file, all.join("\n")).expect("write");
+    let out = std::process::Command::new(BIN)
+        .args(["replay", "--offline", "--config"])
+        .arg(cfg_path)
+        .arg(&file)
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["digest"].as_str().expect("digest").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing_acknowledged() {
+    let data = tempfile::tempdir().expect("tmp");
+    let cfg = durable_config("");
+    let http_events = Arc::new(client_events("h", 2500));
+    let tcp_events = Arc::new(client_events("t", 2500));
+    let total = http_events.len() + tcp_events.len();
+    let (mut h_at, mut t_at) = (0usize, 0usize);
+    // Kill points spread over the run, at pseudo-random progress.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(7);
+    println!("kill seed {seed}");
+    let mut x = seed | 1;
+    let rounds = 5;
+    for round in 0..rounds {
+        let d = start(&cfg, data.path());
+        if round > 0 {
+            d.log_until("recovered state", 30);
+            assert_all_duplicates(&d, &http_events[..h_at]).await;
+            assert_all_duplicates(&d, &tcp_events[..t_at]).await;
+        }
+        let (ha, ta) = (
+            Arc::new(AtomicUsize::new(h_at)),
+            Arc::new(AtomicUsize::new(t_at)),
+        );
+        let h = tokio::spawn(http_client(
+            d.url("/api/v1/events"),
+            http_events.clone(),
+            h_at,
+            ha.clone(),
+        ));
+        let t = tokio::spawn(tcp_client(
+            d.tcp.expect("tcp"),
+            tcp_events.clone(),
+            t_at,
+            ta.clone(),
+        ));
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Kill after a pseudo-random share of what is left, while both
+        // clients are busy.
+        let left = total - h_at - t_at;
+        let target = h_at
+            + t_at
+            + left / (rounds + 2 - round) / 2
+            + x as usize % (left / (rounds + 2)).max(1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while ha.load(Ordering::Acquire) + ta.load(Ordering::Acquire) < target {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "load made no progress"
+            );
+            tokio::task::yield_now().await;
+        }
+        d.kill9();
+        h_at = h.await.expect("http client");
+        t_at = t.await.expect("tcp client");
+        println!("round {round}: killed at {h_at} + {t_at} acknowledged");
+    }
+    // Last run: everything acknowledged survived; finish sending and compare.
+    let d = start(&cfg, data.path());
+    assert_all_duplicates(&d, &http_events[..h_at]).await;
+    assert_all_duplicates(&d, &tcp_events[..t_at]).await;
+    let (ha, ta) = (
+        Arc::new(AtomicUsize::new(h_at)),
+        Arc::new(AtomicUsize::new(t_at)),
+    );
+    let h = http_client(d.url("/api/v1/events"), http_events.clone(), h_at, ha);
+    let t = tcp_client(d.tcp.expect("tcp"), tcp_events.clone(), t_at, ta);
+    let (h_end, t_end) = tokio::join!(h, t);
+    assert_eq!((h_end, t_end), (http_events.len(), tcp_events.len()));
+    let live = get_json(&d, "/api/v1/snapshot").await;
+    let cfg_path = d.dir.path().join("callwatch.toml");
+    let expected = offline_digest(&cfg_path, data.path(), &[&http_events, &tcp_events]);
+    assert_eq!(
+        live["digest"].as_str(),
+        Some(expected.as_str()),
+        "state differs from a replay of exactly the events sent"
+    );
+    assert_eq!(
+        live["events"]["applied"].as_u64(),
+        Some(total as u64),
+        "none applied twice"
+    );
+    // Deadlines and ages came back right: an open callback's deadline is
+    // its creation plus the 4 h SLA.
+    let b = get_json(&d, "/api/v1/backlog?kind=callback&limit=1").await;
+    let t0 = &b["tasks"][0];
+    let created = chrono::DateTime::parse_from_rfc3339(t0["created"].as_str().expect("created"))
+        .expect("time");
+    let due = chrono::DateTime::parse_from_rfc3339(t0["due"].as_str().expect("due")).expect("time");
+    assert_eq!((due - created).num_seconds(), 4 * 3600);
+    assert!(
+        std::fs::read_dir(data.path().join("snapshots"))
+            .expect("snapshots")
+            .count()
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn torn_and_flipped_journal_and_snapshot_recover_and_say_so() {
+    let data = tempfile::tempdir().expect("tmp");
+    // No snapshots in this first part: the journal alone carries the day.
+    let cfg = durable_config("").replace("snapshot_every = 700", "snapshot_every = 1000000");
+    let day = scripted_day();
+    let d = start(&cfg, data.path());
+    assert_eq!(post(&d, day.join("\n")).await.0, 200);
+    let full = get_json(&d, "/api/v1/snapshot").await;
+    assert!(d.terminate().success());
+
+    // 1. A torn tail: half of a record after the last whole one.
+    let seg = callwatch::store::journal_files(data.path())
+        .expect("ls")
+        .pop()
+        .expect("segment");
+    let whole = std::fs::metadata(&seg).expect("meta").len();
+    callwatch::journal::append_raw(&seg, &[41, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9]).expect("tear");
+    let d = start(&cfg, data.path());
+    let again = get_json(&d, "/api/v1/snapshot").await;
+    assert_eq!(
+        again["digest"], full["digest"],
+        "a torn tail costs nothing that was whole"
+    );
+    d.log_until(
+        &format!("cut 11 byte(s) of a torn tail at offset {whole}"),
+        10,
+    );
+    assert!(d.terminate().success());
+    let bytes = std::fs::read(&seg).expect("read");
+    let (records, damage) = callwatch::journal::parse(&bytes);
+    assert_eq!(damage, Default::default(), "the torn bytes are gone");
+    assert!(records.len() >= day.len());
+
+    // 2. Flipped bytes in the last record: cut like a torn tail.
+    let mut bytes = std::fs::read(&seg).expect("read");
+    let n = bytes.len();
+    bytes[n - 5] ^= 0x20;
+    std::fs::write(&seg, &bytes).expect("write");
+    let d = start(&cfg, data.path());
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    assert_eq!(
+        snap["events"]["applied"], 40,
+        "only the damaged last record is gone"
+    );
+    d.log_until("torn tail", 10);
+    assert!(d.terminate().success());
+
+    // 3. Flipped bytes in a record in the middle: skipped, the rest kept.
+    let mut bytes = std::fs::read(&seg).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&seg, &bytes).expect("write");
+    let d = start(&cfg, data.path());
+    d.log_until("damaged record(s) skipped", 10);
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let applied = snap["events"]["applied"].as_u64().expect("applied");
+    assert!(
+        (30..40).contains(&applied),
+        "one record lost, later ones replayed: {applied}"
+    );
+    assert!(d.terminate().success());
+}
+
+#[tokio::test]
+async fn a_corrupt_snapshot_falls_back_to_the_one_before() {
+    let data = tempfile::tempdir().expect("tmp");
+    let cfg = durable_config("").replace("snapshot_every = 700", "snapshot_every = 10");
+    let day = scripted_day();
+    let d = start(&cfg, data.path());
+    for chunk in day.chunks(12) {
+        assert_eq!(post(&d, chunk.join("\n")).await.0, 200);
+    }
+    let full = get_json(&d, "/api/v1/snapshot").await;
+    assert!(d.terminate().success());
+    let snaps = callwatch::store::snapshot_files(data.path()).expect("ls");
+    assert_eq!(snaps.len(), 2, "keep_snapshots = 2");
+    let newest = snaps.last().expect("snapshot");
+    let mut bytes = std::fs::read(newest).expect("read");
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    std::fs::write(newest, &bytes).expect("write");
+    let d = start(&cfg, data.path());
+    d.log_until("is unusable (checksum mismatch); falling back", 10);
+    let again = get_json(&d, "/api/v1/snapshot").await;
+    assert_eq!(
+        again["digest"], full["digest"],
+        "older snapshot + journal give the same state"
+    );
+    // Dead letters: a refused event is kept with its reason.
+    let bad = ev(
+        "dl1",
+        "09:00:01",
+        "call_answered",
+        r#""call":"nope","agent":"a1""#,
+    );
+    assert_eq!(post(&d, bad).await.0, 422);
+    let dir = data.path().to_str().expect("utf-8").to_string();
+    let listed = wait_for(20, "the dead letter to be written", || {
+        let dir = dir.clone();
+        async move {
+            let out = std::process::Command::new(BIN)
+                .args(["deadletters", "--data-dir", &dir])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.contains("dl1").then_some(text)
+        }
+    })
+    .await;
+    assert!(listed.contains(r#""reason":"unknown_call""#), "{listed}");
+    assert!(listed.contains(r#""source":"http""#), "{listed}");
+}
+
+/// A small tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("tmp").keep();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount (the disk-full test needs root, as CI has)");
+        assert!(
+            st.success(),
+            "mounting a tmpfs failed; the disk-full test needs root"
+        );
+        Tmpfs(dir)
+    }
+    fn free(&self) -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.0)
+            .output()
+            .expect("df");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("avail")
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn disk_full_refuses_ingest_keeps_reads_and_recovers_by_itself() {
+    let fs = Tmpfs::mount("3m");
+    let data = fs.0.join("data");
+    let cfg = durable_config("").replace("snapshot_every = 700", "snapshot_every = 1000000");
+    let d = start(&cfg, &data);
+    // Leave about 200 KB free.
+    let filler = fs.0.join("filler");
+    let free = fs.free();
+    std::fs::write(&filler, vec![0u8; (free.saturating_sub(200_000)) as usize]).expect("fill");
+    let events = client_events("f", 3000);
+    let mut acked = 0;
+    let mut refusal = None;
+    for chunk in events.chunks(200) {
+        let (status, reply) = post(&d, chunk.join("\n")).await;
+        match status {
+            200 => acked += chunk.len(),
+            503 => {
+                refusal = Some(reply);
+                break;
+            }
+            s => panic!("unexpected {s}: {reply}"),
+        }
+    }
+    let refusal = refusal.expect("the disk filled up before all events were sent");
+    assert_eq!(refusal["reason"], "storage", "{refusal}");
+    assert!(
+        refusal["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No space left on device"),
+        "{refusal}"
+    );
+    assert!(acked > 0, "some events were stored before the disk filled");
+    // Still full: refused again, and reads keep working.
+    let (status, _) = post(&d, events[acked..acked + 10].join("\n")).await;
+    assert_eq!(status, 503);
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    assert_eq!(
+        snap["events"]["applied"].as_u64(),
+        Some(acked as u64),
+        "exactly the acknowledged events are in the state"
+    );
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert!(metric(&m, "callwatch_storage_errors_total") >= 1.0);
+    // Free the space: ingest resumes by itself.
+    std::fs::remove_file(&filler).expect("free space");
+    wait_for(30, "ingest to resume", || async {
+        let (status, _) = post(&d, events[acked..acked + 1].join("\n")).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    for chunk in events[acked..].chunks(500) {
+        assert_eq!(post(&d, chunk.join("\n")).await.0, 200);
+    }
+    // Nothing acknowledged was lost, across a restart too.
+    assert!(d.terminate().success());
+    let d = start(&cfg, &data);
+    let live = get_json(&d, "/api/v1/snapshot").await;
+    let cfg_path = d.dir.path().join("callwatch.toml");
+    let expected = offline_digest(&cfg_path, d.dir.path(), &[&events]);
+    assert_eq!(live["digest"].as_str(), Some(expected.as_str()));
+    drop(d);
+}
