@@ -302,6 +302,18 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
             .count()
             >= 1
     );
+    // Segments older than the oldest kept snapshot were removed.
+    let segs = callwatch::store::journal_files(data.path()).expect("ls");
+    let first = segs
+        .first()
+        .and_then(|p| p.file_stem())
+        .and_then(|s| s.to_str())
+        .expect("a segment");
+    assert_ne!(
+        first.trim_start_matches('0'),
+        "",
+        "the first segment (record 0) is gone"
+    );
 }
 
 #[tokio::test]
@@ -493,6 +505,24 @@ async fn disk_full_refuses_ingest_keeps_reads_and_recovers_by_itself() {
     // Still full: refused again, and reads keep working.
     let (status, _) = post(&d, events[acked..acked + 10].join("\n")).await;
     assert_eq!(status, 503);
+    let (r, mut w) = TcpStream::connect(d.tcp.expect("tcp"))
+        .await
+        .expect("connect")
+        .into_split();
+    let mut lines = BufReader::new(r).lines();
+    w.write_all((events[acked..acked + 5].join("\n") + "\n").as_bytes())
+        .await
+        .expect("write");
+    let reply = lines.next_line().await.expect("read").expect("a line");
+    assert!(
+        reply.starts_with("ERR storage "),
+        "TCP gets ERR and no ACK: {reply}"
+    );
+    assert_eq!(
+        lines.next_line().await.ok().flatten(),
+        None,
+        "connection closed"
+    );
     let snap = get_json(&d, "/api/v1/snapshot").await;
     assert_eq!(
         snap["events"]["applied"].as_u64(),
