@@ -6,6 +6,7 @@
 //! views (`snapshot`) under a read lock. `run` wires it together.
 
 pub mod api;
+pub mod bench;
 pub mod calendar;
 pub mod clock;
 pub mod config;

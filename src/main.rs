@@ -56,6 +56,15 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate realistic call-center traffic.
     Simulate(SimulateArgs),
+    /// Measure throughput and recovery against this machine's own ceiling.
+    Bench {
+        /// Smaller runs (under two minutes here): a smoke check for CI.
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -248,6 +257,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 "sent {}: {} accepted, {} duplicates, {} rejected",
                 s.sent, s.accepted, s.duplicates, s.rejected
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { quick, json } => {
+            init_logging(LogFormat::Plain, "warn");
+            let r = callwatch::bench::run(callwatch::bench::BenchOptions { quick })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", callwatch::bench::table(&r));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(a) => {

@@ -104,6 +104,7 @@ struct SimCall {
 struct SimTask {
     id: Text,
     kind: &'static str,
+    customer: Option<Text>,
     attempts: u32,
     agent: usize,
 }
@@ -312,6 +313,10 @@ impl Simulator {
                 };
                 c.answered = true;
                 let q = c.queue;
+                let customer = c.customer.clone();
+                // The daemon closes every callback owed to a customer who
+                // gets through; the simulated desk forgets them too.
+                self.settle_customer(&customer);
                 self.emit(Body::CallAnswered {
                     call: Self::call_id(call),
                     agent: self.agents[agent].id.clone(),
@@ -514,12 +519,9 @@ impl Simulator {
                         result,
                     });
                     if result == AttemptResult::Reached {
-                        self.tasks.remove(&n);
-                        self.emit(Body::TaskCompleted {
-                            task: id,
-                            agent: Some(self.agents[agent].id.clone()),
-                            outcome: Some(Text::from("reached")),
-                        });
+                        // Reaching the customer closes the callback (and
+                        // any other owed to them) in the daemon too.
+                        self.settle_callbacks_of(n);
                     } else if attempts >= 3 {
                         self.tasks.remove(&n);
                         self.emit(Body::TaskCancelled {
@@ -543,6 +545,21 @@ impl Simulator {
                         self.step(Action::Sale(0, agent, n));
                     }
                 }
+            }
+        }
+    }
+
+    /// Forgets the open callbacks of a customer (all queues share a site).
+    fn settle_customer(&mut self, customer: &Text) {
+        self.tasks
+            .retain(|_, t| t.kind != "callback" || t.customer.as_ref() != Some(customer));
+    }
+
+    /// A callback was reached: it and the customer's others are settled.
+    fn settle_callbacks_of(&mut self, n: u64) {
+        if let Some(t) = self.tasks.remove(&n) {
+            if let Some(c) = t.customer {
+                self.settle_customer(&c);
             }
         }
     }
@@ -585,7 +602,7 @@ impl Simulator {
             task: id.clone(),
             kind: Text::from(kind),
             queue: Some(Text::from(QUEUES[queue].0)),
-            customer,
+            customer: customer.clone(),
             due: None,
             priority: None,
         });
@@ -594,6 +611,7 @@ impl Simulator {
             SimTask {
                 id,
                 kind,
+                customer: if kind == "callback" { customer } else { None },
                 attempts: 0,
                 agent,
             },

@@ -1,0 +1,28 @@
+//! The event decoder, and the engine behind it: any bytes either decode
+//! into an event or are refused with a reason; a decoded event is applied
+//! to an engine, which may refuse it but must not panic.
+#![no_main]
+
+use callwatch::config::Config;
+use callwatch::engine::{settings::Settings, Engine};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(cfg) = Config::embedded() else { return };
+    let mut engine = Engine::new(Settings::from_config(&cfg));
+    // Several lines share one engine, so sequences are explored too.
+    for line in data.split(|b| *b == b'\n') {
+        match callwatch::event::decode(line) {
+            Ok(ev) => {
+                let now = ev.ts_ms();
+                let _ = engine.apply(&ev, now);
+                // Encoding a decoded event must decode to the same event.
+                let again = callwatch::event::decode(callwatch::event::encode(&ev).as_bytes());
+                assert_eq!(again.as_ref().ok(), Some(&ev));
+                let _ = callwatch::snapshot::build(&engine, now);
+                engine.tick(now);
+            }
+            Err(r) => assert!(!r.message.is_empty()),
+        }
+    }
+});
