@@ -9,6 +9,13 @@ export RUSTC_BOOTSTRAP=1
 for target in decode tcp_lines journal; do
   mkdir -p "corpus/$target"
   echo "fuzzing $target for ${secs}s"
-  cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$secs" -max_len=4096 -print_final_stats=1 2>&1 | tail -n 12
+  log="$(mktemp)"
+  if ! cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+      -max_total_time="$secs" -max_len=4096 -print_final_stats=1 >"$log" 2>&1; then
+    grep -v '^"' "$log" | tail -n 60
+    echo "fuzz target $target FAILED (see fuzz/artifacts/$target)"
+    exit 1
+  fi
+  grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$log"
+  rm -f "$log"
 done

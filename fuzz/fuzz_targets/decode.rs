@@ -3,13 +3,18 @@
 //! to an engine, which may refuse it but must not panic.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use callwatch::config::Config;
 use callwatch::engine::{settings::Settings, Engine};
 use libfuzzer_sys::fuzz_target;
 
+static SETTINGS: OnceLock<Option<Settings>> = OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(cfg) = Config::embedded() else { return };
-    let mut engine = Engine::new(Settings::from_config(&cfg));
+    let settings = SETTINGS.get_or_init(|| Config::embedded().ok().map(|c| Settings::from_config(&c)));
+    let Some(settings) = settings else { return };
+    let mut engine = Engine::new(settings.clone());
     // Several lines share one engine, so sequences are explored too.
     for line in data.split(|b| *b == b'\n') {
         match callwatch::event::decode(line) {

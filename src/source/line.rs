@@ -50,7 +50,9 @@ impl Lines {
                     return Some(Line::Text(line.freeze()));
                 }
                 None => {
-                    if self.buf.len() > self.max {
+                    // `max` counts the content without its line end, so a
+                    // partial line may hold one more byte (a `\r`).
+                    if self.buf.len() > self.max + 1 {
                         self.buf.clear();
                         self.discarding = true;
                     }
@@ -77,6 +79,20 @@ impl Lines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crlf_line_of_exactly_max_bytes_is_the_same_however_it_arrives() {
+        // Found by the tcp_lines fuzz target: the `\r` arriving before the
+        // `\n` made a line of exactly `max` bytes look too long.
+        let mut whole = Lines::new(3);
+        whole.buf.extend_from_slice(b"abc\r\n");
+        assert_eq!(whole.next_line(), Some(Line::Text(Bytes::from_static(b"abc"))));
+        let mut split = Lines::new(3);
+        split.buf.extend_from_slice(b"abc\r");
+        assert_eq!(split.next_line(), None);
+        split.buf.extend_from_slice(b"\n");
+        assert_eq!(split.next_line(), Some(Line::Text(Bytes::from_static(b"abc"))));
+    }
 
     #[test]
     fn splits_bounds_and_recovers() {
