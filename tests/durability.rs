@@ -550,3 +550,68 @@ async fn disk_full_refuses_ingest_keeps_reads_and_recovers_by_itself() {
     assert_eq!(live["digest"].as_str(), Some(expected.as_str()));
     drop(d);
 }
+
+#[tokio::test]
+async fn reads_wait_for_recovery_and_ingest_queues_behind_it() {
+    let data = tempfile::tempdir().expect("tmp");
+    // A journal long enough that replaying it takes a while.
+    let n = 300_000;
+    {
+        let mut j = callwatch::journal::Journal::open(
+            &data.path().join("journal"),
+            0,
+            callwatch::journal::Fsync::Never,
+            64 << 20,
+        )
+        .expect("journal");
+        let sim = callwatch::simulate::Simulator::new(
+            callwatch::simulate::SimOptions {
+                agents: 200,
+                rate: 200.0,
+                seed: 9,
+                site: None,
+            },
+            1_772_434_800_000,
+        );
+        for ev in sim.take(n) {
+            j.append_event(ev.ts_ms(), &ev);
+        }
+        j.commit().expect("commit");
+    }
+    let dir = data.path().to_str().expect("utf-8").to_string();
+    let d = Daemon::start_unready(&durable_config(""), &["--data-dir", &dir]);
+    let c = client();
+    let status = |path: &'static str| {
+        let c = c.clone();
+        let url = d.url(path);
+        async move { c.get(url).send().await.expect("get").status().as_u16() }
+    };
+    assert_eq!(
+        status("/readyz").await,
+        503,
+        "ready before the journal was replayed"
+    );
+    assert_eq!(
+        status("/metrics").await,
+        503,
+        "a scrape must not see the empty state"
+    );
+    assert_eq!(status("/api/v1/snapshot").await, 503);
+    // An event sent now waits for recovery, then is applied after it.
+    let late = ev(
+        "after",
+        "23:00:00",
+        "call_offered",
+        r#""call":"late","queue":"orders""#,
+    );
+    let (code, reply) = post(&d, late).await;
+    assert_eq!(
+        (code, reply["accepted"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    assert_eq!(status("/readyz").await, 200);
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    assert_eq!(snap["events"]["applied"].as_u64(), Some(n as u64 + 1));
+    d.log_until(&format!("replayed={n}"), 10);
+}

@@ -72,7 +72,14 @@ impl Lines {
             self.buf.clear();
             return None;
         }
-        Some(Line::Text(self.buf.split().freeze()))
+        let mut line = self.buf.split();
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        if line.len() > self.max {
+            return Some(Line::TooLong);
+        }
+        Some(Line::Text(line.freeze()))
     }
 }
 
@@ -86,12 +93,23 @@ mod tests {
         // `\n` made a line of exactly `max` bytes look too long.
         let mut whole = Lines::new(3);
         whole.buf.extend_from_slice(b"abc\r\n");
-        assert_eq!(whole.next_line(), Some(Line::Text(Bytes::from_static(b"abc"))));
+        assert_eq!(
+            whole.next_line(),
+            Some(Line::Text(Bytes::from_static(b"abc")))
+        );
         let mut split = Lines::new(3);
         split.buf.extend_from_slice(b"abc\r");
         assert_eq!(split.next_line(), None);
         split.buf.extend_from_slice(b"\n");
-        assert_eq!(split.next_line(), Some(Line::Text(Bytes::from_static(b"abc"))));
+        assert_eq!(
+            split.next_line(),
+            Some(Line::Text(Bytes::from_static(b"abc")))
+        );
+        // And an unterminated last line one byte over the limit is too long.
+        let mut end = Lines::new(3);
+        end.buf.extend_from_slice(b"abcd");
+        assert_eq!(end.next_line(), None);
+        assert_eq!(end.finish(), Some(Line::TooLong));
     }
 
     #[test]

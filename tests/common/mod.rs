@@ -79,9 +79,18 @@ impl Daemon {
         Self::start_args(config, &[])
     }
 
+    pub fn start_args(config: &str, args: &[&str]) -> Daemon {
+        Self::spawn(config, args, true)
+    }
+
+    /// Returns as soon as the listeners are bound, before recovery is done.
+    pub fn start_unready(config: &str, args: &[&str]) -> Daemon {
+        Self::spawn(config, args, false)
+    }
+
     // The child moves into `Daemon`, whose Drop kills and waits for it.
     #[allow(clippy::zombie_processes)]
-    pub fn start_args(config: &str, args: &[&str]) -> Daemon {
+    fn spawn(config: &str, args: &[&str], ready: bool) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("callwatch.toml");
         std::fs::write(&path, config).expect("write config");
@@ -133,7 +142,9 @@ impl Daemon {
                     log: rx,
                     seen: std::cell::RefCell::new(seen),
                 };
-                d.wait_ready(deadline);
+                if ready {
+                    d.wait_ready(deadline);
+                }
                 return d;
             }
         }
