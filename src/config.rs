@@ -68,6 +68,7 @@ pub struct Config {
     pub targets: Targets,
     pub demo: DemoConfig,
     pub storage: StorageConfig,
+    pub feed: FeedConfig,
 }
 
 /// Durability: where and how the journal and snapshots are kept.
@@ -167,8 +168,12 @@ impl Default for ServerConfig {
 pub struct AuthConfig {
     /// Bearer token for POST /api/v1/events and `AUTH` on TCP.
     pub ingest_token: Option<String>,
-    /// Bearer token for the read API and /metrics.
+    /// Bearer token for the read API and /metrics (supervisor role).
     pub read_token: Option<String>,
+    /// Token of the `wallboard` role (API, feed, wallboard page).
+    pub wallboard_token: Option<String>,
+    /// Token of the `supervisor` role.
+    pub supervisor_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
@@ -275,12 +280,93 @@ impl Default for RetentionConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacyConfig {
     /// Export per-agent Prometheus series (`callwatch_agent_*`). Off by
     /// default: agent-level monitoring needs the works council's consent.
     pub per_agent_metrics: bool,
+    /// How the wallboard role sees agents.
+    pub wallboard_agents: AgentDisplay,
+    /// Per-agent sales figures for the wallboard role.
+    pub wallboard_agent_sales: bool,
+    /// Team figures are shown to the wallboard role only for teams of at
+    /// least this many agents (logged in).
+    pub min_group_size: u64,
+    /// Key for pseudonyms; without one a random key per process start.
+    pub pseudonym_key: Option<String>,
+    /// Pseudonyms stay the same for this many days.
+    pub pseudonym_period_days: u32,
+    /// The role of a read request without a token (when no read token is
+    /// configured).
+    pub anonymous_role: crate::privacy::Role,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            per_agent_metrics: false,
+            wallboard_agents: AgentDisplay::Pseudonyms,
+            wallboard_agent_sales: false,
+            min_group_size: 5,
+            pseudonym_key: None,
+            pseudonym_period_days: 1,
+            anonymous_role: crate::privacy::Role::Wallboard,
+        }
+    }
+}
+
+/// How agents appear to the wallboard role.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentDisplay {
+    Names,
+    #[default]
+    Pseudonyms,
+    Hidden,
+}
+
+/// The websocket feed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    /// Most delta messages per second per client.
+    pub max_rate: u32,
+    pub max_clients: usize,
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A client that sends nothing (not even a pong) this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A client that cannot take a message this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Most tasks in the overdue list.
+    pub overdue_list: usize,
+    /// Longest pause per reason before an alert; `default` for others.
+    #[serde(with = "humantime_serde::option")]
+    pub pause_limit: Option<Duration>,
+    pub pause_limits: BTreeMap<String, HumanDuration>,
+}
+
+/// A duration written like "15m" (for maps).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            max_rate: 4,
+            max_clients: 500,
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(5),
+            overdue_list: 50,
+            pause_limit: Some(Duration::from_secs(30 * 60)),
+            pause_limits: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -629,6 +715,8 @@ impl Config {
         for (key, tok) in [
             ("auth.ingest_token", &self.auth.ingest_token),
             ("auth.read_token", &self.auth.read_token),
+            ("auth.wallboard_token", &self.auth.wallboard_token),
+            ("auth.supervisor_token", &self.auth.supervisor_token),
         ] {
             if let Some(t) = tok {
                 if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -771,6 +859,18 @@ impl Config {
         }
         if !(self.demo.rate > 0.0 && self.demo.rate <= 1e6) {
             push("demo.rate".into(), "must be in (0, 1000000]".into());
+        }
+        if self.feed.max_rate == 0 || self.feed.max_rate > 100 {
+            push("feed.max_rate".into(), "must be between 1 and 100".into());
+        }
+        if self.feed.max_clients == 0 {
+            push("feed.max_clients".into(), "must be greater than 0".into());
+        }
+        if self.privacy.pseudonym_key.as_ref().is_some_and(|k| k.len() < 16) {
+            push(
+                "privacy.pseudonym_key".into(),
+                "must be at least 16 characters".into(),
+            );
         }
         let st = &self.storage;
         if let Err(e) = st.fsync_policy() {

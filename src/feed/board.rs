@@ -1,0 +1,224 @@
+//! The board: what the feed and the wallboard show, built once per
+//! change and shared by every client.
+//!
+//! It carries instants (waiting since, in state since, created, due)
+//! rather than ages, so it only changes when something happens or a
+//! status flips (a task goes overdue, a wait crosses a threshold); the
+//! client counts ages up itself. Role and scope filtering happen per
+//! client on a clone (`scoped`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Kpi;
+use crate::engine::{CallPhase, Engine};
+use crate::event::AgentStatus;
+use crate::snapshot::{self, KpiView};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueueTile {
+    pub site: String,
+    pub team: Option<String>,
+    pub waiting: u64,
+    /// Offer time of the longest-waiting call (ms), if any waits.
+    pub oldest_since: Option<i64>,
+    pub offered_today: u64,
+    pub answered_today: u64,
+    pub abandoned_today: u64,
+    pub sl_today: Option<f64>,
+    pub sl_60m: Option<f64>,
+    pub aht_s: Option<f64>,
+    pub talk_s: Option<f64>,
+    pub hold_s: Option<f64>,
+    pub wrap_s: Option<f64>,
+    pub conversion: Option<f64>,
+    pub revenue_today: f64,
+    /// KPI targets and statuses. `oldest_wait` carries no value (it grows
+    /// by the second; the client computes it from `oldest_since`).
+    pub kpis: BTreeMap<&'static str, KpiView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TeamTile {
+    pub site: String,
+    pub size: u64,
+    pub agents: BTreeMap<&'static str, u64>,
+    pub aht_s: Option<f64>,
+    pub conversion: Option<f64>,
+    pub revenue_today: f64,
+    pub kpis: BTreeMap<&'static str, KpiView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentTile {
+    /// What the viewer may see: a name, a pseudonym, or the id (supervisor).
+    pub label: String,
+    pub team: String,
+    pub site: String,
+    pub state: AgentStatus,
+    pub reason: Option<String>,
+    pub since: i64,
+    pub contacts_today: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion_today: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_today: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BacklogTile {
+    pub kind: String,
+    pub queue: String,
+    pub open: u64,
+    pub overdue: u64,
+    pub due_soon: u64,
+    pub oldest_created: Option<i64>,
+    pub next_due: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OverdueItem {
+    pub kind: String,
+    pub queue: String,
+    pub created: i64,
+    pub due: i64,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+}
+
+/// The whole board; maps keyed by what the client keys by.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Board {
+    pub queues: BTreeMap<String, QueueTile>,
+    pub teams: BTreeMap<String, TeamTile>,
+    pub agents: BTreeMap<String, AgentTile>,
+    /// Keyed `kind/queue`.
+    pub backlog: BTreeMap<String, BacklogTile>,
+    /// Overdue tasks, most overdue first (bounded), keyed by task id.
+    pub overdue: BTreeMap<String, OverdueItem>,
+}
+
+/// Builds the full board (every queue, agent and task, supervisor detail).
+pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
+    let snap = snapshot::build(engine, now_ms);
+    let mut oldest: BTreeMap<&str, i64> = BTreeMap::new();
+    for c in engine.calls.values() {
+        if matches!(c.phase, CallPhase::Waiting) {
+            let e = oldest.entry(c.queue.as_str()).or_insert(c.offered_ms);
+            *e = (*e).min(c.offered_ms);
+        }
+    }
+    let queues = snap
+        .queues
+        .iter()
+        .map(|q| {
+            let mut kpis = q.kpis.clone();
+            if let Some(k) = kpis.get_mut(Kpi::OldestWait.as_str()) {
+                k.value = None;
+            }
+            let t = &q.today_contacts;
+            let tile = QueueTile {
+                site: q.site.clone(),
+                team: q.team.clone(),
+                waiting: q.waiting,
+                oldest_since: oldest.get(q.name.as_str()).copied(),
+                offered_today: q.today.counts.offered,
+                answered_today: q.today.counts.answered,
+                abandoned_today: q.today.counts.abandoned,
+                sl_today: q.today.service_level,
+                sl_60m: q.last_60m.service_level,
+                aht_s: t.aht_s,
+                talk_s: t.talk_s,
+                hold_s: t.hold_s,
+                wrap_s: t.wrap_s,
+                conversion: t.conversion,
+                revenue_today: t.revenue,
+                kpis,
+            };
+            (q.name.clone(), tile)
+        })
+        .collect();
+    let teams = snap
+        .teams
+        .iter()
+        .map(|t| {
+            let tile = TeamTile {
+                site: t.site.clone(),
+                size: t.agents.iter().filter(|(s, _)| **s != "offline").map(|(_, n)| n).sum(),
+                agents: t.agents.clone(),
+                aht_s: t.today.aht_s,
+                conversion: t.today.conversion,
+                revenue_today: t.today.revenue,
+                kpis: t.kpis.clone(),
+            };
+            (t.name.clone(), tile)
+        })
+        .collect();
+    let agents = engine
+        .agents
+        .iter()
+        .filter(|(_, a)| a.status != AgentStatus::Offline)
+        .map(|(id, a)| {
+            let day = a.today.get(now_ms).copied().unwrap_or_default();
+            let tile = AgentTile {
+                label: a.name.as_deref().unwrap_or(id).to_string(),
+                team: a.team.to_string(),
+                site: a.site.to_string(),
+                state: a.status,
+                reason: a.reason.as_ref().map(|r| r.to_string()),
+                since: a.since_ms,
+                contacts_today: day.tally.contacts,
+                conversion_today: day.tally.conversion(),
+                revenue_today: Some(day.tally.revenue),
+            };
+            (id.to_string(), tile)
+        })
+        .collect();
+    let mut backlog: BTreeMap<String, BacklogTile> = BTreeMap::new();
+    let mut overdue: Vec<(i64, String, OverdueItem)> = Vec::new();
+    for (id, t) in &engine.tasks {
+        let kind = engine.kind_name(t.kind);
+        let b = backlog
+            .entry(format!("{kind}/{}", t.queue))
+            .or_insert_with(|| BacklogTile {
+                kind: kind.to_string(),
+                queue: t.queue.to_string(),
+                open: 0,
+                overdue: 0,
+                due_soon: 0,
+                oldest_created: None,
+                next_due: None,
+            });
+        b.open += 1;
+        b.oldest_created = Some(b.oldest_created.map_or(t.created_ms, |o| o.min(t.created_ms)));
+        b.next_due = Some(b.next_due.map_or(t.due_ms, |n| n.min(t.due_ms)));
+        if t.overdue(now_ms) {
+            b.overdue += 1;
+            overdue.push((
+                t.due_ms,
+                id.to_string(),
+                OverdueItem {
+                    kind: kind.to_string(),
+                    queue: t.queue.to_string(),
+                    created: t.created_ms,
+                    due: t.due_ms,
+                    attempts: t.attempts,
+                    customer: t.customer.as_ref().map(|c| c.to_string()),
+                },
+            ));
+        } else if t.due_soon(now_ms) {
+            b.due_soon += 1;
+        }
+    }
+    overdue.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    overdue.truncate(overdue_max);
+    Board {
+        queues,
+        teams,
+        agents,
+        backlog,
+        overdue: overdue.into_iter().map(|(_, id, o)| (id, o)).collect(),
+    }
+}
