@@ -14,8 +14,13 @@ use axum::{Json, Router};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
+use axum::extract::ws::WebSocketUpgrade;
+
+use crate::config::{AuthConfig, PrivacyConfig};
 use crate::event;
+use crate::feed::{self, board::Scope, Hub};
 use crate::metric;
+use crate::privacy::{self, Role};
 use crate::reject::{Reason, Rejection};
 use crate::snapshot::{self, BacklogQuery};
 use crate::writer::{Ingest, IngestError, Outcome, Shared};
@@ -29,6 +34,8 @@ pub struct HttpOptions {
     pub read_token: Option<String>,
     pub max_body_bytes: usize,
     pub max_events_per_request: usize,
+    pub auth: AuthConfig,
+    pub privacy: PrivacyConfig,
 }
 
 #[derive(Clone)]
@@ -36,10 +43,16 @@ struct App {
     shared: Arc<Shared>,
     ingest: Ingest,
     opts: Arc<HttpOptions>,
+    hub: Arc<Hub>,
 }
 
-pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions) -> Router {
+pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<Hub>) -> Router {
     Router::new()
+        .route("/", get(wallboard_page))
+        .route("/wallboard", get(wallboard_page))
+        .route("/wallboard.js", get(wallboard_js))
+        .route("/wallboard.css", get(wallboard_css))
+        .route("/ws", get(ws))
         .route("/api/v1/events", post(post_events))
         .route("/api/v1/snapshot", get(get_snapshot))
         .route("/api/v1/backlog", get(get_backlog))
@@ -50,6 +63,7 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions) -> Router 
             shared,
             ingest,
             opts: Arc::new(opts),
+            hub,
         })
 }
 
@@ -269,19 +283,92 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
         .into_response()
 }
 
+/// The read role of a request: from `Authorization: Bearer`, or (for
+/// browsers, which cannot set headers on a websocket) a `token` parameter.
+fn role_of(
+    app: &App,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<Role, Unauthorized> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    let token = header.or(query_token.map(str::as_bytes));
+    privacy::resolve(token, &app.opts.auth, &app.opts.privacy).map_err(|_| Unauthorized)
+}
+
 async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
-        return r.into_response();
-    }
+    let role = match role_of(&app, &headers, None) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
     if let Some(r) = not_ready(&app) {
         return r;
     }
+    let now = app.shared.now_ms();
     let mut snap = {
         let engine = app.shared.engine.read();
-        snapshot::build(&engine, app.shared.now_ms())
+        snapshot::build(&engine, now)
     };
+    // The digest is of the state, so it is taken before any redaction.
     snap.digest = Some(snap.compute_digest());
+    if role == Role::Wallboard {
+        snapshot::redact(&mut snap, &app.hub.privacy, now);
+    }
     Json(snap).into_response()
+}
+
+async fn ws(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let role = match role_of(&app, &headers, q.get("token").map(String::as_str)) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let scope = Scope::from_query(&q);
+    let hub = app.hub.clone();
+    let upgrade = upgrade
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024);
+    match feed::admit(&hub) {
+        Some(permit) => {
+            upgrade.on_upgrade(move |socket| feed::serve(socket, hub, role, scope, permit))
+        }
+        None => {
+            app.shared.telemetry.feed_disconnect("too_many_clients");
+            upgrade.on_upgrade(feed::refuse)
+        }
+    }
+}
+
+const PAGE: &str = include_str!("../assets/wallboard.html");
+const SCRIPT: &str = include_str!("../assets/wallboard.js");
+const STYLE: &str = include_str!("../assets/wallboard.css");
+
+async fn wallboard_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+async fn wallboard_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+async fn wallboard_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
 async fn get_backlog(
@@ -289,9 +376,10 @@ async fn get_backlog(
     headers: HeaderMap,
     query: Result<Query<BacklogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
-        return r.into_response();
-    }
+    let role = match role_of(&app, &headers, None) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
     if let Some(r) = not_ready(&app) {
         return r;
     }
@@ -299,10 +387,15 @@ async fn get_backlog(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
     };
-    let list = {
+    let mut list = {
         let engine = app.shared.engine.read();
         snapshot::backlog_list(&engine, app.shared.now_ms(), &q)
     };
+    if role == Role::Wallboard {
+        for t in &mut list.tasks {
+            t.customer = None;
+        }
+    }
     Json(list).into_response()
 }
 

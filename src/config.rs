@@ -866,7 +866,12 @@ impl Config {
         if self.feed.max_clients == 0 {
             push("feed.max_clients".into(), "must be greater than 0".into());
         }
-        if self.privacy.pseudonym_key.as_ref().is_some_and(|k| k.len() < 16) {
+        if self
+            .privacy
+            .pseudonym_key
+            .as_ref()
+            .is_some_and(|k| k.len() < 16)
+        {
             push(
                 "privacy.pseudonym_key".into(),
                 "must be at least 16 characters".into(),

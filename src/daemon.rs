@@ -20,7 +20,9 @@ use crate::config::{ClockMode, Config, ConfigError};
 use crate::deadletter::DeadLetters;
 use crate::engine::settings::Settings;
 use crate::engine::Engine;
+use crate::feed::{FeedOptions, Hub};
 use crate::metric::Telemetry;
+use crate::privacy::Privacy;
 use crate::simulate::SimOptions;
 use crate::source::simulator::SimulatorSource;
 use crate::source::tcp::{TcpOptions, TcpSource};
@@ -166,6 +168,17 @@ pub async fn run(
         });
     }
 
+    if config.privacy.pseudonym_key.is_none()
+        && config.privacy.wallboard_agents == crate::config::AgentDisplay::Pseudonyms
+    {
+        tracing::warn!("privacy.pseudonym_key is not set: pseudonyms change at every restart");
+    }
+    let hub = Hub::start(
+        shared.clone(),
+        FeedOptions::from_config(&config.feed),
+        Privacy::new(&config.privacy),
+        cancel.clone(),
+    );
     let app = api::router(
         shared.clone(),
         ingest,
@@ -174,7 +187,10 @@ pub async fn run(
             read_token: config.auth.read_token.clone(),
             max_body_bytes: s.max_body_bytes,
             max_events_per_request: s.max_events_per_request,
+            auth: config.auth.clone(),
+            privacy: config.privacy.clone(),
         },
+        hub,
     );
     let http_cancel = cancel.clone();
     let server = tokio::spawn(

@@ -126,6 +126,9 @@ families! {
     EVENTS_DUPLICATE = "callwatch_events_duplicate_total", Counter, "Events whose id was seen before; acknowledged, not applied again.";
     BUILD_INFO = "callwatch_build_info", Gauge, "Always 1; the version label names the running build.";
     TCP_CLIENTS = "callwatch_tcp_clients", Gauge, "TCP ingest clients connected now.";
+    FEED_CLIENTS = "callwatch_feed_clients", Gauge, "Websocket feed clients connected now.";
+    FEED_MESSAGES = "callwatch_feed_messages_total", Counter, "Feed messages sent, by type.";
+    FEED_DISCONNECTS = "callwatch_feed_disconnects_total", Counter, "Feed clients gone, by reason (client_closed, too_slow, idle, too_many_clients, ...).";
     STORAGE_ERRORS = "callwatch_storage_errors_total", Counter, "Journal writes or syncs that failed (ingest is refused until a probe write succeeds).";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
 }
@@ -682,6 +685,9 @@ pub struct Telemetry {
     duplicate: Counter,
     tcp_clients: Gauge,
     storage_errors: Counter,
+    feed_clients: Gauge,
+    /// Counters with one label, keyed by (family, value).
+    labelled: DashMap<(&'static str, &'static str), Counter>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -699,10 +705,12 @@ impl Telemetry {
             EVENTS_DUPLICATE,
             TCP_DISCONNECTS,
             STORAGE_ERRORS,
+            FEED_MESSAGES,
+            FEED_DISCONNECTS,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
-        for fam in [BUILD_INFO, TCP_CLIENTS] {
+        for fam in [BUILD_INFO, TCP_CLIENTS, FEED_CLIENTS] {
             recorder.describe_gauge(fam.name.into(), None, fam.help.into());
         }
         let build = recorder.register_gauge(
@@ -717,6 +725,8 @@ impl Telemetry {
         duplicate.increment(0);
         let tcp_clients = recorder.register_gauge(&Key::from_name(TCP_CLIENTS.name), &META);
         tcp_clients.set(0.0);
+        let feed_clients = recorder.register_gauge(&Key::from_name(FEED_CLIENTS.name), &META);
+        feed_clients.set(0.0);
         let storage_errors = recorder.register_counter(&Key::from_name(STORAGE_ERRORS.name), &META);
         storage_errors.increment(0);
         let handle = recorder.handle();
@@ -729,6 +739,8 @@ impl Telemetry {
             duplicate,
             tcp_clients,
             storage_errors,
+            feed_clients,
+            labelled: DashMap::new(),
         })
     }
 
@@ -763,6 +775,25 @@ impl Telemetry {
 
     pub fn duplicates(&self, n: u64) {
         self.duplicate.increment(n);
+    }
+
+    fn one_label(&self, fam: &Family, label: &'static str, value: &'static str) {
+        self.labelled
+            .entry((fam.name, value))
+            .or_insert_with(|| self.counter(fam.name, vec![Label::new(label, value)]))
+            .increment(1);
+    }
+
+    pub fn feed_clients(&self, delta: f64) {
+        self.feed_clients.increment(delta);
+    }
+
+    pub fn feed_message(&self, kind: &'static str) {
+        self.one_label(&FEED_MESSAGES, "type", kind);
+    }
+
+    pub fn feed_disconnect(&self, reason: &'static str) {
+        self.one_label(&FEED_DISCONNECTS, "reason", reason);
     }
 
     pub fn storage_error(&self) {
@@ -822,7 +853,8 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_events_received_total" => "source",
         "callwatch_events_rejected_total" => "source, reason",
         "callwatch_build_info" => "version",
-        "callwatch_tcp_disconnects_total" => "reason",
+        "callwatch_tcp_disconnects_total" | "callwatch_feed_disconnects_total" => "reason",
+        "callwatch_feed_messages_total" => "type",
         _ => "",
     }
 }

@@ -35,7 +35,11 @@ fn matches(given: &[u8], configured: &Option<String>) -> bool {
 /// The role of a read request. A given token must match a configured
 /// one; without a token the request gets `privacy.anonymous_role`, unless
 /// a read token is configured (then it must authenticate).
-pub fn resolve(token: Option<&[u8]>, auth: &AuthConfig, p: &PrivacyConfig) -> Result<Role, Unauthorized> {
+pub fn resolve(
+    token: Option<&[u8]>,
+    auth: &AuthConfig,
+    p: &PrivacyConfig,
+) -> Result<Role, Unauthorized> {
     match token {
         Some(t) if matches(t, &auth.supervisor_token) || matches(t, &auth.read_token) => {
             Ok(Role::Supervisor)
@@ -59,7 +63,9 @@ pub struct Privacy {
 
 impl std::fmt::Debug for Privacy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Privacy").field("agents", &self.agents).finish()
+        f.debug_struct("Privacy")
+            .field("agents", &self.agents)
+            .finish()
     }
 }
 

@@ -52,7 +52,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct KpiView {
     pub value: Option<f64>,
     pub target: f64,
@@ -677,4 +677,40 @@ pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogLi
         total,
         tasks,
     }
+}
+
+/// Redacts a snapshot for the wallboard role (docs/privacy.md): agents as
+/// configured (names, pseudonyms or none), per-agent sales only when
+/// allowed, and no team with fewer than `min_group_size` agents.
+pub fn redact(s: &mut Snapshot, p: &crate::privacy::Privacy, now_ms: i64) {
+    use crate::config::AgentDisplay;
+    s.teams.retain(|t| {
+        let size: u64 = t
+            .agents
+            .iter()
+            .filter(|(k, _)| **k != "offline")
+            .map(|(_, n)| n)
+            .sum();
+        size >= p.min_group_size
+    });
+    if p.agents == AgentDisplay::Hidden {
+        s.agents.clear();
+        return;
+    }
+    for a in &mut s.agents {
+        if p.agents == AgentDisplay::Pseudonyms {
+            a.agent = p.pseudonym(&a.agent, now_ms);
+            a.name = None;
+        }
+        if !p.agent_sales {
+            a.sales = SalesView::default();
+            a.today.sales = 0;
+            a.today.revenue = 0.0;
+            a.today.incremental = 0.0;
+            a.today.sales_cancelled = 0;
+            a.today.converted = 0;
+            a.today.conversion = None;
+        }
+    }
+    s.agents.sort_by(|a, b| a.agent.cmp(&b.agent));
 }

@@ -146,7 +146,12 @@ pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
         .map(|t| {
             let tile = TeamTile {
                 site: t.site.clone(),
-                size: t.agents.iter().filter(|(s, _)| **s != "offline").map(|(_, n)| n).sum(),
+                size: t
+                    .agents
+                    .iter()
+                    .filter(|(s, _)| **s != "offline")
+                    .map(|(_, n)| n)
+                    .sum(),
                 agents: t.agents.clone(),
                 aht_s: t.today.aht_s,
                 conversion: t.today.conversion,
@@ -192,7 +197,10 @@ pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
                 next_due: None,
             });
         b.open += 1;
-        b.oldest_created = Some(b.oldest_created.map_or(t.created_ms, |o| o.min(t.created_ms)));
+        b.oldest_created = Some(
+            b.oldest_created
+                .map_or(t.created_ms, |o| o.min(t.created_ms)),
+        );
         b.next_due = Some(b.next_due.map_or(t.due_ms, |n| n.min(t.due_ms)));
         if t.overdue(now_ms) {
             b.overdue += 1;
@@ -221,4 +229,195 @@ pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
         backlog,
         overdue: overdue.into_iter().map(|(_, id, o)| (id, o)).collect(),
     }
+}
+
+/// What a client asked to see; empty lists mean "all".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scope {
+    pub queues: Vec<String>,
+    pub teams: Vec<String>,
+    pub sites: Vec<String>,
+    pub kinds: Vec<String>,
+}
+
+impl Scope {
+    /// Parses comma-separated query values.
+    pub fn from_query(q: &std::collections::HashMap<String, String>) -> Scope {
+        let list = |k: &str| -> Vec<String> {
+            q.get(k)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .take(64)
+                        .map(|s| s.chars().take(256).collect())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Scope {
+            queues: list("queues").into_iter().chain(list("queue")).collect(),
+            teams: list("teams").into_iter().chain(list("team")).collect(),
+            sites: list("sites").into_iter().chain(list("site")).collect(),
+            kinds: list("kinds").into_iter().chain(list("kind")).collect(),
+        }
+    }
+
+    fn has(list: &[String], v: &str) -> bool {
+        list.is_empty() || list.iter().any(|x| x == v)
+    }
+
+    pub fn queue(&self, name: &str, q: &QueueTile) -> bool {
+        Scope::has(&self.queues, name)
+            && (self.teams.is_empty()
+                || q.team
+                    .as_deref()
+                    .is_some_and(|t| Scope::has(&self.teams, t)))
+            && Scope::has(&self.sites, &q.site)
+    }
+
+    pub fn agent(&self, a: &AgentTile) -> bool {
+        Scope::has(&self.teams, &a.team) && Scope::has(&self.sites, &a.site)
+    }
+
+    pub fn team(&self, name: &str, t: &TeamTile) -> bool {
+        Scope::has(&self.teams, name) && Scope::has(&self.sites, &t.site)
+    }
+}
+
+impl Board {
+    /// The part of the board a viewer may see: within `scope`, and
+    /// redacted for `role` (see `privacy.rs`).
+    pub fn scoped(
+        &self,
+        scope: &Scope,
+        role: crate::privacy::Role,
+        privacy: &crate::privacy::Privacy,
+        now_ms: i64,
+    ) -> Board {
+        use crate::config::AgentDisplay;
+        use crate::privacy::Role;
+        let wallboard = role == Role::Wallboard;
+        let queues: BTreeMap<String, QueueTile> = self
+            .queues
+            .iter()
+            .filter(|(n, q)| scope.queue(n, q))
+            .map(|(n, q)| (n.clone(), q.clone()))
+            .collect();
+        let queue_ok = |q: &str| {
+            queues.contains_key(q)
+                || (q == crate::config::NO_QUEUE
+                    && scope.queues.is_empty()
+                    && scope.teams.is_empty())
+        };
+        let teams = self
+            .teams
+            .iter()
+            .filter(|(n, t)| scope.team(n, t))
+            .filter(|(_, t)| !wallboard || t.size >= privacy.min_group_size)
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        let agents = if wallboard && privacy.agents == AgentDisplay::Hidden {
+            BTreeMap::new()
+        } else {
+            self.agents
+                .iter()
+                .filter(|(_, a)| scope.agent(a))
+                .map(|(id, a)| {
+                    let mut a = a.clone();
+                    if !wallboard {
+                        return (id.clone(), a);
+                    }
+                    if !privacy.agent_sales {
+                        a.conversion_today = None;
+                        a.revenue_today = None;
+                    }
+                    match privacy.agents {
+                        AgentDisplay::Names => (id.clone(), a),
+                        _ => {
+                            let p = privacy.pseudonym(id, now_ms);
+                            a.label = p.clone();
+                            (p, a)
+                        }
+                    }
+                })
+                .collect()
+        };
+        let backlog = self
+            .backlog
+            .iter()
+            .filter(|(_, b)| queue_ok(&b.queue) && Scope::has(&scope.kinds, &b.kind))
+            .map(|(k, b)| (k.clone(), b.clone()))
+            .collect();
+        let overdue = self
+            .overdue
+            .iter()
+            .filter(|(_, o)| queue_ok(&o.queue) && Scope::has(&scope.kinds, &o.kind))
+            .map(|(id, o)| {
+                let mut o = o.clone();
+                if wallboard {
+                    o.customer = None;
+                }
+                (id.clone(), o)
+            })
+            .collect();
+        Board {
+            queues,
+            teams,
+            agents,
+            backlog,
+            overdue,
+        }
+    }
+}
+
+/// Entries added or changed, and keys removed, per map.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Delta {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<&'static str, serde_json::Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub remove: BTreeMap<&'static str, Vec<String>>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+fn diff_map<T: PartialEq + Serialize>(
+    name: &'static str,
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
+    d: &mut Delta,
+) {
+    let changed: BTreeMap<&String, &T> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .collect();
+    if !changed.is_empty() {
+        d.set
+            .insert(name, serde_json::to_value(changed).unwrap_or_default());
+    }
+    let removed: Vec<String> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
+    if !removed.is_empty() {
+        d.remove.insert(name, removed);
+    }
+}
+
+/// What changed from `old` to `new`.
+pub fn diff(old: &Board, new: &Board) -> Delta {
+    let mut d = Delta::default();
+    diff_map("queues", &old.queues, &new.queues, &mut d);
+    diff_map("teams", &old.teams, &new.teams, &mut d);
+    diff_map("agents", &old.agents, &new.agents, &mut d);
+    diff_map("backlog", &old.backlog, &new.backlog, &mut d);
+    diff_map("overdue", &old.overdue, &new.overdue, &mut d);
+    d
 }

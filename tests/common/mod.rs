@@ -23,6 +23,7 @@ ingest_tcp = "127.0.0.1:0"
 mode = "event"
 [privacy]
 per_agent_metrics = true
+anonymous_role = "supervisor"
 [defaults]
 site = "hq"
 timezone = "Europe/Berlin"

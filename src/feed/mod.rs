@@ -1,0 +1,534 @@
+//! The live feed: `GET /ws`, protocol version 1 (docs/feed.md).
+//!
+//! One hub task builds the board (at most ten times a second, and at
+//! least once a second so time-driven flips like "overdue" are seen
+//! without an event) and publishes it through a `watch` channel, which
+//! keeps only the latest. Each client task scopes and redacts the latest
+//! board for its viewer, diffs it against what it last sent, and sends
+//! the difference, at most `feed.max_rate` times a second. Because a slow
+//! client only ever holds "what I last sent" and "the latest board",
+//! its pending changes are merged by construction and its memory is
+//! bounded; a client that cannot take a message within
+//! `feed.send_timeout` is closed. Alerts go out at once through a
+//! bounded broadcast channel; a client that falls behind on alerts gets a
+//! fresh snapshot instead.
+
+pub mod board;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::{broadcast, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::FeedConfig;
+use crate::event::AgentStatus;
+use crate::privacy::{Privacy, Role};
+use crate::writer::Shared;
+use board::{Board, Scope};
+
+pub const PROTOCOL: u32 = 1;
+/// Board rebuilds at most this often, however many events arrive.
+const BUILD_EVERY: Duration = Duration::from_millis(100);
+
+/// Something that needs attention now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Alert {
+    /// A task passed its deadline.
+    TaskOverdue {
+        task: String,
+        task_kind: String,
+        queue: String,
+        due: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        customer: Option<String>,
+    },
+    /// A queue's oldest wait crossed its warn or critical threshold.
+    OldestWait {
+        queue: String,
+        level: &'static str,
+        since: i64,
+        threshold_s: f64,
+    },
+    /// An agent has been paused longer than allowed for the reason.
+    PauseTooLong {
+        agent: String,
+        team: String,
+        site: String,
+        reason: Option<String>,
+        since: i64,
+        limit_s: f64,
+    },
+}
+
+impl Alert {
+    /// The same alert as the viewer may see it, or `None` out of scope.
+    fn for_viewer(
+        &self,
+        board: &Board,
+        scope: &Scope,
+        role: Role,
+        privacy: &Privacy,
+        now_ms: i64,
+    ) -> Option<Alert> {
+        let wallboard = role == Role::Wallboard;
+        match self {
+            Alert::TaskOverdue {
+                queue, task_kind, ..
+            } => {
+                let in_scope = board
+                    .queues
+                    .get(queue)
+                    .is_some_and(|q| scope.queue(queue, q))
+                    || (queue == crate::config::NO_QUEUE
+                        && scope.queues.is_empty()
+                        && scope.teams.is_empty());
+                let kinds_ok = scope.kinds.is_empty() || scope.kinds.iter().any(|k| k == task_kind);
+                (in_scope && kinds_ok).then(|| {
+                    let mut a = self.clone();
+                    if let (Alert::TaskOverdue { customer, .. }, true) = (&mut a, wallboard) {
+                        *customer = None;
+                    }
+                    a
+                })
+            }
+            Alert::OldestWait { queue, .. } => board
+                .queues
+                .get(queue)
+                .is_some_and(|q| scope.queue(queue, q))
+                .then(|| self.clone()),
+            Alert::PauseTooLong {
+                agent, team, site, ..
+            } => {
+                let tile = board.agents.get(agent)?;
+                if !scope.agent(tile) {
+                    return None;
+                }
+                if !wallboard {
+                    return Some(self.clone());
+                }
+                let label = match privacy.agents {
+                    crate::config::AgentDisplay::Hidden => return None,
+                    crate::config::AgentDisplay::Names => tile.label.clone(),
+                    crate::config::AgentDisplay::Pseudonyms => privacy.pseudonym(agent, now_ms),
+                };
+                let mut a = self.clone();
+                if let Alert::PauseTooLong { agent, .. } = &mut a {
+                    *agent = label;
+                }
+                let _ = (team, site);
+                Some(a)
+            }
+        }
+    }
+}
+
+/// Messages from the daemon to a client.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Out<'a> {
+    Snapshot {
+        protocol: u32,
+        seq: u64,
+        now: i64,
+        role: Role,
+        scope: &'a Scope,
+        board: &'a Board,
+    },
+    Delta {
+        seq: u64,
+        now: i64,
+        #[serde(flatten)]
+        delta: board::Delta,
+    },
+    Alert {
+        seq: u64,
+        now: i64,
+        alert: &'a Alert,
+    },
+    Error {
+        error: String,
+    },
+}
+
+/// Messages from a client.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum In {
+    /// Replace the scope; answered with a snapshot.
+    Subscribe {
+        #[serde(default)]
+        scope: Scope,
+    },
+    /// Ask for a fresh snapshot (after a gap in `seq`).
+    Resync,
+}
+
+/// Feed settings, resolved.
+#[derive(Debug, Clone)]
+pub struct FeedOptions {
+    pub max_rate: u32,
+    pub max_clients: usize,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+    pub overdue_list: usize,
+    pub pause_limits: BTreeMap<String, Duration>,
+    pub pause_default: Option<Duration>,
+}
+
+impl FeedOptions {
+    pub fn from_config(c: &FeedConfig) -> FeedOptions {
+        FeedOptions {
+            max_rate: c.max_rate.max(1),
+            max_clients: c.max_clients,
+            ping_interval: c.ping_interval,
+            idle_timeout: c.idle_timeout,
+            send_timeout: c.send_timeout,
+            overdue_list: c.overdue_list,
+            pause_limits: c
+                .pause_limits
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0))
+                .collect(),
+            pause_default: c.pause_limit,
+        }
+    }
+}
+
+/// The feed's shared side.
+pub struct Hub {
+    board: watch::Receiver<Arc<Board>>,
+    alerts: broadcast::Sender<Arc<Alert>>,
+    slots: Arc<Semaphore>,
+    pub opts: FeedOptions,
+    pub privacy: Privacy,
+    shared: Arc<Shared>,
+}
+
+impl Hub {
+    /// Starts the hub task; it stops with `cancel`.
+    pub fn start(
+        shared: Arc<Shared>,
+        opts: FeedOptions,
+        privacy: Privacy,
+        cancel: CancellationToken,
+    ) -> Arc<Hub> {
+        let (board_tx, board) = watch::channel(Arc::new(Board::default()));
+        let (alerts, _) = broadcast::channel(1024);
+        let hub = Arc::new(Hub {
+            board,
+            alerts: alerts.clone(),
+            slots: Arc::new(Semaphore::new(opts.max_clients)),
+            opts: opts.clone(),
+            privacy,
+            shared: shared.clone(),
+        });
+        tokio::spawn(run_hub(shared, opts, board_tx, alerts, cancel));
+        hub
+    }
+
+    pub fn clients(&self) -> usize {
+        self.opts.max_clients - self.slots.available_permits()
+    }
+}
+
+async fn run_hub(
+    shared: Arc<Shared>,
+    opts: FeedOptions,
+    board_tx: watch::Sender<Arc<Board>>,
+    alerts: broadcast::Sender<Arc<Alert>>,
+    cancel: CancellationToken,
+) {
+    let mut changes = shared.changes.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prev: Option<Board> = None;
+    let mut paused_alerted: HashSet<(String, i64)> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = changes.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        if !shared.is_ready() {
+            continue;
+        }
+        let started = tokio::time::Instant::now();
+        let now = shared.now_ms();
+        let board = {
+            let engine = shared.engine.read();
+            board::build(&engine, now, opts.overdue_list.max(1000))
+        };
+        if let Some(prev) = &prev {
+            for a in detect(prev, &board, now, &opts, &mut paused_alerted) {
+                shared.telemetry.feed_message("alert_built");
+                let _ = alerts.send(Arc::new(a));
+            }
+        }
+        let mut shown = board.clone();
+        if shown.overdue.len() > opts.overdue_list {
+            let keep: Vec<String> = shown
+                .overdue
+                .keys()
+                .take(opts.overdue_list)
+                .cloned()
+                .collect();
+            shown.overdue.retain(|k, _| keep.contains(k));
+        }
+        if board_tx.borrow().as_ref() != &shown {
+            board_tx.send_replace(Arc::new(shown));
+        }
+        prev = Some(board);
+        // Coalesce bursts of events into one build per interval.
+        tokio::time::sleep_until(started + BUILD_EVERY).await;
+    }
+}
+
+/// Alerts for what changed between two boards.
+fn detect(
+    prev: &Board,
+    now_b: &Board,
+    now: i64,
+    opts: &FeedOptions,
+    paused: &mut HashSet<(String, i64)>,
+) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for (id, o) in &now_b.overdue {
+        if !prev.overdue.contains_key(id) {
+            out.push(Alert::TaskOverdue {
+                task: id.clone(),
+                task_kind: o.kind.clone(),
+                queue: o.queue.clone(),
+                due: o.due,
+                customer: o.customer.clone(),
+            });
+        }
+    }
+    for (name, q) in &now_b.queues {
+        let level = |b: &Board| {
+            b.queues
+                .get(name)
+                .and_then(|q| q.kpis.get("oldest_wait"))
+                .map(|k| k.status)
+        };
+        let (before, after) = (level(prev), level(now_b));
+        use crate::snapshot::Status;
+        let rank = |s: Option<Status>| match s {
+            Some(Status::Warn) => 1,
+            Some(Status::Critical) => 2,
+            _ => 0,
+        };
+        if rank(after) > rank(before) {
+            if let (Some(k), Some(since)) = (q.kpis.get("oldest_wait"), q.oldest_since) {
+                let (lvl, thr) = if rank(after) == 2 {
+                    ("critical", k.critical)
+                } else {
+                    ("warn", k.warn)
+                };
+                out.push(Alert::OldestWait {
+                    queue: name.clone(),
+                    level: lvl,
+                    since,
+                    threshold_s: thr,
+                });
+            }
+        }
+    }
+    paused.retain(|(id, since)| {
+        now_b
+            .agents
+            .get(id)
+            .is_some_and(|a| a.since == *since && a.state == AgentStatus::Paused)
+    });
+    for (id, a) in &now_b.agents {
+        if a.state != AgentStatus::Paused {
+            continue;
+        }
+        let limit = a
+            .reason
+            .as_ref()
+            .and_then(|r| opts.pause_limits.get(r))
+            .copied()
+            .or(opts.pause_default);
+        let Some(limit) = limit else { continue };
+        if now - a.since > limit.as_millis() as i64 && paused.insert((id.clone(), a.since)) {
+            out.push(Alert::PauseTooLong {
+                agent: id.clone(),
+                team: a.team.clone(),
+                site: a.site.clone(),
+                reason: a.reason.clone(),
+                since: a.since,
+                limit_s: limit.as_secs_f64(),
+            });
+        }
+    }
+    out
+}
+
+/// Why the daemon closed a feed connection (also a metric label).
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// Refuses a client past `feed.max_clients` with a close reason.
+pub async fn refuse(mut socket: WebSocket) {
+    let _ = socket.send(close(1013, "too many clients")).await;
+}
+
+/// Takes a client slot, if one is free.
+pub fn admit(hub: &Arc<Hub>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    hub.slots.clone().try_acquire_owned().ok()
+}
+
+/// Serves one websocket client until it leaves or is closed.
+pub async fn serve(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    role: Role,
+    mut scope: Scope,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let t = hub.shared.telemetry.clone();
+    t.feed_clients(1.0);
+    let why = client_loop(socket, &hub, role, &mut scope).await;
+    t.feed_clients(-1.0);
+    t.feed_disconnect(why);
+    drop(permit);
+}
+
+async fn client_loop(
+    socket: WebSocket,
+    hub: &Arc<Hub>,
+    role: Role,
+    scope: &mut Scope,
+) -> &'static str {
+    let (mut tx, mut rx) = socket.split();
+    let mut board_rx = hub.board.clone();
+    let mut alerts = hub.alerts.subscribe();
+    let opts = &hub.opts;
+    let telemetry = &hub.shared.telemetry;
+    let min_gap = Duration::from_millis(1000 / opts.max_rate as u64);
+    let mut seq = 0u64;
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval(opts.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+
+    macro_rules! send {
+        ($msg:expr, $kind:literal) => {{
+            let text = match serde_json::to_string(&$msg) {
+                Ok(t) => t,
+                Err(_) => return "encode",
+            };
+            match tokio::time::timeout(opts.send_timeout, tx.send(Message::Text(text.into()))).await
+            {
+                Ok(Ok(())) => telemetry.feed_message($kind),
+                Ok(Err(_)) => return "gone",
+                // A client that cannot take one message in time is not
+                // worth buffering for: close it, the others go on.
+                Err(_) => return "too_slow",
+            }
+        }};
+    }
+
+    let mut last = {
+        let b = board_rx.borrow_and_update().clone();
+        b.scoped(scope, role, &hub.privacy, hub.shared.now_ms())
+    };
+    seq += 1;
+    send!(
+        Out::Snapshot {
+            protocol: PROTOCOL,
+            seq,
+            now: hub.shared.now_ms(),
+            role,
+            scope,
+            board: &last
+        },
+        "snapshot"
+    );
+    let mut last_sent = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            r = board_rx.changed() => {
+                if r.is_err() {
+                    let _ = tx.send(close(1001, "shutting down")).await;
+                    return "shutdown";
+                }
+                // At most max_rate deltas a second: wait out the gap; any
+                // boards published meanwhile merge into one delta.
+                tokio::time::sleep_until(last_sent + min_gap).await;
+                let now = hub.shared.now_ms();
+                let view = board_rx.borrow_and_update().scoped(scope, role, &hub.privacy, now);
+                let delta = board::diff(&last, &view);
+                if !delta.is_empty() {
+                    seq += 1;
+                    send!(Out::Delta { seq, now, delta }, "delta");
+                    last_sent = tokio::time::Instant::now();
+                }
+                last = view;
+            }
+            a = alerts.recv() => match a {
+                Ok(alert) => {
+                    let now = hub.shared.now_ms();
+                    let b = board_rx.borrow().clone();
+                    if let Some(mine) = alert.for_viewer(&b, scope, role, &hub.privacy, now) {
+                        seq += 1;
+                        send!(Out::Alert { seq, now, alert: &mine }, "alert");
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Too far behind on alerts: start over from a snapshot.
+                    let now = hub.shared.now_ms();
+                    last = board_rx.borrow_and_update().scoped(scope, role, &hub.privacy, now);
+                    seq += 1;
+                    send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last }, "snapshot");
+                }
+                Err(broadcast::error::RecvError::Closed) => return "shutdown",
+            },
+            m = rx.next() => {
+                last_heard = Instant::now();
+                match m {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return "client_closed",
+                    Some(Ok(Message::Text(t))) => {
+                        if t.len() > 64 * 1024 {
+                            let _ = tx.send(close(1009, "message too big")).await;
+                            return "bad_message";
+                        }
+                        match serde_json::from_str::<In>(&t) {
+                            Ok(In::Subscribe { scope: s }) => *scope = s,
+                            Ok(In::Resync) => {}
+                            Err(e) => {
+                                send!(Out::Error { error: format!("bad message: {e}") }, "error");
+                                continue;
+                            }
+                        }
+                        let now = hub.shared.now_ms();
+                        last = board_rx.borrow_and_update().scoped(scope, role, &hub.privacy, now);
+                        seq += 1;
+                        send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last }, "snapshot");
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > opts.idle_timeout {
+                    let _ = tx.send(close(1000, "idle timeout")).await;
+                    return "idle";
+                }
+                if tokio::time::timeout(opts.send_timeout, tx.send(Message::Ping(Default::default()))).await.is_err() {
+                    return "too_slow";
+                }
+            }
+        }
+    }
+}
