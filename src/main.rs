@@ -56,6 +56,18 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate realistic call-center traffic.
     Simulate(SimulateArgs),
+    /// Print the live feed, one JSON message per line.
+    Tail {
+        /// Feed URL.
+        #[arg(long, default_value = "ws://127.0.0.1:9464/ws")]
+        url: String,
+        /// Scope as key=value (queue, team, site, kind; comma lists allowed).
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Read token (wallboard or supervisor role).
+        #[arg(long, env = "CALLWATCH_READ_TOKEN")]
+        token: Option<String>,
+    },
     /// Measure throughput and recovery against this machine's own ceiling.
     Bench {
         /// Smaller runs (under two minutes here): a smoke check for CI.
@@ -259,6 +271,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tail { url, scope, token } => {
+            init_logging(LogFormat::Plain, "warn");
+            rt.block_on(tail(url, scope, token))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { quick, json } => {
             init_logging(LogFormat::Plain, "warn");
             let r = callwatch::bench::run(callwatch::bench::BenchOptions { quick })?;
@@ -333,4 +350,40 @@ async fn simulate_live(
             return Ok(());
         }
     }
+}
+
+/// Connects to the feed and prints every message until it closes.
+async fn tail(url: String, scope: Vec<String>, token: Option<String>) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut url = reqwest::Url::parse(&url).with_context(|| format!("{url:?} is not a URL"))?;
+    for s in &scope {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--scope {s:?} is not key=value"))?;
+        url.query_pairs_mut().append_pair(k, v);
+    }
+    if let Some(t) = token {
+        url.query_pairs_mut().append_pair("token", &t);
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let mut out = std::io::stdout().lock();
+    while let Some(msg) = ws.next().await {
+        match msg? {
+            Message::Text(t) => {
+                writeln!(out, "{t}")?;
+                out.flush()?;
+            }
+            Message::Close(frame) => {
+                if let Some(f) = frame {
+                    eprintln!("closed: {} {}", u16::from(f.code), f.reason);
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

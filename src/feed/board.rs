@@ -91,6 +91,12 @@ pub struct OverdueItem {
 /// The whole board; maps keyed by what the client keys by.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Board {
+    /// Engine version it was built from (not sent).
+    #[serde(skip)]
+    pub version: u64,
+    /// False only for the placeholder before the first build.
+    #[serde(skip)]
+    pub built: bool,
     pub queues: BTreeMap<String, QueueTile>,
     pub teams: BTreeMap<String, TeamTile>,
     pub agents: BTreeMap<String, AgentTile>,
@@ -223,6 +229,8 @@ pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
     overdue.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     overdue.truncate(overdue_max);
     Board {
+        built: true,
+        version: engine.version(),
         queues,
         teams,
         agents,
@@ -363,6 +371,8 @@ impl Board {
             })
             .collect();
         Board {
+            built: self.built,
+            version: self.version,
             queues,
             teams,
             agents,

@@ -440,6 +440,14 @@ async fn client_loop(
         }};
     }
 
+    // A client that connects right after an event should see it: wait
+    // briefly for the board that includes the latest change.
+    let latest = *hub.shared.changes.borrow();
+    let stale = |b: &Board| !b.built || b.version < latest;
+    if stale(&board_rx.borrow()) {
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), board_rx.wait_for(|b| !stale(b))).await;
+    }
     let mut last = {
         let b = board_rx.borrow_and_update().clone();
         b.scoped(scope, role, &hub.privacy, hub.shared.now_ms())

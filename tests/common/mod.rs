@@ -278,6 +278,20 @@ pub async fn get_json(d: &Daemon, path: &str) -> serde_json::Value {
         .expect("json")
 }
 
+/// GET with a bearer token, as JSON.
+pub async fn get_json_as(d: &Daemon, path: &str, token: &str) -> serde_json::Value {
+    let text = client()
+        .get(d.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
 pub async fn metrics_text(d: &Daemon) -> String {
     client()
         .get(d.url("/metrics"))
