@@ -41,6 +41,10 @@ pub struct Report {
     pub recovery_events: u64,
     pub recovery_events_per_s: f64,
     pub recovery_vs_decode: f64,
+    pub feed_clients: f64,
+    pub feed_p50_ms: f64,
+    pub feed_p99_ms: f64,
+    pub feed_messages_per_s: f64,
 }
 
 fn lines(n: usize) -> Vec<String> {
@@ -107,9 +111,12 @@ impl Drop for Daemon {
 }
 
 fn config_text(fsync: &str) -> String {
+    let clock = if fsync == "feed" { "system" } else { "event" };
+    let fsync = if fsync == "feed" { "never" } else { fsync };
     format!(
         "[server]\nhttp = \"127.0.0.1:0\"\ningest_tcp = \"127.0.0.1:0\"\ntcp_batch = 4096\n\
-         [clock]\nmode = \"event\"\n[log]\nlevel = \"warn,callwatch=info\"\n\
+         [clock]\nmode = \"{clock}\"\n[log]\nlevel = \"warn,callwatch=info\"\n\
+         [privacy]\nanonymous_role = \"supervisor\"\n[feed]\nmax_clients = 5000\n\
          [storage]\nfsync = \"{fsync}\"\nsnapshot_every = 1000000000\nsnapshot_interval = \"1000days\"\n"
     )
 }
@@ -286,7 +293,116 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         "recovery of {recovery_n} events: {:.1} s",
         took.as_secs_f64()
     );
+
+    let d = start(dir.path(), "feed", None)?;
+    let clients = 1000;
+    let secs = if opts.quick { 8 } else { 20 };
+    let rt = tokio::runtime::Runtime::new()?;
+    let f = rt.block_on(fanout(d.http, clients, Duration::from_secs(secs)))?;
+    drop(d);
+    r.feed_clients = clients as f64;
+    r.feed_p50_ms = f.0;
+    r.feed_p99_ms = f.1;
+    r.feed_messages_per_s = f.2;
+    eprintln!(
+        "feed, {clients} clients: p50 {:.1} ms, p99 {:.1} ms, {:.0} messages/s delivered",
+        f.0, f.1, f.2
+    );
     Ok(r)
+}
+
+/// `clients` websocket clients; a probe event every 50 ms (plus filler
+/// traffic, about 200 events/s) changes one agent's pause reason; each
+/// client records, per probe it sees in a delta, the time from sending
+/// that probe's POST to the delta's arrival. Returns p50, p99 (ms) and
+/// messages delivered per second to all clients together.
+async fn fanout(
+    http: SocketAddr,
+    clients: usize,
+    run: Duration,
+) -> anyhow::Result<(f64, f64, f64)> {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tokio_tungstenite::tungstenite::Message;
+    let origin = tokio::time::Instant::now();
+    let probes = 10_000usize;
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..probes).map(|_| AtomicU64::new(0)).collect());
+    let url = format!("ws://{http}/ws?kinds=none");
+    let mut tasks = Vec::with_capacity(clients);
+    let stop = tokio_util::sync::CancellationToken::new();
+    for _ in 0..clients {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+        let (sent, stop) = (sent.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut msgs = 0u64;
+            loop {
+                let m = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    m = ws.next() => m,
+                };
+                let t = match m {
+                    None | Some(Err(_)) => break,
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(_)) => continue,
+                };
+                msgs += 1;
+                let at = origin.elapsed().as_micros() as u64;
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else {
+                    continue;
+                };
+                let probe = v["set"]["agents"]["probe"]["reason"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix('p'))
+                    .and_then(|n| n.parse::<usize>().ok());
+                if let Some(k) = probe {
+                    let t0 = sent.get(k).map(|s| s.load(Ordering::Acquire)).unwrap_or(0);
+                    if t0 > 0 && at > t0 {
+                        lat.push((at - t0) as f64 / 1000.0);
+                    }
+                }
+            }
+            (lat, msgs)
+        }));
+    }
+    let c = reqwest::Client::new();
+    let post = format!("http://{http}/api/v1/events");
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut k = 1usize;
+    while started.elapsed() < run && k < probes {
+        tick.tick().await;
+        let ts = chrono::Utc::now().to_rfc3339();
+        let mut body = format!(
+            r#"{{"id":"probe-{k}","ts":"{ts}","type":"agent_state","agent":"probe","state":"paused","reason":"p{k}"}}"#
+        );
+        for j in 0..9 {
+            body.push_str(&format!(
+                "\n{{\"id\":\"fill-{k}-{j}\",\"ts\":\"{ts}\",\"type\":\"call_offered\",\"call\":\"f{k}-{j}\",\"queue\":\"q{}\"}}",
+                j % 3
+            ));
+        }
+        sent[k].store(origin.elapsed().as_micros() as u64, Ordering::Release);
+        c.post(&post).body(body).send().await?;
+        k += 1;
+    }
+    // Let the last deltas arrive, then stop.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let elapsed = started.elapsed();
+    stop.cancel();
+    let (mut all, mut msgs) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, m) = t.await?;
+        all.extend(l);
+        msgs += m;
+    }
+    if all.is_empty() {
+        anyhow::bail!("no probe reached any client");
+    }
+    all.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
+    Ok((q(0.5), q(0.99), msgs as f64 / elapsed.as_secs_f64()))
 }
 
 /// The report as a table.
@@ -330,6 +446,22 @@ pub fn table(r: &Report) -> String {
             "start-up replay of the journal",
         ),
         ("recovery_vs_decode", r.recovery_vs_decode, ""),
+        (
+            "feed_clients",
+            r.feed_clients,
+            "websocket clients connected",
+        ),
+        (
+            "feed_p50_ms",
+            r.feed_p50_ms,
+            "ingest (POST sent) to delta received, median",
+        ),
+        ("feed_p99_ms", r.feed_p99_ms, "same, 99th percentile"),
+        (
+            "feed_messages_per_s",
+            r.feed_messages_per_s,
+            "messages delivered to all clients",
+        ),
     ];
     let mut s = format!("{:<28} {:>14}  {}\n", "figure", "value", "what");
     for (k, v, what) in rows {
