@@ -72,6 +72,7 @@ families! {
     QUEUE_WAITING = "callwatch_queue_calls_waiting", Gauge, "Calls waiting in the queue now.";
     QUEUE_OLDEST_WAIT = "callwatch_queue_oldest_wait_seconds", Gauge, "Wait of the longest-waiting call now (0 when none waits).";
     QUEUE_SL_THRESHOLD = "callwatch_queue_sl_threshold_seconds", Gauge, "Service-level threshold configured for the queue.";
+    QUEUE_INFO = "callwatch_queue_info", Gauge, "Always 1; the site and team a queue belongs to (join on queue).";
     CALLS_OFFERED = "callwatch_calls_offered_total", Counter, "Inbound calls offered to the queue (transfers into it included).";
     CALLS_ANSWERED = "callwatch_calls_answered_total", Counter, "Inbound calls answered by an agent.";
     CALLS_ANSWERED_IN_SL = "callwatch_calls_answered_in_sl_total", Counter, "Inbound calls answered within the queue's service-level threshold.";
@@ -252,6 +253,16 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
         |q| [("queue", q.name.as_str())],
         q.sl_threshold_s
     );
+    o.head(&QUEUE_INFO);
+    for q in qs {
+        let team = q.team.as_deref().unwrap_or(crate::engine::NO_TEAM);
+        o.sample(
+            QUEUE_INFO.name,
+            "",
+            &[("queue", &q.name), ("site", &q.site), ("team", team)],
+            1.0,
+        );
+    }
     each!(
         CALLS_OFFERED,
         qs,
@@ -730,7 +741,7 @@ impl Telemetry {
         let storage_errors = recorder.register_counter(&Key::from_name(STORAGE_ERRORS.name), &META);
         storage_errors.increment(0);
         let handle = recorder.handle();
-        Arc::new(Telemetry {
+        let t = Telemetry {
             recorder,
             handle,
             received: DashMap::new(),
@@ -741,7 +752,16 @@ impl Telemetry {
             storage_errors,
             feed_clients,
             labelled: DashMap::new(),
-        })
+        };
+        // Counters exist at 0 from the start, so rates and alerts over
+        // them have data before the first event or refusal.
+        for source in ["http", "tcp"] {
+            t.received(source, 0);
+            for reason in Reason::ALL {
+                t.rejected_n(source, reason, 0);
+            }
+        }
+        Arc::new(t)
     }
 
     fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
@@ -759,6 +779,10 @@ impl Telemetry {
     }
 
     pub fn rejected(&self, source: &'static str, reason: Reason) {
+        self.rejected_n(source, reason, 1);
+    }
+
+    fn rejected_n(&self, source: &'static str, reason: Reason, n: u64) {
         self.rejected
             .entry((source, reason))
             .or_insert_with(|| {
@@ -770,7 +794,7 @@ impl Telemetry {
                     ],
                 )
             })
-            .increment(1);
+            .increment(n);
     }
 
     pub fn duplicates(&self, n: u64) {
@@ -823,6 +847,7 @@ impl Telemetry {
 pub fn labels_of(f: &Family) -> &'static str {
     match f.name {
         "callwatch_queue_service_level_ratio" => "queue, window (today, 60m)",
+        "callwatch_queue_info" => "queue, site, team",
         n if n.starts_with("callwatch_queue_") || n.starts_with("callwatch_calls_") => "queue",
         n if n.starts_with("callwatch_call_") => "queue, le",
         "callwatch_agents" => "state, team, site",

@@ -1,0 +1,317 @@
+//! The shipped alert rules and dashboards, proven against a real
+//! Prometheus (Debian package `prometheus`) scraping a real callwatch.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn promtool_checks_and_unit_tests_every_alert() {
+    let p = format!("{ROOT}/config/prometheus");
+    let out = run(Command::new("promtool").args([
+        "check",
+        "rules",
+        &format!("{p}/rules.yml"),
+        &format!("{p}/alerts.yml"),
+    ]));
+    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+    let out = run(Command::new("promtool").args([
+        "test",
+        "rules",
+        &format!("{p}/tests/alerts_test.yml"),
+    ]));
+    assert!(out.contains("SUCCESS"), "{out}");
+    // Every alert has a firing and a quiet case in the unit tests.
+    let alerts = std::fs::read_to_string(format!("{p}/alerts.yml")).expect("alerts");
+    let tests = std::fs::read_to_string(format!("{p}/tests/alerts_test.yml")).expect("tests");
+    for line in alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        let cases = tests.matches(&format!("alertname: {line}\n")).count();
+        assert!(cases >= 2, "{line} has {cases} test case(s)");
+    }
+    run(Command::new("promtool").args(["check", "config", &format!("{p}/prometheus.yml")]));
+}
+
+#[test]
+fn dashboards_are_fresh_and_their_thresholds_are_the_configs_targets() {
+    run(Command::new("python3").args([&format!("{ROOT}/dashboards/generate.py"), "--check"]));
+    let cfg = callwatch::config::Config::embedded().expect("config");
+    let mut checked = 0;
+    for name in ["overview", "backlog", "agents", "sales"] {
+        let text = std::fs::read_to_string(format!("{ROOT}/dashboards/callwatch-{name}.json"))
+            .expect("dashboard");
+        let d: Value = serde_json::from_str(&text).expect("json");
+        assert!(text.contains("${datasource}"));
+        let vars: Vec<&str> = d["templating"]["list"]
+            .as_array()
+            .expect("vars")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        for v in ["datasource", "site", "team", "queue"] {
+            assert!(vars.contains(&v), "{name} lacks ${v}");
+        }
+        for p in d["panels"].as_array().expect("panels") {
+            let Some(kpi) = p["description"]
+                .as_str()
+                .and_then(|s| s.split("(kpi:").nth(1))
+                .map(|s| s.trim_end_matches(')'))
+            else {
+                continue;
+            };
+            let k = callwatch::config::Kpi::ALL
+                .into_iter()
+                .find(|k| k.as_str() == kpi)
+                .expect("a known KPI");
+            let t = cfg.targets.get(k).expect("target configured");
+            let steps: Vec<f64> = p["fieldConfig"]["defaults"]["thresholds"]["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .filter_map(|s| s["value"].as_f64())
+                .collect();
+            assert!(
+                steps.contains(&t.critical) && steps.contains(&t.warn),
+                "{name}/{}: {steps:?} vs {t:?}",
+                p["title"]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} panels carry KPI thresholds");
+}
+
+struct Prom(Child);
+
+impl Drop for Prom {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// An instant query; `Null` while Prometheus is not reachable yet.
+async fn query(base: &str, expr: &str) -> Value {
+    let Ok(r) = client()
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await
+    else {
+        return Value::Null;
+    };
+    serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+/// Panel expressions with Grafana's variables filled in.
+fn panel_queries() -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    for name in ["overview", "backlog", "agents", "sales"] {
+        let text = std::fs::read_to_string(format!("{ROOT}/dashboards/callwatch-{name}.json"))
+            .expect("dashboard");
+        let d: Value = serde_json::from_str(&text).expect("json");
+        for p in d["panels"].as_array().expect("panels") {
+            let title = format!("{name} / {}", p["title"].as_str().unwrap_or(""));
+            for t in p["targets"].as_array().expect("targets") {
+                let mut e = t["expr"].as_str().expect("expr").to_string();
+                for v in ["$site", "$team", "$queue", "$kind", "$agent"] {
+                    e = e.replace(v, ".*");
+                }
+                e = e.replace("$__rate_interval", "30s");
+                out.push((title.clone(), e, true));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
+    // callwatch: the simulator plus a scripted overdue callback.
+    // The shipped configuration (its targets are what the dashboards and
+    // alerts are built on), on ephemeral ports, per-agent series on.
+    let shipped = std::fs::read_to_string(format!("{ROOT}/config/callwatch.toml")).expect("config");
+    let cfg = shipped
+        .replace("http = \"127.0.0.1:9464\"", "http = \"127.0.0.1:0\"")
+        .replace(
+            "ingest_tcp = \"127.0.0.1:9465\"",
+            "ingest_tcp = \"127.0.0.1:0\"",
+        )
+        .replace("per_agent_metrics = false", "per_agent_metrics = true")
+        .replace("agents = 24\nrate = 1.0", "agents = 40\nrate = 40.0");
+    let d = Daemon::start_args(&cfg, &["--demo"]);
+    let now = chrono::Utc::now();
+    let at = |m: i64| (now + chrono::Duration::minutes(m)).to_rfc3339();
+    let mut created = vec![format!(
+        r#"{{"id":"x-late","ts":"{}","type":"task_created","task":"late","kind":"callback","queue":"orders","customer":"C-1","due":"{}"}}"#,
+        at(-60),
+        at(-20)
+    )];
+    let mut done = Vec::new();
+    for i in 0..3 {
+        created.push(format!(r#"{{"id":"x-c{i}","ts":"{}","type":"task_created","task":"ok{i}","kind":"callback","queue":"orders"}}"#, at(-5)));
+        done.push(format!(r#"{{"id":"x-d{i}","ts":"{}","type":"task_completed","task":"ok{i}","agent":"agent-0001"}}"#, at(0)));
+    }
+    let (status, reply) = post(&d, created.join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    let dir = tempfile::tempdir().expect("tmp");
+    // The shipped rules, with `for:` shortened so the test need not wait.
+    for f in ["rules.yml", "alerts.yml"] {
+        let text = std::fs::read_to_string(format!("{ROOT}/config/prometheus/{f}")).expect("rules");
+        let text = regex_lite_for(&text);
+        std::fs::write(dir.path().join(f), text).expect("write");
+    }
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml, alerts.yml]\n\
+             scrape_configs:\n  - job_name: callwatch\n    static_configs:\n      - targets: [\"{}\"]\n",
+            d.http
+        ),
+    )
+    .expect("write");
+    let _prom = Prom(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (apt-get install prometheus)"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(60, "Prometheus to scrape callwatch a few times", || async {
+        let v = query(&base, r#"count_over_time(up{job="callwatch"}[1m]) >= 3"#).await;
+        (v["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()))
+        .then_some(())
+    })
+    .await;
+    // Now the scripted part: callbacks completed in time (their counters
+    // exist from the start, so the completions are an increase Prometheus
+    // sees) and one callback 20 minutes overdue.
+    let (status, reply) = post(&d, done.join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+
+    // (b) the overdue alert fires.
+    let alert = wait_for(90, "CallwatchCallbacksOverdue to fire", || async {
+        let v: Value = serde_json::from_str(
+            &client()
+                .get(format!("{base}/api/v1/alerts"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?,
+        )
+        .ok()?;
+        v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| {
+                a["labels"]["alertname"] == "CallwatchCallbacksOverdue" && a["state"] == "firing"
+            })
+            .cloned()
+    })
+    .await;
+    assert_eq!(alert["labels"]["queue"], "orders");
+    assert_eq!(
+        (
+            alert["labels"]["team"].as_str(),
+            alert["labels"]["severity"].as_str()
+        ),
+        (Some("sales"), Some("page"))
+    );
+    let desc = alert["annotations"]["description"].as_str().unwrap_or("");
+    assert!(
+        desc.starts_with("1 callback(s) overdue in orders"),
+        "{desc}"
+    );
+
+    // (a) every recording rule and every panel query runs and has data.
+    let rules =
+        std::fs::read_to_string(format!("{ROOT}/config/prometheus/rules.yml")).expect("rules");
+    for record in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- record: "))
+    {
+        let v = wait_for(
+            60,
+            &format!("recording rule {record} to have data"),
+            || async {
+                let v = query(&base, record).await;
+                (v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty()))
+                .then_some(v)
+            },
+        )
+        .await;
+        assert_eq!(v["status"], "success");
+    }
+    for (title, expr, must_have_data) in panel_queries() {
+        let v = query(&base, &expr).await;
+        assert_eq!(v["status"], "success", "{title}: {expr}: {v}");
+        if must_have_data {
+            let v = wait_for(30, &format!("data for {title}"), || async {
+                let v = query(&base, &expr).await;
+                (v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty()))
+                .then_some(v)
+            })
+            .await;
+            assert_eq!(v["status"], "success");
+        }
+    }
+}
+
+/// The rules with every `for:` set to 0s.
+fn regex_lite_for(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for: ") {
+                let indent = &l[..l.len() - l.trim_start().len()];
+                format!("{indent}for: 0s")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
