@@ -103,3 +103,72 @@ impl Privacy {
         format!("Agent {:02X}{:02X}{:02X}", tag[0], tag[1], tag[2])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn privacy(key: &str, days: u32) -> Privacy {
+        Privacy::new(&PrivacyConfig {
+            pseudonym_key: Some(key.into()),
+            pseudonym_period_days: days,
+            ..PrivacyConfig::default()
+        })
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_within_a_period_and_keyed() {
+        let day = 86_400_000;
+        let p = privacy("0123456789abcdef-key", 1);
+        let t = 20_000 * day + 1000;
+        let a = p.pseudonym("agent-7", t);
+        assert!(a.starts_with("Agent ") && a.len() == 12, "{a}");
+        assert_eq!(
+            a,
+            p.pseudonym("agent-7", t + day / 2),
+            "same day, same pseudonym"
+        );
+        assert_ne!(a, p.pseudonym("agent-7", t + day), "next day, another");
+        assert_ne!(a, p.pseudonym("agent-8", t), "another agent, another");
+        assert_ne!(
+            a,
+            privacy("another-key-0123456", 1).pseudonym("agent-7", t),
+            "not reproducible without the key"
+        );
+        let week = privacy("0123456789abcdef-key", 7);
+        let start = 20_000 / 7 * 7 * day;
+        assert_eq!(
+            week.pseudonym("agent-7", start),
+            week.pseudonym("agent-7", start + 6 * day)
+        );
+    }
+
+    #[test]
+    fn roles_follow_tokens() {
+        let auth = AuthConfig {
+            wallboard_token: Some("wallboard-token-123".into()),
+            supervisor_token: Some("supervisor-token-12".into()),
+            ..AuthConfig::default()
+        };
+        let p = PrivacyConfig::default();
+        assert_eq!(
+            resolve(Some(b"wallboard-token-123"), &auth, &p),
+            Ok(Role::Wallboard)
+        );
+        assert_eq!(
+            resolve(Some(b"supervisor-token-12"), &auth, &p),
+            Ok(Role::Supervisor)
+        );
+        assert_eq!(resolve(Some(b"guess"), &auth, &p), Err(Unauthorized));
+        assert_eq!(
+            resolve(None, &auth, &p),
+            Ok(Role::Wallboard),
+            "anonymous_role"
+        );
+        let locked = AuthConfig {
+            read_token: Some("read-token-1234567".into()),
+            ..auth
+        };
+        assert_eq!(resolve(None, &locked, &p), Err(Unauthorized));
+    }
+}

@@ -407,3 +407,37 @@ async fn tail_prints_the_feed() {
     assert!(v["board"]["agents"].get("s1").is_some() && v["board"]["agents"].get("v1").is_none());
     let _ = child.kill().await;
 }
+
+#[tokio::test]
+async fn a_silent_client_is_closed_for_idleness() {
+    let d = Daemon::start(&config(
+        "[feed]\nping_interval = \"200ms\"\nidle_timeout = \"1s\"\n",
+    ));
+    // Connects and then never reads, so it never answers a ping.
+    let (_silent, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", d.http))
+        .await
+        .expect("connect");
+    // A live client keeps reading (the library answers pings as it reads).
+    let mut live = connect(&d, "").await;
+    let reader = tokio::spawn(async move {
+        let mut n = 0u32;
+        while let Some(Ok(m)) = live.next().await {
+            if matches!(m, Message::Text(_)) {
+                n += 1;
+            }
+        }
+        n
+    });
+    let m = wait_for(20, "the silent client to be closed", || async {
+        let m = parse_metrics(&metrics_text(&d).await);
+        (m.get(r#"callwatch_feed_disconnects_total{reason="idle"}"#) == Some(&1.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(&m, "callwatch_feed_clients"),
+        1.0,
+        "the reading client stays"
+    );
+    assert!(!reader.is_finished());
+    reader.abort();
+}
