@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, HttpOptions};
 use crate::clock::{EventClock, SharedClock, SystemClock};
+use crate::config::SourceConfig;
 use crate::config::{ClockMode, Config, ConfigError};
 use crate::deadletter::DeadLetters;
 use crate::engine::settings::Settings;
@@ -24,6 +25,8 @@ use crate::feed::{FeedOptions, Hub};
 use crate::metric::Telemetry;
 use crate::privacy::Privacy;
 use crate::simulate::SimOptions;
+use crate::source::asterisk::ami::{AmiOptions, AmiSource};
+use crate::source::asterisk::queue_log::{QueueLogOptions, QueueLogSource};
 use crate::source::simulator::SimulatorSource;
 use crate::source::tcp::{TcpOptions, TcpSource};
 use crate::source::Source;
@@ -156,6 +159,41 @@ pub async fn run(
             seed: config.demo.seed,
             site: None,
         })));
+    }
+    for (i, src) in config.sources.iter().enumerate() {
+        match src.clone() {
+            SourceConfig::AsteriskQueueLog {
+                name,
+                path,
+                from_start,
+                poll_interval,
+                site,
+            } => {
+                sources.push(Box::new(QueueLogSource::new(QueueLogOptions {
+                    name: name.unwrap_or_else(|| format!("queue_log-{i}")),
+                    path,
+                    from_start,
+                    poll: poll_interval,
+                    site,
+                    state_dir: config.storage.data_dir.as_ref().map(|d| d.join("sources")),
+                })));
+            }
+            SourceConfig::AsteriskAmi {
+                name,
+                address,
+                username,
+                secret,
+                site,
+            } => {
+                sources.push(Box::new(AmiSource::new(AmiOptions {
+                    name: name.unwrap_or_else(|| format!("ami-{i}")),
+                    address,
+                    username,
+                    secret,
+                    site,
+                })));
+            }
+        }
     }
     let tasks = TaskTracker::new();
     for source in sources {

@@ -127,6 +127,7 @@ families! {
     EVENTS_DUPLICATE = "callwatch_events_duplicate_total", Counter, "Events whose id was seen before; acknowledged, not applied again.";
     BUILD_INFO = "callwatch_build_info", Gauge, "Always 1; the version label names the running build.";
     TCP_CLIENTS = "callwatch_tcp_clients", Gauge, "TCP ingest clients connected now.";
+    SOURCE_SKIPPED = "callwatch_source_skipped_total", Counter, "Input lines or PBX events that produced no event, by source and reason (passed, unknown, malformed).";
     FEED_CLIENTS = "callwatch_feed_clients", Gauge, "Websocket feed clients connected now.";
     FEED_MESSAGES = "callwatch_feed_messages_total", Counter, "Feed messages sent, by type.";
     FEED_DISCONNECTS = "callwatch_feed_disconnects_total", Counter, "Feed clients gone, by reason (client_closed, too_slow, idle, too_many_clients, ...).";
@@ -697,6 +698,7 @@ pub struct Telemetry {
     tcp_clients: Gauge,
     storage_errors: Counter,
     feed_clients: Gauge,
+    skipped: DashMap<(&'static str, &'static str), Counter>,
     /// Counters with one label, keyed by (family, value).
     labelled: DashMap<(&'static str, &'static str), Counter>,
 }
@@ -718,6 +720,7 @@ impl Telemetry {
             STORAGE_ERRORS,
             FEED_MESSAGES,
             FEED_DISCONNECTS,
+            SOURCE_SKIPPED,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
@@ -752,6 +755,7 @@ impl Telemetry {
             storage_errors,
             feed_clients,
             labelled: DashMap::new(),
+            skipped: DashMap::new(),
         };
         // Counters exist at 0 from the start, so rates and alerts over
         // them have data before the first event or refusal.
@@ -805,6 +809,18 @@ impl Telemetry {
         self.labelled
             .entry((fam.name, value))
             .or_insert_with(|| self.counter(fam.name, vec![Label::new(label, value)]))
+            .increment(1);
+    }
+
+    pub fn skipped(&self, source: &'static str, reason: &'static str) {
+        self.skipped
+            .entry((source, reason))
+            .or_insert_with(|| {
+                self.counter(
+                    SOURCE_SKIPPED.name,
+                    vec![Label::new("source", source), Label::new("reason", reason)],
+                )
+            })
             .increment(1);
     }
 
@@ -876,7 +892,7 @@ pub fn labels_of(f: &Family) -> &'static str {
         n if n.starts_with("callwatch_agent_") => "agent",
         "callwatch_entities_created_total" => "kind (queue, agent, team, site)",
         "callwatch_events_received_total" => "source",
-        "callwatch_events_rejected_total" => "source, reason",
+        "callwatch_events_rejected_total" | "callwatch_source_skipped_total" => "source, reason",
         "callwatch_build_info" => "version",
         "callwatch_tcp_disconnects_total" | "callwatch_feed_disconnects_total" => "reason",
         "callwatch_feed_messages_total" => "type",

@@ -101,6 +101,12 @@ impl Ingest {
         self.shared.telemetry.received(source, n as u64);
     }
 
+    /// Counts input a source passed over (not an event callwatch tracks,
+    /// or not understood), by reason.
+    pub fn skipped(&self, source: &'static str, reason: &'static str) {
+        self.shared.telemetry.skipped(source, reason);
+    }
+
     /// Counts (and keeps as a dead letter) an input the source refused.
     pub fn rejected(&self, source: &'static str, r: &Rejection, input: &[u8]) {
         self.shared.telemetry.rejected(source, r.reason);

@@ -6,6 +6,7 @@
 //! batches to the writer through [`Ingest`]. HTTP ingest is served by the
 //! API router (it shares the HTTP listener) but follows the same rules.
 
+pub mod asterisk;
 pub mod line;
 pub mod simulator;
 pub mod tcp;

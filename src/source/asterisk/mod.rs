@@ -1,0 +1,261 @@
+//! Asterisk sources: `queue_log` files and the Manager Interface (AMI).
+//!
+//! Both speak app_queue's vocabulary; `Mapper` turns it into canonical
+//! events. It keeps a little per-call state (which calls are waiting or
+//! connected), because Asterisk reports a call's end differently from its
+//! abandonment and the engine needs to know which one happened. The
+//! mapping table, with the fields that differ between Asterisk versions,
+//! is in docs/sources/asterisk.md.
+
+pub mod ami;
+pub mod queue_log;
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+
+use crate::event::{AgentStatus, Body, Direction, Event, Text};
+
+/// Calls tracked at most (oldest forgotten first): bounds memory when a
+/// PBX never logs a call's end.
+const MAX_CALLS: usize = 100_000;
+
+/// Why an input line or AMI event produced no canonical event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Understood, but not a call-center fact callwatch tracks
+    /// (QUEUESTART, DID, RINGNOANSWER, Newexten...).
+    Passed,
+    /// An event name this mapping does not know.
+    Unknown,
+    /// Not parseable (too few fields, bad time...).
+    Malformed,
+}
+
+impl Skip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Passed => "passed",
+            Skip::Unknown => "unknown",
+            Skip::Malformed => "malformed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Connected,
+}
+
+/// Turns app_queue facts into canonical events.
+#[derive(Debug, Default)]
+pub struct Mapper {
+    site: Option<Text>,
+    calls: HashMap<String, Phase>,
+    order: VecDeque<String>,
+}
+
+/// A PBX string as an event field, cut to the canonical limit.
+pub fn clip(s: &str) -> Text {
+    let mut end = s.len().min(crate::event::MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Text::from(&s[..end])
+}
+
+/// A caller id usable as a customer reference (never a metric label).
+pub fn customer(raw: &str) -> Option<Text> {
+    let v = raw.trim();
+    let unknown = v.is_empty()
+        || ["unknown", "anonymous", "<unknown>", "restricted"]
+            .iter()
+            .any(|u| v.eq_ignore_ascii_case(u));
+    (!unknown).then(|| clip(v))
+}
+
+/// A stable event id from the input that produced it: the same input
+/// line (or AMI block) resent is recognised as a duplicate.
+pub fn stable_id(prefix: &str, parts: &[&str]) -> Text {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let d = h.finalize();
+    Text::from(format!(
+        "{prefix}:{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+    ))
+}
+
+pub fn ts_of(ms: i64) -> DateTime<FixedOffset> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_default()
+        .fixed_offset()
+}
+
+impl Mapper {
+    pub fn new(site: Option<String>) -> Mapper {
+        Mapper {
+            site: site.map(Text::from),
+            ..Mapper::default()
+        }
+    }
+
+    fn event(&self, id: Text, ms: i64, body: Body) -> Event {
+        Event {
+            id,
+            ts: ts_of(ms),
+            site: self.site.clone(),
+            body,
+        }
+    }
+
+    fn track(&mut self, call: &str, phase: Phase) {
+        if self.calls.insert(call.to_string(), phase).is_none() {
+            self.order.push_back(call.to_string());
+            while self.order.len() > MAX_CALLS {
+                if let Some(old) = self.order.pop_front() {
+                    self.calls.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn offered(
+        &mut self,
+        id: Text,
+        ms: i64,
+        call: &str,
+        queue: &str,
+        customer: Option<Text>,
+    ) -> Vec<Event> {
+        self.track(call, Phase::Waiting);
+        vec![self.event(
+            id,
+            ms,
+            Body::CallOffered {
+                call: clip(call),
+                queue: clip(queue),
+                direction: Direction::Inbound,
+                customer,
+            },
+        )]
+    }
+
+    pub fn connected(&mut self, id: Text, ms: i64, call: &str, agent: &str) -> Vec<Event> {
+        self.track(call, Phase::Connected);
+        vec![self.event(
+            id,
+            ms,
+            Body::CallAnswered {
+                call: clip(call),
+                agent: clip(agent),
+            },
+        )]
+    }
+
+    /// The conversation ended (complete, transfer away, agent dump after
+    /// connect). The log says nothing about after-call work, so it ends at
+    /// once: the agent is available again.
+    pub fn ended(&mut self, id: &Text, ms: i64, call: &str, talk_s: Option<f64>) -> Vec<Event> {
+        self.calls.remove(call);
+        vec![
+            self.event(
+                Text::from(format!("{id}:end")),
+                ms,
+                Body::CallEnded {
+                    call: clip(call),
+                    talk_s,
+                    hold_s: None,
+                },
+            ),
+            self.event(
+                Text::from(format!("{id}:wrap")),
+                ms,
+                Body::WrapEnded {
+                    call: clip(call),
+                    outcome: None,
+                },
+            ),
+        ]
+    }
+
+    /// The caller left without being connected.
+    pub fn abandoned(&mut self, id: Text, ms: i64, call: &str) -> Vec<Event> {
+        self.calls.remove(call);
+        vec![self.event(id, ms, Body::CallAbandoned { call: clip(call) })]
+    }
+
+    /// The call left the agent: ended if connected, abandoned if waiting.
+    pub fn gone(&mut self, id: Text, ms: i64, call: &str, talk_s: Option<f64>) -> Vec<Event> {
+        match self.calls.get(call) {
+            Some(Phase::Waiting) => self.abandoned(id, ms, call),
+            _ => self.ended(&id, ms, call, talk_s),
+        }
+    }
+
+    pub fn hold(&mut self, id: Text, ms: i64, call: &str, on: bool) -> Vec<Event> {
+        if self.calls.get(call) != Some(&Phase::Connected) {
+            return Vec::new();
+        }
+        let call = clip(call);
+        let body = if on {
+            Body::CallHold { call }
+        } else {
+            Body::CallResume { call }
+        };
+        vec![self.event(id, ms, body)]
+    }
+
+    pub fn login(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
+        vec![self.event(
+            id,
+            ms,
+            Body::AgentLogin {
+                agent: clip(agent),
+                name: None,
+                team: None,
+                queues: queue.into_iter().map(Text::from).collect(),
+            },
+        )]
+    }
+
+    pub fn logout(&mut self, id: Text, ms: i64, agent: &str) -> Vec<Event> {
+        vec![self.event(id, ms, Body::AgentLogout { agent: clip(agent) })]
+    }
+
+    pub fn pause(
+        &mut self,
+        id: Text,
+        ms: i64,
+        agent: &str,
+        paused: bool,
+        reason: Option<&str>,
+    ) -> Vec<Event> {
+        let (state, reason) = if paused {
+            (
+                AgentStatus::Paused,
+                reason
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(Text::from),
+            )
+        } else {
+            (AgentStatus::Available, None)
+        };
+        vec![self.event(
+            id,
+            ms,
+            Body::AgentState {
+                agent: clip(agent),
+                state,
+                reason,
+            },
+        )]
+    }
+}

@@ -1,0 +1,335 @@
+//! Source `asterisk_queue_log`: follows app_queue's `queue_log` file.
+//!
+//! Lines are `epoch|callid|queue|agent|EVENT|data...`. The follower polls
+//! the file, reads what was appended, survives rotation (the path now
+//! names another file: the old one is read to its end first) and
+//! truncation (the file shrank: start over at 0), and with a data
+//! directory remembers how far it got (`sources/<name>.pos`, written after
+//! each acknowledged batch) so a restart neither loses nor repeats lines;
+//! a line read twice anyway is recognised by its stable id. Note that
+//! queue_log's "holdtime" is the caller's wait in the queue, not hold.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::{customer, stable_id, Mapper, Skip};
+use crate::event::Event;
+use crate::source::{Source, SourceError};
+use crate::writer::Ingest;
+
+pub const NAME: &str = "asterisk_queue_log";
+
+/// Parses one line into canonical events, or says why there are none.
+pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
+    let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).split('|').collect();
+    if f.len() < 5 {
+        return Err(Skip::Malformed);
+    }
+    let secs: i64 = f[0].trim().parse().map_err(|_| Skip::Malformed)?;
+    let ms = secs.checked_mul(1000).ok_or(Skip::Malformed)?;
+    let (call, queue, agent, ev) = (f[1], f[2], f[3], f[4]);
+    let data = |i: usize| f.get(5 + i).copied().unwrap_or("");
+    let num = |i: usize| data(i).trim().parse::<f64>().ok();
+    let id = stable_id("ql", &[line.trim_end()]);
+    let has = |s: &str| !s.is_empty() && s != "NONE";
+    Ok(match ev {
+        "ENTERQUEUE" if has(call) && has(queue) => {
+            m.offered(id, ms, call, queue, customer(data(1)))
+        }
+        "CONNECT" if has(call) && has(agent) => m.connected(id, ms, call, agent),
+        // data: holdtime (the wait), calltime, origposition.
+        "COMPLETECALLER" | "COMPLETEAGENT" if has(call) => m.ended(&id, ms, call, num(1)),
+        // data: extension, context, holdtime, calltime, origposition.
+        "TRANSFER" | "BLINDTRANSFER" if has(call) => m.ended(&id, ms, call, num(3)),
+        // The method part varies in length; calltime is the second last.
+        "ATTENDEDTRANSFER" if has(call) => {
+            let talk = f
+                .len()
+                .checked_sub(2)
+                .and_then(|i| f[i].trim().parse().ok());
+            m.ended(&id, ms, call, talk)
+        }
+        "ABANDON" | "EXITWITHTIMEOUT" | "EXITWITHKEY" | "EXITEMPTY" if has(call) => {
+            m.abandoned(id, ms, call)
+        }
+        "AGENTDUMP" if has(call) => m.gone(id, ms, call, None),
+        "PAUSE" | "PAUSEALL" if has(agent) => m.pause(id, ms, agent, true, Some(data(0))),
+        "UNPAUSE" | "UNPAUSEALL" if has(agent) => m.pause(id, ms, agent, false, None),
+        "ADDMEMBER" if has(agent) => m.login(id, ms, agent, has(queue).then_some(queue)),
+        "AGENTLOGIN" | "AGENTCALLBACKLOGIN" if has(agent) => m.login(id, ms, agent, None),
+        "REMOVEMEMBER" | "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" if has(agent) => {
+            m.logout(id, ms, agent)
+        }
+        "ENTERQUEUE"
+        | "CONNECT"
+        | "COMPLETECALLER"
+        | "COMPLETEAGENT"
+        | "TRANSFER"
+        | "BLINDTRANSFER"
+        | "ATTENDEDTRANSFER"
+        | "ABANDON"
+        | "EXITWITHTIMEOUT"
+        | "EXITWITHKEY"
+        | "EXITEMPTY"
+        | "AGENTDUMP"
+        | "PAUSE"
+        | "PAUSEALL"
+        | "UNPAUSE"
+        | "UNPAUSEALL"
+        | "ADDMEMBER"
+        | "AGENTLOGIN"
+        | "AGENTCALLBACKLOGIN"
+        | "REMOVEMEMBER"
+        | "AGENTLOGOFF"
+        | "AGENTCALLBACKLOGOFF" => return Err(Skip::Malformed),
+        "RINGNOANSWER" | "RINGCANCELED" | "CONFIGRELOAD" | "QUEUESTART" | "SYSCOMPAT" | "DID"
+        | "INFO" | "FULL" | "CLOSED" | "JOINEMPTY" | "LEAVEEMPTY" | "JOINUNAVAIL"
+        | "LEAVEUNAVAIL" | "EXITCODE" | "EXITHANGUP" | "PAUSEREASON" | "CALLOUTBOUND"
+        | "AGENTCALLED" => return Err(Skip::Passed),
+        _ => return Err(Skip::Unknown),
+    })
+}
+
+/// Settings of one queue_log source.
+#[derive(Debug, Clone)]
+pub struct QueueLogOptions {
+    pub name: String,
+    pub path: PathBuf,
+    /// Without a stored position: read the file from its start (backfill)
+    /// instead of only what is appended from now on.
+    pub from_start: bool,
+    pub poll: Duration,
+    pub site: Option<String>,
+    /// Where the position is kept (with a data directory).
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Position {
+    inode: u64,
+    offset: u64,
+}
+
+pub struct QueueLogSource {
+    opts: QueueLogOptions,
+}
+
+impl QueueLogSource {
+    pub fn new(opts: QueueLogOptions) -> Self {
+        QueueLogSource { opts }
+    }
+}
+
+fn pos_file(o: &QueueLogOptions) -> Option<PathBuf> {
+    o.state_dir
+        .as_ref()
+        .map(|d| d.join(format!("{}.pos", o.name)))
+}
+
+fn load_pos(o: &QueueLogOptions) -> Option<Position> {
+    let text = std::fs::read_to_string(pos_file(o)?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn save_pos(o: &QueueLogOptions, p: Position) {
+    let Some(path) = pos_file(o) else { return };
+    let tmp = path.with_extension("pos.tmp");
+    let ok = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .unwrap_or(Ok(()))
+        .and_then(|()| std::fs::write(&tmp, serde_json::to_vec(&p).unwrap_or_default()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = ok {
+        tracing::warn!(source = %o.name, error = %e, "cannot store the queue_log position");
+    }
+}
+
+/// The open file being followed.
+struct Follow {
+    file: std::fs::File,
+    inode: u64,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Follow {
+    fn open(path: &Path, offset: u64) -> std::io::Result<Follow> {
+        let mut file = std::fs::File::open(path)?;
+        let inode = file.metadata()?.ino();
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Follow {
+            file,
+            inode,
+            offset,
+            partial: Vec::new(),
+        })
+    }
+
+    /// Complete lines appended since the last read (at most 4 MiB).
+    fn read_lines(&mut self) -> std::io::Result<Vec<String>> {
+        let mut buf = Vec::new();
+        (&mut self.file).take(4 << 20).read_to_end(&mut buf)?;
+        self.partial.extend_from_slice(&buf);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while let Some(i) = memchr::memchr(b'\n', &self.partial[start..]) {
+            let line = &self.partial[start..start + i];
+            self.offset += (i + 1) as u64;
+            lines.push(String::from_utf8_lossy(line).into_owned());
+            start += i + 1;
+        }
+        self.partial.drain(..start);
+        // An endless line is not buffered forever.
+        if self.partial.len() > 64 * 1024 {
+            self.offset += self.partial.len() as u64;
+            self.partial.clear();
+            lines.push(String::new());
+        }
+        Ok(lines)
+    }
+}
+
+impl Source for QueueLogSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(
+        self: Box<Self>,
+        ingest: Ingest,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            let o = self.opts;
+            let mut mapper = Mapper::new(o.site.clone());
+            let mut skipped = Throttle::default();
+            let mut follow: Option<Follow> = None;
+            let mut tick = tokio::time::interval(o.poll);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                let meta = std::fs::metadata(&o.path).ok();
+                if follow.is_none() {
+                    let Some(meta) = &meta else { continue };
+                    let start = match load_pos(&o) {
+                        Some(p) if p.inode == meta.ino() && p.offset <= meta.len() => p.offset,
+                        Some(_) => 0,
+                        None if o.from_start => 0,
+                        None => meta.len(),
+                    };
+                    match Follow::open(&o.path, start) {
+                        Ok(f) => follow = Some(f),
+                        Err(e) => {
+                            skipped
+                                .warn(&o.name, &format!("cannot open {}: {e}", o.path.display()));
+                            continue;
+                        }
+                    }
+                }
+                let Some(f) = follow.as_mut() else { continue };
+                // Truncated in place: start over.
+                if meta
+                    .as_ref()
+                    .is_some_and(|m| m.ino() == f.inode && m.len() < f.offset)
+                {
+                    tracing::info!(source = %o.name, "queue_log truncated; reading from the start");
+                    follow = Follow::open(&o.path, 0).ok();
+                    continue;
+                }
+                let lines = match f.read_lines() {
+                    Ok(l) => l,
+                    Err(e) => {
+                        skipped.warn(&o.name, &format!("read error: {e}"));
+                        follow = None;
+                        continue;
+                    }
+                };
+                let rotated = meta.as_ref().is_some_and(|m| m.ino() != f.inode);
+                let (inode, offset) = (f.inode, f.offset);
+                if !lines.is_empty() {
+                    ingest.received(NAME, lines.len());
+                    let mut events = Vec::new();
+                    for line in &lines {
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        match map_line(&mut mapper, line) {
+                            Ok(mut evs) => events.append(&mut evs),
+                            Err(why) => skipped.skip(&ingest, NAME, &o.name, why, line),
+                        }
+                    }
+                    if ingest.submit(NAME, events).await.is_err() {
+                        return Ok(());
+                    }
+                    save_pos(&o, Position { inode, offset });
+                }
+                // Rotated: the old file was read to its end above; follow
+                // the new one from its start.
+                if rotated && lines.is_empty() {
+                    tracing::info!(source = %o.name, "queue_log rotated; following the new file");
+                    follow = Follow::open(&o.path, 0).ok();
+                    if let Some(f) = &follow {
+                        save_pos(
+                            &o,
+                            Position {
+                                inode: f.inode,
+                                offset: 0,
+                            },
+                        );
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Counts skipped input and logs it at most every ten seconds.
+#[derive(Default)]
+pub struct Throttle {
+    last: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl Throttle {
+    pub fn skip(
+        &mut self,
+        ingest: &Ingest,
+        source: &'static str,
+        name: &str,
+        why: Skip,
+        input: &str,
+    ) {
+        ingest.skipped(source, why.as_str());
+        if why != Skip::Passed {
+            self.since += 1;
+            self.warn(
+                name,
+                &format!(
+                    "{} input: {}",
+                    why.as_str(),
+                    input.chars().take(200).collect::<String>()
+                ),
+            );
+        }
+    }
+
+    pub fn warn(&mut self, source: &str, msg: &str) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::warn!(source, skipped = self.since, "{msg}");
+            self.last = Some(std::time::Instant::now());
+            self.since = 0;
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The Asterisk sources against the real binary, fed with real
+//! third-party samples (tests/fixtures/SOURCES.md): a queue_log file
+//! followed through appends, rotation, truncation and a restart, and an
+//! AMI test server replaying recorded sessions, including a login
+//! failure and a connection dropped in the middle of an event.
+
+mod common;
+
+use std::io::Write as _;
+
+use common::*;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/asterisk");
+
+fn queue_log_config(path: &std::path::Path) -> String {
+    config(&format!(
+        "[[sources]]\ntype = \"asterisk_queue_log\"\nname = \"pbx1\"\npath = \"{}\"\nfrom_start = true\npoll_interval = \"50ms\"\n",
+        path.display()
+    ))
+}
+
+async fn counters(d: &Daemon) -> std::collections::BTreeMap<String, f64> {
+    parse_metrics(&metrics_text(d).await)
+}
+
+#[tokio::test]
+async fn queue_log_sample_is_mapped_and_followed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("queue_log");
+    std::fs::copy(format!("{FIXTURES}/queue_log.xalakox-asterisk2slack"), &log)
+        .expect("copy fixture");
+    let data = dir.path().join("data");
+    let cfg = queue_log_config(&log);
+    let d = Daemon::start_args(&cfg, &["--data-dir", data.to_str().expect("utf-8")]);
+    let src = r#"source="asterisk_queue_log""#;
+    // 22 non-empty lines (and one blank) in the sample.
+    let m = wait_for(30, "the sample to be read", || async {
+        let m = counters(&d).await;
+        (m.get(&format!("callwatch_events_received_total{{{src}}}")) == Some(&23.0)).then_some(m)
+    })
+    .await;
+    let q = r#"{queue="201"}"#;
+    // Two calls enter the queue (one ENTERQUEUE logged seven times), both
+    // connect to Paty Marin; one completes after 122 s of talk.
+    assert_eq!(
+        metric(&m, &format!("callwatch_calls_offered_total{q}")),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, &format!("callwatch_calls_answered_total{q}")),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, "callwatch_events_duplicate_total"),
+        6.0,
+        "the repeated ENTERQUEUE"
+    );
+    assert_eq!(
+        metric(&m, &format!("callwatch_call_talk_seconds_sum{q}")),
+        122.0
+    );
+    // DID and RINGNOANSWER are passed over, counted.
+    assert_eq!(
+        metric(
+            &m,
+            &format!(r#"callwatch_source_skipped_total{{{src},reason="passed"}}"#)
+        ),
+        4.0
+    );
+    // Lines about calls whose ENTERQUEUE is not in the file are refused.
+    assert!(
+        metric(
+            &m,
+            &format!(r#"callwatch_events_rejected_total{{{src},reason="unknown_call"}}"#)
+        ) >= 3.0
+    );
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let paty = snap["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["agent"] == "Paty Marin")
+        .expect("agent")
+        .clone();
+    assert_eq!(paty["talk_s"], 122.0 + 0.0, "talk stated by COMPLETECALLER");
+    // Caller numbers become customers, never labels.
+    assert!(!metrics_text(&d).await.contains("+1323"));
+
+    // Appended lines are followed.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open");
+    writeln!(f, "1546030000|1546030000.1|201|NONE|ENTERQUEUE||+4930123|1").expect("append");
+    writeln!(f, "1546030060|1546030000.1|201|NONE|ABANDON|1|1|60").expect("append");
+    drop(f);
+    wait_for(20, "appended lines", || async {
+        (counters(&d)
+            .await
+            .get(&format!("callwatch_calls_abandoned_total{q}"))
+            == Some(&1.0))
+        .then_some(())
+    })
+    .await;
+    // Rotation: the file is renamed and a new one started.
+    std::fs::rename(&log, dir.path().join("queue_log.1")).expect("rotate");
+    std::fs::write(
+        &log,
+        "1546031000|1546031000.2|201|NONE|ENTERQUEUE||+4930999|1\n",
+    )
+    .expect("new file");
+    wait_for(20, "the rotated file's first line", || async {
+        (counters(&d)
+            .await
+            .get(&format!("callwatch_calls_offered_total{q}"))
+            == Some(&4.0))
+        .then_some(())
+    })
+    .await;
+    // Truncation in place: read from the start again (old lines are
+    // recognised as duplicates, new ones applied).
+    std::fs::write(&log, "1546031000|1546031000.2|201|NONE|ENTERQUEUE||+4930999|1\n1546031030|1546031000.2|201|Vanessa Flores|CONNECT|30|1546031000.3|2\n").expect("truncate");
+    wait_for(20, "the line after the truncation", || async {
+        (counters(&d)
+            .await
+            .get(&format!("callwatch_calls_answered_total{q}"))
+            == Some(&3.0))
+        .then_some(())
+    })
+    .await;
+    assert!(d.terminate().success());
+    // A restart resumes at the stored position: nothing is read twice.
+    let d = Daemon::start_args(&cfg, &["--data-dir", data.to_str().expect("utf-8")]);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open");
+    writeln!(
+        f,
+        "1546031200|1546031000.2|201|Vanessa Flores|COMPLETEAGENT|30|170|1"
+    )
+    .expect("append");
+    drop(f);
+    let m = wait_for(20, "the line appended while restarting", || async {
+        let m = counters(&d).await;
+        (m.get(&format!("callwatch_events_received_total{{{src}}}")) == Some(&1.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(&m, "callwatch_events_duplicate_total"),
+        0.0,
+        "no line re-read"
+    );
+    assert_eq!(
+        metric(&m, &format!("callwatch_calls_answered_total{q}")),
+        3.0,
+        "state recovered"
+    );
+}
+
+/// Server-side messages of a recorded session (client actions dropped).
+fn server_blocks(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{file}")).expect("fixture");
+    text.split("\n\n")
+        .map(str::trim)
+        .filter(|b| {
+            !b.is_empty()
+                && !b.to_ascii_lowercase().starts_with("action:")
+                && !b.starts_with("Response:")
+        })
+        .map(|b| b.replace('\n', "\r\n") + "\r\n\r\n")
+        .collect()
+}
+
+async fn read_action<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return out;
+        }
+        if line.trim().is_empty() {
+            if !out.is_empty() {
+                return out;
+            }
+            continue;
+        }
+        out.push_str(&line);
+    }
+}
+
+const CALL_START: &str = "Event: QueueCallerJoin\r\nChannel: SIP/trunk-0001\r\nCallerIDNum: +4989123456\r\nUniqueid: 1700000000.11\r\nQueue: general_queue\r\nPosition: 1\r\nCount: 1\r\n\r\nEvent: AgentConnect\r\nQueue: general_queue\r\nUniqueid: 1700000000.11\r\nMemberName: Agent/402\r\nInterface: Local/id-3@agentcallback\r\nHoldTime: 9\r\nRingTime: 3\r\n\r\n";
+const CALL_END: &str = "Event: AgentComplete\r\nQueue: general_queue\r\nUniqueid: 1700000000.11\r\nMemberName: Agent/402\r\nHoldTime: 9\r\nTalkTime: 95\r\nReason: caller\r\n\r\n";
+
+#[tokio::test]
+async fn ami_sessions_resync_survive_drops_and_refused_logins() {
+    let server = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let status = server_blocks("ami.panoramisk-queue_status.yaml");
+    let noise = server_blocks("ami.panoramisk-agent_not_in_pause.yaml");
+    let login = server_blocks("ami.panoramisk-agent_loggued_in.yaml");
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<u32>(8);
+    tokio::spawn(async move {
+        for n in 1u32.. {
+            let Ok((s, _)) = server.accept().await else {
+                return;
+            };
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            let _ = w.write_all(b"Asterisk Call Manager/2.10.3\r\n").await;
+            let act = read_action(&mut r).await;
+            assert!(act.to_ascii_lowercase().contains("action: login"), "{act}");
+            if n == 1 {
+                // First attempt: the password is refused.
+                let _ = w.write_all(b"Response: Error\r\nActionID: callwatch-login\r\nMessage: Authentication failed\r\n\r\n").await;
+                let _ = done_tx.send(n).await;
+                continue;
+            }
+            let _ = w.write_all(b"Response: Success\r\nActionID: callwatch-login\r\nMessage: Authentication accepted\r\n\r\n").await;
+            let act = read_action(&mut r).await;
+            assert!(
+                act.contains("Action: QueueStatus"),
+                "resync after each connect: {act}"
+            );
+            let _ = w.write_all(b"Response: Success\r\nActionID: callwatch-resync\r\nMessage: Queue status will follow\r\n\r\n").await;
+            for b in &status {
+                let _ = w.write_all(b.as_bytes()).await;
+            }
+            if n == 2 {
+                for b in noise.iter().chain(login.iter()) {
+                    let _ = w.write_all(b.as_bytes()).await;
+                }
+                let _ = w.write_all(CALL_START.as_bytes()).await;
+                // Dropped in the middle of an event.
+                let _ = w.write_all(&CALL_END.as_bytes()[..40]).await;
+                let _ = done_tx.send(n).await;
+                continue;
+            }
+            let _ = w.write_all(CALL_END.as_bytes()).await;
+            let _ = done_tx.send(n).await;
+            // Keep the third session open.
+            let _ = read_action(&mut r).await;
+        }
+    });
+    let d = Daemon::start(&config(&format!(
+        "[[sources]]\ntype = \"asterisk_ami\"\nname = \"pbx\"\naddress = \"{addr}\"\nusername = \"callwatch\"\nsecret = \"s3cret\"\n"
+    )).replace("mode = \"event\"", "mode = \"system\""));
+    let q = r#"{queue="general_queue"}"#;
+    let m = wait_for(60, "the call to complete across the reconnect", || async {
+        let m = counters(&d).await;
+        (m.get(&format!("callwatch_call_talk_seconds_count{q}")) == Some(&1.0)).then_some(m)
+    })
+    .await;
+    let mut sessions = Vec::new();
+    while let Ok(n) = done_rx.try_recv() {
+        sessions.push(n);
+    }
+    assert_eq!(sessions, [1, 2, 3], "refused, dropped, resumed");
+    assert_eq!(
+        metric(&m, &format!("callwatch_calls_offered_total{q}")),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, &format!("callwatch_calls_answered_total{q}")),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, &format!("callwatch_call_talk_seconds_sum{q}")),
+        95.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_source_skipped_total{source="asterisk_ami",reason="disconnected"}"#
+        ),
+        2.0
+    );
+    assert!(
+        metric(
+            &m,
+            r#"callwatch_source_skipped_total{source="asterisk_ami",reason="passed"}"#
+        ) > 50.0,
+        "noise passed over"
+    );
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let agents: Vec<&str> = snap["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["agent"].as_str())
+        .collect();
+    // QueueStatus members (Asterisk 11 `Name`) and the QueueMemberAdded login.
+    assert!(
+        agents.contains(&"Agent/220") && agents.contains(&"Agent/859"),
+        "{agents:?}"
+    );
+    assert!(agents.contains(&"Agent/402"));
+    // 17 QueueMember lines name 6 distinct members; plus Agent/402.
+    assert_eq!(agents.len(), 7, "{agents:?}");
+    // The caller number is a customer reference, not a label.
+    assert!(!metrics_text(&d).await.contains("4989123456"));
+}
