@@ -260,6 +260,7 @@ async fn session(
     mapper: &mut Mapper,
     throttle: &mut Throttle,
     stop: &CancellationToken,
+    logged_in: &mut bool,
 ) -> Result<(), SessionError> {
     let stream = TcpStream::connect(&o.address).await?;
     let (r, mut w) = stream.into_split();
@@ -284,6 +285,7 @@ async fn session(
             return Err(SessionError::Login(b.get("message").to_string()));
         }
     }
+    *logged_in = true;
     tracing::info!(source = %o.name, address = %o.address, "AMI logged in; resynchronising with QueueStatus");
     w.write_all(b"Action: QueueStatus\r\nActionID: callwatch-resync\r\n\r\n")
         .await?;
@@ -325,7 +327,21 @@ impl Source for AmiSource {
             let mut throttle = Throttle::default();
             let mut backoff = Duration::from_secs(1);
             loop {
-                match session(&o, &ingest, &mut mapper, &mut throttle, &shutdown).await {
+                let mut logged_in = false;
+                let result = session(
+                    &o,
+                    &ingest,
+                    &mut mapper,
+                    &mut throttle,
+                    &shutdown,
+                    &mut logged_in,
+                )
+                .await;
+                if logged_in {
+                    // A session that got going resets the backoff.
+                    backoff = Duration::from_secs(1);
+                }
+                match result {
                     Err(SessionError::Stop) => return Ok(()),
                     Err(e) => {
                         ingest.skipped(NAME, "disconnected");
@@ -340,5 +356,84 @@ impl Source for AmiSource {
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Body;
+
+    fn block(text: &str) -> Block {
+        parse_block(&text.lines().map(str::to_string).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn old_and_new_names_map_alike() {
+        let mut m = Mapper::new(None);
+        let join = map_event(&mut m, &block("Event: Join\nChannel: SIP/x\nCallerID: 0301234\nQueue: q\nPosition: 1\nUniqueid: 1.1"), 1000).expect("join");
+        assert!(
+            matches!(&join[0].body, Body::CallOffered { customer: Some(c), .. } if c == "0301234")
+        );
+        let paused = map_event(&mut m, &block("Event: QueueMemberPaused\nQueue: q\nLocation: Local/1@x\nMemberName: Agent/9\nPaused: 1\nReason: lunch"), 1000).expect("paused");
+        assert!(
+            matches!(&paused[0].body, Body::AgentState { agent, reason: Some(r), .. } if agent == "Agent/9" && r == "lunch")
+        );
+        let pause12 = map_event(&mut m, &block("Event: QueueMemberPause\nQueue: q\nMemberName: Agent/9\nInterface: SIP/9\nPaused: 0\nPausedReason:"), 1000).expect("unpause");
+        assert!(matches!(
+            &pause12[0].body,
+            Body::AgentState {
+                state: crate::event::AgentStatus::Available,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn hold_counts_only_for_connected_calls_and_corruption_is_survived() {
+        let mut m = Mapper::new(None);
+        assert!(
+            map_event(&mut m, &block("Event: Hold\nUniqueid: 2.2"), 1000)
+                .expect("hold")
+                .is_empty(),
+            "not connected"
+        );
+        map_event(
+            &mut m,
+            &block("Event: QueueCallerJoin\nUniqueid: 2.2\nQueue: q\nCallerIDNum: unknown"),
+            1000,
+        )
+        .expect("join");
+        map_event(
+            &mut m,
+            &block("Event: AgentConnect\nUniqueid: 2.2\nQueue: q\nMemberName: A"),
+            2000,
+        )
+        .expect("connect");
+        let h = map_event(&mut m, &block("Event: Hold\nUniqueid: 2.2"), 3000).expect("hold");
+        assert!(matches!(h[0].body, Body::CallHold { .. }));
+        let u = map_event(&mut m, &block("Event: Unhold\nUniqueid: 2.2"), 4000).expect("unhold");
+        assert!(matches!(u[0].body, Body::CallResume { .. }));
+        let corrupt = block("[218 bytes missing in capture file]Event: Newexten\nChannel: x");
+        assert_eq!(map_event(&mut m, &corrupt, 1), Err(Skip::Passed));
+        assert_eq!(
+            map_event(&mut m, &block("Event: Frobnicate"), 1),
+            Err(Skip::Unknown)
+        );
+        assert_eq!(
+            map_event(&mut m, &block("Event: AgentConnect\nQueue: q"), 1),
+            Err(Skip::Malformed)
+        );
+        assert_eq!(
+            map_event(
+                &mut m,
+                &block(
+                    "Timestamp: 1700000000.250\nEvent: QueueCallerAbandon\nUniqueid: 9.9\nQueue: q"
+                ),
+                1
+            )
+            .map(|e| e[0].ts_ms()),
+            Ok(1_700_000_000_250)
+        );
     }
 }

@@ -333,3 +333,85 @@ impl Throttle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Body;
+
+    fn one(line: &str) -> Result<Vec<Event>, Skip> {
+        map_line(&mut Mapper::new(None), line)
+    }
+
+    #[test]
+    fn events_and_their_fields() {
+        let e = one("1546015415|1.1|201|NONE|ENTERQUEUE||+13238679471|1").expect("enter");
+        assert!(
+            matches!(&e[0].body, Body::CallOffered { customer: Some(c), queue, .. } if c == "+13238679471" && queue == "201")
+        );
+        assert_eq!(e[0].ts_ms(), 1_546_015_415_000);
+        let e = one("1|1.1|201|NONE|ENTERQUEUE||anonymous|1").expect("enter");
+        assert!(matches!(
+            &e[0].body,
+            Body::CallOffered { customer: None, .. }
+        ));
+        let e = one("1|1.1|201|Paty Marin|COMPLETECALLER|10|122|1").expect("complete");
+        assert!(matches!(&e[0].body, Body::CallEnded { talk_s: Some(t), .. } if *t == 122.0));
+        assert!(
+            matches!(e[1].body, Body::WrapEnded { .. }),
+            "no wrap in queue_log: ends at once"
+        );
+        let e = one("1|1.1|q|A|BLINDTRANSFER|200|from-internal|5|60|1").expect("transfer");
+        assert!(matches!(&e[0].body, Body::CallEnded { talk_s: Some(t), .. } if *t == 60.0));
+        let e = one("1|1.1|q|A|ATTENDEDTRANSFER|BRIDGE|abc|5|77|1").expect("attended");
+        assert!(matches!(&e[0].body, Body::CallEnded { talk_s: Some(t), .. } if *t == 77.0));
+        for exit in [
+            "ABANDON|1|1|13",
+            "EXITWITHTIMEOUT|1|1|300",
+            "EXITWITHKEY|5|1|1|20",
+            "EXITEMPTY|1|1|2",
+        ] {
+            let e = one(&format!("1|1.1|q|NONE|{exit}")).expect("exit");
+            assert!(matches!(e[0].body, Body::CallAbandoned { .. }), "{exit}");
+        }
+        let e = one("1|NONE|q|Agent/1|PAUSE|lunch").expect("pause");
+        assert!(matches!(&e[0].body, Body::AgentState { reason: Some(r), .. } if r == "lunch"));
+        let e = one("1|MANAGER|sales|SIP/7|ADDMEMBER|").expect("add");
+        assert!(matches!(&e[0].body, Body::AgentLogin { queues, .. } if queues.len() == 1));
+        assert!(matches!(
+            one("1|NONE|NONE|Agent/1|AGENTLOGOFF|SIP/1|300").expect("off")[0].body,
+            Body::AgentLogout { .. }
+        ));
+    }
+
+    #[test]
+    fn skips_say_why() {
+        assert_eq!(one("1|NONE|NONE|NONE|QUEUESTART|"), Err(Skip::Passed));
+        assert_eq!(one("1|1.1|201|NONE|DID|+1555"), Err(Skip::Passed));
+        assert_eq!(one("1|1.1|201|A|RINGNOANSWER|0"), Err(Skip::Passed));
+        assert_eq!(one("1|1.1|201|A|WHATEVER|0"), Err(Skip::Unknown));
+        assert_eq!(one("yesterday|1.1|201|A|CONNECT|1"), Err(Skip::Malformed));
+        assert_eq!(one("1|1.1|201"), Err(Skip::Malformed));
+        assert_eq!(
+            one("1|NONE|201|NONE|CONNECT|1|2|3"),
+            Err(Skip::Malformed),
+            "CONNECT without an agent"
+        );
+    }
+
+    #[test]
+    fn an_agent_dump_is_an_abandon_while_waiting_and_an_end_when_connected() {
+        let mut m = Mapper::new(None);
+        map_line(&mut m, "1|1.1|q|NONE|ENTERQUEUE||x|1").expect("enter");
+        assert!(matches!(
+            map_line(&mut m, "2|1.1|q|A|AGENTDUMP").expect("dump")[0].body,
+            Body::CallAbandoned { .. }
+        ));
+        map_line(&mut m, "1|2.2|q|NONE|ENTERQUEUE||x|1").expect("enter");
+        map_line(&mut m, "2|2.2|q|A|CONNECT|1|3.3|1").expect("connect");
+        assert!(matches!(
+            map_line(&mut m, "3|2.2|q|A|AGENTDUMP").expect("dump")[0].body,
+            Body::CallEnded { .. }
+        ));
+    }
+}
