@@ -45,6 +45,13 @@ pub struct Report {
     pub feed_p50_ms: f64,
     pub feed_p99_ms: f64,
     pub feed_messages_per_s: f64,
+    pub http_durable_events_per_s: f64,
+    pub http_vs_decode: f64,
+    pub scrape_ms_500_agents: f64,
+    pub scrape_ms_5000_agents: f64,
+    pub scrape_series_5000_agents: f64,
+    pub bytes_per_open_task: f64,
+    pub bytes_per_agent: f64,
 }
 
 fn lines(n: usize) -> Vec<String> {
@@ -116,9 +123,100 @@ fn config_text(fsync: &str) -> String {
     format!(
         "[server]\nhttp = \"127.0.0.1:0\"\ningest_tcp = \"127.0.0.1:0\"\ntcp_batch = 4096\n\
          [clock]\nmode = \"{clock}\"\n[log]\nlevel = \"warn,callwatch=info\"\n\
-         [privacy]\nanonymous_role = \"supervisor\"\n[feed]\nmax_clients = 5000\n\
+         [privacy]\nanonymous_role = \"supervisor\"\nper_agent_metrics = true\n[feed]\nmax_clients = 5000\n\
+         [limits]\nmax_queues = 1000\nmax_agents = 20000\n\
          [storage]\nfsync = \"{fsync}\"\nsnapshot_every = 1000000000\nsnapshot_interval = \"1000days\"\n"
     )
+}
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
+    Ok(kb * 1024.0)
+}
+
+fn line(id: &str, ts: &str, ty: &str, fields: &str) -> String {
+    format!(r#"{{"id":"{id}","ts":"{ts}","type":"{ty}",{fields}}}"#)
+}
+
+/// A desk of `agents` agents over 50 queues, some calls waiting and
+/// talking, for the scrape benchmark.
+fn desk(agents: usize) -> Vec<String> {
+    let ts = "2026-03-02T08:00:00Z";
+    let mut v = Vec::new();
+    for a in 0..agents {
+        v.push(line(
+            &format!("l{a}"),
+            ts,
+            "agent_login",
+            &format!(
+                r#""agent":"agent-{a:05}","name":"Agent {a}","team":"team-{}","queues":["q{:02}"]"#,
+                a % 40,
+                a % 50
+            ),
+        ));
+    }
+    for c in 0..agents {
+        v.push(line(
+            &format!("o{c}"),
+            ts,
+            "call_offered",
+            &format!(r#""call":"c{c}","queue":"q{:02}""#, c % 50),
+        ));
+        if c % 2 == 0 {
+            v.push(line(
+                &format!("a{c}"),
+                ts,
+                "call_answered",
+                &format!(r#""call":"c{c}","agent":"agent-{c:05}""#),
+            ));
+        }
+    }
+    v
+}
+
+/// Time of `GET /metrics` (best of five) and the number of series.
+fn scrape(http: SocketAddr) -> anyhow::Result<(f64, f64)> {
+    use std::io::Read;
+    let mut best = f64::MAX;
+    let mut series = 0.0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(http)?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+        series = body
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(' '))
+            .count() as f64
+            - 1.0;
+    }
+    Ok((best, series))
+}
+
+/// POSTs the lines in batches of 1,000, one request after another.
+fn http_send(http: SocketAddr, lines: &[String]) -> anyhow::Result<f64> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let url = format!("http://{http}/api/v1/events");
+        let t = Instant::now();
+        for chunk in lines.chunks(1000) {
+            let r = c.post(&url).body(chunk.join("\n")).send().await?;
+            if !r.status().is_success() {
+                anyhow::bail!("POST answered {}", r.status());
+            }
+        }
+        Ok(per_s(lines.len(), t.elapsed()))
+    })
 }
 
 fn start(dir: &Path, fsync: &str, data: Option<&Path>) -> anyhow::Result<Daemon> {
@@ -292,6 +390,55 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     eprintln!(
         "recovery of {recovery_n} events: {:.1} s",
         took.as_secs_f64()
+    );
+
+    // HTTP: batches of 1,000, journal with fsync always.
+    let data = dir.path().join("data-http");
+    let d = start(dir.path(), "always", Some(&data))?;
+    r.http_durable_events_per_s = http_send(d.http, &events)?;
+    r.http_vs_decode = r.http_durable_events_per_s / r.decode_events_per_s;
+    eprintln!(
+        "http, journal fsync=always: {:.0} events/s",
+        r.http_durable_events_per_s
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&data);
+
+    // Scrape: 50 queues, per-agent series on.
+    for (agents, slot) in [(500, 0usize), (5000, 1)] {
+        let d = start(dir.path(), "never", None)?;
+        tcp_send(d.tcp, &desk(agents))?;
+        let (ms, series) = scrape(d.http)?;
+        if slot == 0 {
+            r.scrape_ms_500_agents = ms;
+        } else {
+            r.scrape_ms_5000_agents = ms;
+            r.scrape_series_5000_agents = series;
+        }
+        eprintln!("scrape with {agents} agents: {ms:.1} ms, {series} series");
+    }
+
+    // Memory: resident growth per open task (1 M) and per agent (10,000).
+    let d = start(dir.path(), "never", None)?;
+    let before = rss(d.child.id())?;
+    let n_tasks = 1_000_000;
+    let ts = "2026-03-02T08:00:00Z";
+    for start_at in (0..n_tasks).step_by(200_000) {
+        let chunk: Vec<String> = (start_at..start_at + 200_000)
+            .map(|i| line(&format!("t{i}"), ts, "task_created", &format!(r#""task":"task-{i:07}","kind":"callback","queue":"q{:02}","customer":"cust-{i}""#, i % 50)))
+            .collect();
+        tcp_send(d.tcp, &chunk)?;
+    }
+    r.bytes_per_open_task = (rss(d.child.id())? - before) / n_tasks as f64;
+    drop(d);
+    let d = start(dir.path(), "never", None)?;
+    let before = rss(d.child.id())?;
+    tcp_send(d.tcp, &desk(10_000)[..10_000])?;
+    r.bytes_per_agent = (rss(d.child.id())? - before) / 10_000.0;
+    drop(d);
+    eprintln!(
+        "memory: {:.0} bytes per open task, {:.0} bytes per agent",
+        r.bytes_per_open_task, r.bytes_per_agent
     );
 
     let d = start(dir.path(), "feed", None)?;
