@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::Value;
@@ -99,22 +99,6 @@ fn dashboards_are_fresh_and_their_thresholds_are_the_configs_targets() {
     assert!(checked >= 8, "{checked} panels carry KPI thresholds");
 }
 
-struct Prom(Child);
-
-impl Drop for Prom {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 /// An instant query; `Null` while Prometheus is not reachable yet.
 async fn query(base: &str, expr: &str) -> Value {
     let Ok(r) = client()
@@ -196,7 +180,7 @@ async fn prometheus_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
         ),
     )
     .expect("write");
-    let _prom = Prom(
+    let _prom = Reaper(
         Command::new("prometheus")
             .arg(format!(
                 "--config.file={}",

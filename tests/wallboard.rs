@@ -6,28 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn browser() -> (Driver, Client, tempfile::TempDir) {
+async fn browser() -> (Reaper, Client, tempfile::TempDir) {
     let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -35,7 +19,7 @@ async fn browser() -> (Driver, Client, tempfile::TempDir) {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
-    let driver = Driver(child);
+    let driver = Reaper(child);
     let profile = tempfile::tempdir().expect("profile dir");
     let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
         "goog:chromeOptions": {
