@@ -229,7 +229,14 @@ impl Hub {
             privacy,
             shared: shared.clone(),
         });
-        tokio::spawn(run_hub(shared, opts, board_tx, alerts, cancel));
+        tokio::spawn(run_hub(
+            shared,
+            opts,
+            board_tx,
+            alerts,
+            hub.slots.clone(),
+            cancel,
+        ));
         hub
     }
 
@@ -243,8 +250,10 @@ async fn run_hub(
     opts: FeedOptions,
     board_tx: watch::Sender<Arc<Board>>,
     alerts: broadcast::Sender<Arc<Alert>>,
+    slots: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
+    let max_clients = opts.max_clients;
     let mut changes = shared.changes.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -256,7 +265,10 @@ async fn run_hub(
             r = changes.changed() => if r.is_err() { return },
             _ = tick.tick() => {}
         }
-        if !shared.is_ready() {
+        // Nobody listening: building boards would only take the read
+        // lock from the writer. (Alerts start with the first client.)
+        if !shared.is_ready() || slots.available_permits() == max_clients {
+            prev = None;
             continue;
         }
         let started = tokio::time::Instant::now();
@@ -286,7 +298,10 @@ async fn run_hub(
         }
         prev = Some(board);
         // Coalesce bursts of events into one build per interval.
-        tokio::time::sleep_until(started + BUILD_EVERY).await;
+        // A large state makes a build slow, and a build holds the read
+        // lock: keep builds to a fifth of the time at most, so the writer
+        // always gets most of it.
+        tokio::time::sleep_until(started + BUILD_EVERY.max(started.elapsed() * 4)).await;
     }
 }
 
@@ -418,7 +433,6 @@ async fn client_loop(
     let telemetry = &hub.shared.telemetry;
     let min_gap = Duration::from_millis(1000 / opts.max_rate as u64);
     let mut seq = 0u64;
-    let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval(opts.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
@@ -465,6 +479,8 @@ async fn client_loop(
         "snapshot"
     );
     let mut last_sent = tokio::time::Instant::now();
+    // Idleness counts from here: the wait for a fresh board above is ours.
+    let mut last_heard = Instant::now();
     loop {
         tokio::select! {
             r = board_rx.changed() => {
