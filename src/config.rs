@@ -158,7 +158,7 @@ impl Default for DemoConfig {
         DemoConfig {
             enabled: false,
             agents: 24,
-            rate: 1.0,
+            rate: 4.0,
             seed: 1,
         }
     }

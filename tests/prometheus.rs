@@ -147,7 +147,7 @@ async fn prometheus_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
             "ingest_tcp = \"127.0.0.1:0\"",
         )
         .replace("per_agent_metrics = false", "per_agent_metrics = true")
-        .replace("agents = 24\nrate = 1.0", "agents = 40\nrate = 40.0");
+        .replace("agents = 24\nrate = 4.0", "agents = 40\nrate = 40.0");
     let d = Daemon::start_args(&cfg, &["--demo"]);
     let now = chrono::Utc::now();
     let at = |m: i64| (now + chrono::Duration::minutes(m)).to_rfc3339();
