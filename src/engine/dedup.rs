@@ -77,14 +77,6 @@ impl Dedup {
             self.seen.remove(&id);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
 }
 
 #[cfg(test)]

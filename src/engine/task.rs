@@ -203,10 +203,6 @@ impl Engine {
         Ok(t)
     }
 
-    fn is_callback(&self, kind: u8) -> bool {
-        self.kind_name(kind) == CALLBACK
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub(super) fn task_created(
         &mut self,
@@ -545,11 +541,6 @@ impl Engine {
                 contact: k.contact,
             },
         );
-    }
-
-    /// Whether a kind index is the callback kind (for read views).
-    pub fn kind_is_callback(&self, kind: u8) -> bool {
-        self.is_callback(kind)
     }
 }
 

@@ -100,7 +100,7 @@ impl Source for TcpSource {
                 );
                 conns.spawn(async move {
                     telemetry.tcp_clients(1.0);
-                    let why = serve(stream, &opts, &ingest, &telemetry, &shutdown).await;
+                    let why = serve(stream, &opts, &ingest, &shutdown).await;
                     telemetry.tcp_clients(-1.0);
                     if let Some(why) = why {
                         telemetry.disconnected(why);
@@ -121,7 +121,6 @@ async fn serve(
     mut stream: TcpStream,
     opts: &TcpOptions,
     ingest: &Ingest,
-    telemetry: &Telemetry,
     shutdown: &CancellationToken,
 ) -> Option<&'static str> {
     let _ = stream.set_nodelay(true);
@@ -150,6 +149,7 @@ async fn serve(
             let mut batch = Vec::new();
             let mut numbers = Vec::new();
             let mut errors: Vec<(u64, Rejection)> = Vec::new();
+            let mut received = 0usize;
             while batch.len() + errors.len() < opts.batch {
                 let next = match lines.next_line() {
                     Some(l) => l,
@@ -177,7 +177,7 @@ async fn serve(
                     }
                 }
                 line_no += 1;
-                ingest.received(NAME, 1);
+                received += 1;
                 let (decoded, raw) = match next {
                     Line::Text(t) => (event::decode(&t), t),
                     Line::TooLong => (
@@ -202,6 +202,8 @@ async fn serve(
             if batch.is_empty() && errors.is_empty() {
                 break;
             }
+            // One counter update per batch, not per line.
+            ingest.received(NAME, std::mem::take(&mut received));
             let outcomes = match ingest.submit(NAME, batch).await {
                 Ok(o) => o,
                 Err(IngestError::ShuttingDown) => {
@@ -244,7 +246,6 @@ async fn serve(
             }
         }
     }
-    let _ = telemetry;
     None
 }
 
