@@ -125,6 +125,17 @@ struct SimulateArgs {
     stdout: bool,
 }
 
+/// Every websocket client and ingest connection is a file descriptor, and
+/// many distributions still start services with a soft limit of 1,024:
+/// raise the soft limit to the hard one, as Go's runtime does. Failure is
+/// only logged; the configured connection limits still apply.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
 fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -197,6 +208,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             init_logging(cfg.log.format, &cfg.log.level);
             cfg.validate()?;
+            raise_fd_limit();
             rt.block_on(async move {
                 let listeners = callwatch::Listeners::bind(&cfg)
                     .await
@@ -278,6 +290,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { quick, json } => {
             init_logging(LogFormat::Plain, "warn");
+            raise_fd_limit();
             let r = callwatch::bench::run(callwatch::bench::BenchOptions { quick })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
