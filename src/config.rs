@@ -365,6 +365,10 @@ pub enum AgentDisplay {
 pub struct FeedConfig {
     /// Most delta messages per second per client.
     pub max_rate: u32,
+    /// The hub rebuilds the board at most this often (bursts of events
+    /// coalesce into one build).
+    #[serde(with = "humantime_serde")]
+    pub build_interval: Duration,
     pub max_clients: usize,
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
@@ -391,6 +395,7 @@ impl Default for FeedConfig {
     fn default() -> Self {
         FeedConfig {
             max_rate: 4,
+            build_interval: Duration::from_millis(100),
             max_clients: 500,
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
@@ -893,8 +898,11 @@ impl Config {
         if !(self.demo.rate > 0.0 && self.demo.rate <= 1e6) {
             push("demo.rate".into(), "must be in (0, 1000000]".into());
         }
-        if self.feed.max_rate == 0 || self.feed.max_rate > 100 {
-            push("feed.max_rate".into(), "must be between 1 and 100".into());
+        if self.feed.max_rate == 0 || self.feed.max_rate > 1000 {
+            push("feed.max_rate".into(), "must be between 1 and 1000".into());
+        }
+        if self.feed.build_interval > Duration::from_secs(10) {
+            push("feed.build_interval".into(), "must be at most 10s".into());
         }
         if self.feed.max_clients == 0 {
             push("feed.max_clients".into(), "must be greater than 0".into());
@@ -1024,6 +1032,9 @@ name = "a"
 target = 0.5
 warn = 0.8
 critical = 0.9
+[feed]
+max_rate = 1001
+build_interval = "11s"
 "#,
             "t.toml",
         )
@@ -1038,7 +1049,9 @@ critical = 0.9
                 "sales.currency",
                 "targets.service_level",
                 "queues[0].site",
-                "queues[1].name"
+                "queues[1].name",
+                "feed.max_rate",
+                "feed.build_interval"
             ]
         );
     }

@@ -1,7 +1,7 @@
 //! The live feed: `GET /ws`, protocol version 1 (docs/feed.md).
 //!
-//! One hub task builds the board (at most ten times a second, and at
-//! least once a second so time-driven flips like "overdue" are seen
+//! One hub task builds the board (at most every `feed.build_interval`,
+//! 100 ms by default, and at least once a second so time-driven flips like "overdue" are seen
 //! without an event) and publishes it through a `watch` channel, which
 //! keeps only the latest. Each client task scopes and redacts the latest
 //! board for its viewer, diffs it against what it last sent, and sends
@@ -32,8 +32,6 @@ use crate::writer::Shared;
 use board::{Board, Scope};
 
 pub const PROTOCOL: u32 = 1;
-/// Board rebuilds at most this often, however many events arrive.
-const BUILD_EVERY: Duration = Duration::from_millis(100);
 
 /// Something that needs attention now.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -173,6 +171,8 @@ enum In {
 #[derive(Debug, Clone)]
 pub struct FeedOptions {
     pub max_rate: u32,
+    /// Board rebuilds at most this often, however many events arrive.
+    pub build_interval: Duration,
     pub max_clients: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
@@ -186,6 +186,7 @@ impl FeedOptions {
     pub fn from_config(c: &FeedConfig) -> FeedOptions {
         FeedOptions {
             max_rate: c.max_rate.max(1),
+            build_interval: c.build_interval,
             max_clients: c.max_clients,
             ping_interval: c.ping_interval,
             idle_timeout: c.idle_timeout,
@@ -301,7 +302,7 @@ async fn run_hub(
         // A large state makes a build slow, and a build holds the read
         // lock: keep builds to a fifth of the time at most, so the writer
         // always gets most of it.
-        tokio::time::sleep_until(started + BUILD_EVERY.max(started.elapsed() * 4)).await;
+        tokio::time::sleep_until(started + opts.build_interval.max(started.elapsed() * 4)).await;
     }
 }
 
@@ -431,7 +432,7 @@ async fn client_loop(
     let mut alerts = hub.alerts.subscribe();
     let opts = &hub.opts;
     let telemetry = &hub.shared.telemetry;
-    let min_gap = Duration::from_millis(1000 / opts.max_rate as u64);
+    let min_gap = Duration::from_secs(1) / opts.max_rate;
     let mut seq = 0u64;
     let mut ping = tokio::time::interval(opts.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
