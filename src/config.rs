@@ -728,6 +728,9 @@ impl Config {
             ("limits.max_live_calls", self.limits.max_live_calls),
             ("limits.dedup_capacity", self.limits.dedup_capacity),
         ] {
+            if key == "limits.dedup_capacity" && v > crate::engine::dedup::MAX_CAPACITY {
+                push(key.into(), "must be at most 1073741824 (2^30)".into());
+            }
             if v == 0 {
                 push(key.into(), "must be greater than 0".into());
             }

@@ -12,14 +12,25 @@ use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::event::Text;
 
-/// A remembered id's place in `order`, with its hash so that growing the
-/// table never re-hashes the strings.
+/// A remembered id's place in `order`: 32 bits of its hash (so growing
+/// the table never re-hashes the strings) and its position, wrapping
+/// (the capacity stays far below 2^31, so `seq - head` is unambiguous).
+/// Eight bytes a slot: the table is the largest part of the detector.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    hash: u64,
-    /// Absolute position: `order[seq - head]`.
-    seq: u64,
+    tag: u32,
+    /// Absolute position, wrapping: `order[seq - head]`.
+    seq: u32,
 }
+
+/// The table's hash of a slot: spreads the stored 32 bits over 64, since
+/// hashbrown takes its control tag from the top bits.
+fn spread(tag: u32) -> u64 {
+    u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The most ids remembered, whatever the configuration says.
+pub const MAX_CAPACITY: usize = 1 << 30;
 
 /// The ids live once, in arrival order; the hash table only points into
 /// that queue. Per event this costs one string hash and one probe
@@ -31,9 +42,9 @@ pub struct Dedup {
     #[serde(skip)]
     seen: HashTable<Slot>,
     order: VecDeque<(i64, Text)>,
-    /// The absolute position of `order.front()`.
+    /// The absolute position of `order.front()`, wrapping.
     #[serde(skip)]
-    head: u64,
+    head: u32,
     #[serde(skip)]
     state: foldhash::fast::RandomState,
     #[serde(skip)]
@@ -45,7 +56,7 @@ pub struct Dedup {
 impl Dedup {
     pub fn new(capacity: usize, horizon_ms: i64) -> Self {
         Dedup {
-            capacity,
+            capacity: capacity.min(MAX_CAPACITY),
             horizon_ms,
             ..Dedup::default()
         }
@@ -60,34 +71,31 @@ impl Dedup {
         d
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        let hash = self.state.hash_one(id);
-        self.seen
-            .find(hash, |s| s.hash == hash && self.id_at(s.seq) == Some(id))
-            .is_some()
+    fn tag(&self, id: &str) -> u32 {
+        // The low half: foldhash mixes every input bit into both halves.
+        self.state.hash_one(id) as u32
     }
 
-    fn id_at(&self, seq: u64) -> Option<&str> {
-        let i = usize::try_from(seq.checked_sub(self.head)?).ok()?;
-        self.order.get(i).map(|(_, id)| id.as_str())
+    pub fn contains(&self, id: &str) -> bool {
+        let tag = self.tag(id);
+        let (order, head) = (&self.order, self.head);
+        self.seen
+            .find(spread(tag), |s| {
+                s.tag == tag && id_at(order, head, s.seq) == Some(id)
+            })
+            .is_some()
     }
 
     /// Records an applied event's id at `now`.
     pub fn insert(&mut self, id: &Text, now_ms: i64) {
-        let hash = self.state.hash_one(id.as_str());
-        let seq = self.head + self.order.len() as u64;
+        let tag = self.tag(id);
+        let seq = self.head.wrapping_add(self.order.len() as u32);
         let (order, head) = (&self.order, self.head);
-        let same = |s: &Slot| {
-            s.hash == hash
-                && s.seq
-                    .checked_sub(head)
-                    .and_then(|i| order.get(i as usize))
-                    .is_some_and(|(_, x)| x == id)
-        };
-        match self.seen.entry(hash, same, |s| s.hash) {
+        let same = |s: &Slot| s.tag == tag && id_at(order, head, s.seq) == Some(id.as_str());
+        match self.seen.entry(spread(tag), same, |s| spread(s.tag)) {
             Entry::Occupied(_) => return,
             Entry::Vacant(v) => {
-                v.insert(Slot { hash, seq });
+                v.insert(Slot { tag, seq });
             }
         }
         self.order.push_back((now_ms, id.clone()));
@@ -112,13 +120,19 @@ impl Dedup {
 
     fn pop(&mut self) {
         if let Some((_, id)) = self.order.pop_front() {
-            let (hash, seq) = (self.state.hash_one(id.as_str()), self.head);
-            if let Ok(e) = self.seen.find_entry(hash, |s| s.seq == seq) {
+            let (tag, seq) = (self.tag(&id), self.head);
+            if let Ok(e) = self.seen.find_entry(spread(tag), |s| s.seq == seq) {
                 e.remove();
             }
-            self.head += 1;
+            self.head = self.head.wrapping_add(1);
         }
     }
+}
+
+fn id_at(order: &VecDeque<(i64, Text)>, head: u32, seq: u32) -> Option<&str> {
+    order
+        .get(seq.wrapping_sub(head) as usize)
+        .map(|(_, id)| id.as_str())
 }
 
 #[cfg(test)]
@@ -153,10 +167,12 @@ mod tests {
         /// inserts of a small id alphabet, expiries and capacities.
         #[test]
         fn agrees_with_a_naive_queue(
+            start in proptest::sample::select(vec![0u32, u32::MAX - 5]),
             cap in 1usize..8,
             ops in proptest::collection::vec((0u8..12, 0i64..50, proptest::bool::ANY), 0..200),
         ) {
             let mut d = Dedup::new(cap, 100);
+            d.head = start; // positions wrap around u32::MAX
             let mut model: VecDeque<(i64, String)> = VecDeque::new();
             let mut now = 0;
             for (id, dt, expire) in ops {

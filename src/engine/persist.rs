@@ -31,10 +31,12 @@ struct Out<'a> {
     agents: &'a Map<Text, Agent>,
     calls: &'a Map<Text, Call>,
     ended_calls: &'a Map<Text, EndedCall>,
-    tasks: &'a Map<Text, Task>,
+    tasks: &'a Map<Text, Box<Task>>,
     closed_tasks: &'a Map<Text, ClosedTask>,
     kinds: &'a Vec<Text>,
     task_stats: &'a Map<(u8, Text), TaskStats>,
+    /// Always empty since the owed index is rebuilt from the tasks on
+    /// load; kept so that snapshots of format 1 stay readable.
     owed: &'a Map<(Text, Text), Vec<Text>>,
     sales: &'a Map<Text, SaleRecord>,
     counters: &'a EngineCounters,
@@ -52,10 +54,11 @@ struct In {
     agents: Map<Text, Agent>,
     calls: Map<Text, Call>,
     ended_calls: Map<Text, EndedCall>,
-    tasks: Map<Text, Task>,
+    tasks: Map<Text, Box<Task>>,
     closed_tasks: Map<Text, ClosedTask>,
     kinds: Vec<Text>,
     task_stats: Map<(u8, Text), TaskStats>,
+    #[allow(dead_code)]
     owed: Map<(Text, Text), Vec<Text>>,
     sales: Map<Text, SaleRecord>,
     counters: EngineCounters,
@@ -86,7 +89,7 @@ impl Engine {
             closed_tasks: &self.closed_tasks,
             kinds: &self.kinds,
             task_stats: &self.task_stats,
-            owed: &self.owed,
+            owed: &Map::default(),
             sales: &self.sales,
             counters: &self.counters,
             version: self.version,
@@ -124,7 +127,7 @@ impl Engine {
         for st in task_stats.values_mut() {
             st.completion.set_bounds(&buckets::COMPLETION);
         }
-        Ok(Engine {
+        let mut engine = Engine {
             dedup: s
                 .dedup
                 .restore(settings.limits.dedup_capacity, settings.dedup_horizon_ms),
@@ -138,11 +141,13 @@ impl Engine {
             closed_tasks: s.closed_tasks,
             kinds: s.kinds,
             task_stats,
-            owed: s.owed,
+            owed: Map::default(),
             sales: s.sales,
             counters: s.counters,
             version: s.version,
             settings,
-        })
+        };
+        engine.index_owed();
+        Ok(engine)
     }
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::call::Contact;
 use super::histogram::Histogram;
-use super::Engine;
+use super::{Engine, Map, Owed};
 use crate::config::NO_QUEUE;
 use crate::event::{AttemptResult, Text};
 use crate::metric::buckets;
@@ -282,10 +282,8 @@ impl Engine {
                 q.callbacks_created[cb.source as usize] += 1;
             }
             if let Some(c) = &customer {
-                self.owed
-                    .entry((queue_site, c.clone()))
-                    .or_default()
-                    .push(task.clone());
+                let key = self.owed_key(&queue_site, c);
+                self.owed.entry(key).or_default().push(task.clone());
             }
         }
         self.task_stats
@@ -294,7 +292,7 @@ impl Engine {
             .created += 1;
         self.tasks.insert(
             task.clone(),
-            Task {
+            Box::new(Task {
                 kind: k,
                 queue,
                 customer,
@@ -308,9 +306,48 @@ impl Engine {
                 contact: Contact::default(),
                 callback,
                 breached: AtomicBool::new(false),
-            },
+            }),
         );
         Ok(())
+    }
+
+    fn owed_key(&self, site: &str, customer: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.owed.hasher().hash_one((site, customer))
+    }
+
+    /// The open callbacks owed to `customer` at `site`, earliest created
+    /// first (so which one an abandon merges into does not depend on
+    /// the order the index was built in).
+    pub(super) fn owed_to(&self, site: &str, customer: &str) -> Owed {
+        let Some(ids) = self.owed.get(&self.owed_key(site, customer)) else {
+            return Owed::new();
+        };
+        let mut mine: Vec<(i64, &Text)> = ids
+            .iter()
+            .filter_map(|id| {
+                let t = self.tasks.get(id)?;
+                let cb = t.callback.as_ref()?;
+                (cb.site == site && t.customer.as_deref() == Some(customer))
+                    .then_some((t.created_ms, id))
+            })
+            .collect();
+        mine.sort();
+        mine.into_iter().map(|(_, id)| id.clone()).collect()
+    }
+
+    /// Rebuilds the owed index from the open tasks (after loading).
+    pub(super) fn index_owed(&mut self) {
+        let mut owed: Map<u64, Owed> = Map::default();
+        std::mem::swap(&mut owed, &mut self.owed);
+        owed.clear();
+        for (id, t) in &self.tasks {
+            if let (Some(cb), Some(c)) = (&t.callback, &t.customer) {
+                let key = self.owed_key(&cb.site, c);
+                owed.entry(key).or_default().push(id.clone());
+            }
+        }
+        self.owed = owed;
     }
 
     /// An abandoned call with a customer, in a queue that owes callbacks.
@@ -328,11 +365,7 @@ impl Engine {
         };
         let site = Text::from(q.params.site.as_str());
         let cal = q.params.calendar.clone();
-        let existing = self
-            .owed
-            .get(&(site, customer.clone()))
-            .and_then(|ids| ids.first())
-            .cloned();
+        let existing = self.owed_to(&site, customer).first().cloned();
         if let Some(id) = existing {
             let sla = self.settings.sla(CALLBACK, queue);
             let due = sla.due(t, &cal);
@@ -372,11 +405,7 @@ impl Engine {
         customer: &Text,
         reason: CloseReason,
     ) {
-        let key = (Text::from(site), customer.clone());
-        let Some(ids) = self.owed.get(&key).cloned() else {
-            return;
-        };
-        for id in ids {
+        for id in self.owed_to(site, customer) {
             self.close_task(t, &id, None, reason, false);
         }
     }
@@ -486,7 +515,7 @@ impl Engine {
             return;
         };
         if let (Some(cb), Some(c)) = (&k.callback, &k.customer) {
-            let key = (cb.site.clone(), c.clone());
+            let key = self.owed_key(&cb.site, c);
             if let Some(ids) = self.owed.get_mut(&key) {
                 ids.retain(|id| id != task);
                 if ids.is_empty() {

@@ -441,10 +441,12 @@ mod properties {
                 // Every open callback with a customer is indexed exactly once,
                 // and every index entry is an open callback.
                 let mut indexed = 0;
-                for ((_, cust), ids) in &e.owed {
+                for ids in e.owed.values() {
                     for id in ids {
                         let task = e.tasks.get(id);
-                        prop_assert!(task.is_some_and(|k| k.customer.as_ref() == Some(cust)), "stale index entry {id}");
+                        prop_assert!(task.is_some_and(|k| k.callback.is_some() && k.customer.is_some()), "stale index entry {id}");
+                        let (site, cust) = task.and_then(|k| Some((k.callback.as_ref()?.site.clone(), k.customer.clone()?))).unwrap_or_default();
+                        prop_assert!(e.owed_to(&site, &cust).contains(id), "{id} not found under its own customer");
                         indexed += 1;
                     }
                 }
