@@ -20,6 +20,8 @@ use crate::journal::{self, Record};
 
 const MAGIC: &[u8; 8] = b"CWSNAP01";
 const SNAP_HEADER: usize = 8 + 8 + 8 + 8 + 4;
+/// Records handed from the journal reader to the applying thread at once.
+const RECOVERY_BATCH: usize = 1024;
 
 pub fn journal_dir(data: &Path) -> PathBuf {
     data.join("journal")
@@ -152,19 +154,43 @@ pub fn recover(data: &Path, settings: &Settings, clock: &dyn Clock) -> io::Resul
         }
         Engine::new(settings.clone())
     });
+    // Reading, checking and decoding records runs on its own thread,
+    // applying them on this one: on two cores recovery then costs about
+    // what applying alone costs (decode was a third of it).
     let mut replayed = 0;
-    let (next, mut jnotes) = journal::replay(&journal_dir(data), from, |_, rec| {
-        replayed += 1;
-        match rec {
-            Record::Event { now_ms, event } => {
-                if let Ok(Applied::New) = engine.apply(&event, now_ms) {
-                    clock.observe(event.ts_ms());
+    let jdir = journal_dir(data);
+    let (next, mut jnotes) = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+        let reader = s.spawn(move || {
+            let mut batch = Vec::with_capacity(RECOVERY_BATCH);
+            let r = journal::replay(&jdir, from, |_, rec| {
+                batch.push(rec);
+                if batch.len() == RECOVERY_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(RECOVERY_BATCH));
+                    let _ = tx.send(full);
+                }
+            });
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            r
+        });
+        for rec in rx.into_iter().flatten() {
+            replayed += 1;
+            match rec {
+                Record::Event { now_ms, event } => {
+                    if let Ok(Applied::New) = engine.apply(&event, now_ms) {
+                        clock.observe(event.ts_ms());
+                    }
+                }
+                Record::Tick { now_ms } => {
+                    engine.tick(now_ms);
                 }
             }
-            Record::Tick { now_ms } => {
-                engine.tick(now_ms);
-            }
         }
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the journal reader panicked")))
     })?;
     if from > 0 && next < from {
         notes.push(format!(
