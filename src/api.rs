@@ -218,12 +218,14 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     }
     app.ingest.received(SOURCE, items.len());
     let mut events = Vec::with_capacity(items.len());
+    let mut raws = crate::writer::Encoded::with_capacity(items.len(), bytes.len());
     let mut positions = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (i, raw) in items.iter().enumerate() {
         match event::decode(raw) {
             Ok(ev) => {
                 events.push(ev);
+                raws.push(raw);
                 positions.push(i);
             }
             Err(r) => {
@@ -237,7 +239,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             }
         }
     }
-    let outcomes = match app.ingest.submit(SOURCE, events).await {
+    let outcomes = match app.ingest.submit_raw(SOURCE, events, Some(raws)).await {
         Ok(o) => o,
         Err(e) => {
             let reason = match e {

@@ -119,6 +119,7 @@ pub async fn run(
         per_agent_metrics: config.privacy.per_agent_metrics,
         changes,
         deadletters,
+        journaled: storage.is_some(),
     });
     let cancel = CancellationToken::new();
     let timers = CancellationToken::new();

@@ -632,6 +632,14 @@ pub fn split_array(bytes: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, Re
 
 /// Encodes an event as one canonical JSON object (no trailing newline).
 pub fn encode(ev: &Event) -> String {
+    let mut buf = Vec::with_capacity(192);
+    encode_into(&mut buf, ev);
+    // serde_json writes UTF-8 only.
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Appends the canonical JSON of `ev` to `buf`.
+pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
     let mut w = Wire {
         id: Some(Cow::Borrowed(&ev.id)),
         ts: Some(Cow::Owned(
@@ -779,7 +787,8 @@ pub fn encode(ev: &Event) -> String {
         }
     }
     // A Wire of strings and finite numbers always serialises.
-    serde_json::to_string(&w).unwrap_or_default()
+    // Writing to a Vec cannot fail, and every field serialises.
+    let _ = serde_json::to_writer(buf, &w);
 }
 
 #[cfg(test)]

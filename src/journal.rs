@@ -231,12 +231,13 @@ impl Journal {
     }
 
     pub fn append_event(&mut self, now_ms: i64, ev: &Event) {
-        encode(
-            &mut self.buf,
-            KIND_EVENT,
-            now_ms,
-            event::encode(ev).as_bytes(),
-        );
+        self.append_encoded(now_ms, event::encode(ev).as_bytes());
+    }
+
+    /// Appends an event already encoded by `event::encode_into` (the
+    /// sources encode on their own threads; the writer only copies).
+    pub fn append_encoded(&mut self, now_ms: i64, payload: &[u8]) {
+        encode(&mut self.buf, KIND_EVENT, now_ms, payload);
         self.pending += 1;
     }
 

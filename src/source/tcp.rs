@@ -147,6 +147,8 @@ async fn serve(
         eof = n == 0;
         loop {
             let mut batch = Vec::new();
+            // The lines as received: journaled as they are.
+            let mut raws = crate::writer::Encoded::default();
             let mut numbers = Vec::new();
             let mut errors: Vec<(u64, Rejection)> = Vec::new();
             let mut received = 0usize;
@@ -191,6 +193,7 @@ async fn serve(
                 match decoded {
                     Ok(ev) => {
                         batch.push(ev);
+                        raws.push(&raw);
                         numbers.push(line_no);
                     }
                     Err(r) => {
@@ -204,7 +207,7 @@ async fn serve(
             }
             // One counter update per batch, not per line.
             ingest.received(NAME, std::mem::take(&mut received));
-            let outcomes = match ingest.submit(NAME, batch).await {
+            let outcomes = match ingest.submit_raw(NAME, batch, Some(raws)).await {
                 Ok(o) => o,
                 Err(IngestError::ShuttingDown) => {
                     let _ = stream.write_all(b"ERR shutting down\n").await;
