@@ -516,13 +516,9 @@ async fn fanout(
                 };
                 msgs += 1;
                 let at = origin.elapsed().as_micros() as u64;
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else {
-                    continue;
-                };
-                let probe = v["set"]["agents"]["probe"]["reason"]
-                    .as_str()
-                    .and_then(|r| r.strip_prefix('p'))
-                    .and_then(|n| n.parse::<usize>().ok());
+                // The clients share the machine with the daemon: find the
+                // probe without parsing the whole message.
+                let probe = probe_number(t.as_str());
                 if let Some(k) = probe {
                     let t0 = sent.get(k).map(|s| s.load(Ordering::Acquire)).unwrap_or(0);
                     if t0 > 0 && at > t0 {
@@ -570,6 +566,17 @@ async fn fanout(
     all.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
     Ok((q(0.5), q(0.99), msgs as f64 / elapsed.as_secs_f64()))
+}
+
+/// The probe number in a feed message that sets the probe agent's pause
+/// reason (`"probe":{..."reason":"p<k>"...}`), if any.
+fn probe_number(msg: &str) -> Option<usize> {
+    let at = memchr::memmem::find(msg.as_bytes(), br#""probe":{"#)?;
+    let rest = &msg[at..];
+    let end = rest.find('}')?;
+    let r = rest[..end].find(r#""reason":"p"#)? + r#""reason":"p"#.len();
+    let digits = rest[r..end].split('"').next()?;
+    digits.parse().ok()
 }
 
 /// The report as a table.
@@ -655,4 +662,18 @@ pub fn table(r: &Report) -> String {
         s.push_str(&format!("{k:<28} {v:>14}  {what}\n"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_probe_in_a_delta() {
+        let m = r#"{"type":"delta","seq":3,"set":{"agents":{"probe":{"state":"paused","reason":"p17","since":1}}}}"#;
+        assert_eq!(super::probe_number(m), Some(17));
+        assert_eq!(
+            super::probe_number(r#"{"set":{"agents":{"probe":{"state":"available"}}}}"#),
+            None
+        );
+        assert_eq!(super::probe_number(r#"{"set":{"queues":{}}}"#), None);
+    }
 }
