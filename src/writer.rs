@@ -177,8 +177,20 @@ impl Ingest {
         events: Vec<Event>,
         raw: Option<Encoded>,
     ) -> Result<Vec<Outcome>, IngestError> {
+        self.send(source, events, raw).await?.outcome().await
+    }
+
+    /// Hands a batch to the writer and returns without waiting for it to
+    /// be applied, so a source can prepare the next batch meanwhile.
+    /// Batches of one source are applied in the order they were sent.
+    pub async fn send(
+        &self,
+        source: &'static str,
+        events: Vec<Event>,
+        raw: Option<Encoded>,
+    ) -> Result<Pending, IngestError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Pending(None));
         }
         let (reply, rx) = oneshot::channel();
         let encoded = match raw {
@@ -195,7 +207,35 @@ impl Ingest {
             }))
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
-        rx.await.map_err(|_| IngestError::ShuttingDown)?
+        Ok(Pending(Some(rx)))
+    }
+}
+
+/// The outcome of a batch handed to the writer: one per event.
+pub struct Pending(Option<oneshot::Receiver<Result<Vec<Outcome>, IngestError>>>);
+
+impl Pending {
+    pub async fn outcome(self) -> Result<Vec<Outcome>, IngestError> {
+        self.await
+    }
+}
+
+impl std::future::Future for Pending {
+    type Output = Result<Vec<Outcome>, IngestError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        match self.0.as_mut() {
+            None => Poll::Ready(Ok(Vec::new())),
+            Some(rx) => match std::pin::Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(r)) => Poll::Ready(r),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(IngestError::ShuttingDown)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 

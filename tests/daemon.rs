@@ -113,6 +113,63 @@ async fn scripted_day_over_tcp() {
     );
 }
 
+/// With small batches several are in flight at once over one connection;
+/// ACKs must still come in line order, each after the ERR lines of the
+/// lines it covers (decode errors found by the connection and engine
+/// rejections found by the writer alike).
+#[tokio::test]
+async fn tcp_acks_stay_in_order_across_pipelined_batches() {
+    let d = Daemon::start(&config("").replacen("[server]\n", "[server]\ntcp_batch = 3\n", 1));
+    let tcp = d.tcp.expect("tcp listener");
+    let s = TcpStream::connect(tcp).await.expect("connect");
+    let (r, mut w) = s.into_split();
+    let n = 20;
+    let mut all = String::new();
+    for i in 1..=n {
+        let line = match i % 7 {
+            2 => "{not json".to_string(),
+            5 => ev(
+                &format!("e{i}"),
+                "08:00:00",
+                "call_hold",
+                r#""call":"nope""#,
+            ),
+            _ => ev(
+                &format!("e{i}"),
+                "08:00:00",
+                "agent_state",
+                r#""agent":"a1","state":"available""#,
+            ),
+        };
+        all.push_str(&line);
+        all.push('\n');
+    }
+    w.write_all(all.as_bytes()).await.expect("write");
+    let mut lines = BufReader::new(r).lines();
+    let (mut last_ack, mut errs) = (0u64, Vec::new());
+    let want = format!("ACK {n}");
+    loop {
+        let l = line_matching(&mut lines, 30, |_| true).await;
+        if let Some(a) = l.strip_prefix("ACK ") {
+            let a: u64 = a.parse().expect("ACK number");
+            assert!(a > last_ack, "ACK {a} after ACK {last_ack}");
+            last_ack = a;
+        } else {
+            let no: u64 = l
+                .split(' ')
+                .nth(1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected line {l}"));
+            assert!(no > last_ack, "ERR for line {no} after ACK {last_ack}: {l}");
+            errs.push(no);
+        }
+        if l == want {
+            break;
+        }
+    }
+    assert_eq!(errs, [2, 5, 9, 12, 16, 19]);
+}
+
 #[tokio::test]
 async fn offline_replay_equals_the_daemon() {
     let d = Daemon::start(&config(""));

@@ -23,7 +23,7 @@ use super::{Source, SourceError};
 use crate::event;
 use crate::metric::Telemetry;
 use crate::reject::{Reason, Rejection};
-use crate::writer::{Ingest, IngestError, Outcome};
+use crate::writer::{Ingest, IngestError, Outcome, Pending};
 
 pub const NAME: &str = "tcp";
 const READ_CHUNK: usize = 256 * 1024;
@@ -116,7 +116,31 @@ impl Source for TcpSource {
     }
 }
 
+/// A batch handed to the writer whose outcome is not yet acknowledged.
+struct InFlight {
+    pending: Pending,
+    /// Line number of each event in the batch.
+    numbers: Vec<u64>,
+    /// Lines refused before the writer saw them.
+    errors: Vec<(u64, Rejection)>,
+    /// The ACK to send: every line up to here.
+    upto: u64,
+}
+
+/// What woke the connection up.
+enum Wake {
+    Read(std::io::Result<usize>),
+    Outcome(Result<Vec<Outcome>, IngestError>),
+    Shutdown,
+}
+
 /// Serves one client; returns why the daemon hung up, if it did.
+///
+/// One batch at a time is in flight: while the writer applies batch k,
+/// this task splits and decodes batch k+1, so the two cores overlap
+/// instead of taking turns. ACKs still go out in line order, and an
+/// outcome that arrives while the client is quiet is acknowledged at
+/// once (the read and the outcome are awaited together).
 async fn serve(
     mut stream: TcpStream,
     opts: &TcpOptions,
@@ -124,25 +148,44 @@ async fn serve(
     shutdown: &CancellationToken,
 ) -> Option<&'static str> {
     let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.split();
     let mut lines = Lines::new(opts.max_line_bytes);
     let mut authed = opts.token.is_none();
     let mut line_no: u64 = 0;
     let mut bad: u32 = 0;
     let mut out = Vec::with_capacity(256);
     let mut eof = false;
+    let mut inflight: Option<InFlight> = None;
     while !eof {
         // Read in large chunks: more lines per batch means fewer journal
         // syncs per event under fsync = "always".
         lines.buf.reserve(READ_CHUNK);
-        let n = tokio::select! {
-            _ = shutdown.cancelled() => {
-                let _ = stream.write_all(b"ERR shutting down\n").await;
-                return Some("shutdown");
+        let n = loop {
+            let wake = tokio::select! {
+                _ = shutdown.cancelled() => Wake::Shutdown,
+                r = rd.read_buf(&mut lines.buf) => Wake::Read(r),
+                o = async {
+                    match inflight.as_mut() {
+                        Some(f) => (&mut f.pending).await,
+                        None => std::future::pending().await,
+                    }
+                }, if inflight.is_some() => Wake::Outcome(o),
+            };
+            match wake {
+                Wake::Shutdown => {
+                    let _ = wr.write_all(b"ERR shutting down\n").await;
+                    return Some("shutdown");
+                }
+                Wake::Read(Ok(n)) => break n,
+                Wake::Read(Err(_)) => return None,
+                Wake::Outcome(o) => {
+                    let f = inflight.take()?;
+                    let why = acknowledge(&mut wr, f, o, &mut bad, &mut out, opts).await;
+                    if why.is_some() {
+                        return why;
+                    }
+                }
             }
-            r = stream.read_buf(&mut lines.buf) => match r {
-                Ok(n) => n,
-                Err(_) => return None,
-            },
         };
         eof = n == 0;
         loop {
@@ -165,13 +208,13 @@ async fn serve(
                     match next {
                         Line::Text(t) if check_auth(&t, opts.token.as_deref()) => {
                             authed = true;
-                            if stream.write_all(b"OK\n").await.is_err() {
+                            if wr.write_all(b"OK\n").await.is_err() {
                                 return None;
                             }
                             continue;
                         }
                         _ => {
-                            let _ = stream
+                            let _ = wr
                                 .write_all(b"ERR auth required: send AUTH <token> first\n")
                                 .await;
                             return Some("auth");
@@ -207,47 +250,89 @@ async fn serve(
             }
             // One counter update per batch, not per line.
             ingest.received(NAME, std::mem::take(&mut received));
-            let outcomes = match ingest.submit_raw(NAME, batch, Some(raws)).await {
-                Ok(o) => o,
-                Err(IngestError::ShuttingDown) => {
-                    let _ = stream.write_all(b"ERR shutting down\n").await;
-                    return Some("shutdown");
-                }
-                Err(e @ IngestError::Storage(_)) => {
-                    // No ACK: nothing of this batch was applied; the sender
-                    // reconnects and resends from its last ACK.
-                    let msg = e.to_string().replace(['\n', '\r'], " ");
-                    let _ = stream
-                        .write_all(format!("ERR storage {msg}\n").as_bytes())
-                        .await;
-                    return Some("storage");
-                }
+            let pending = match ingest.send(NAME, batch, Some(raws)).await {
+                Ok(p) => p,
+                Err(e) => return refused(&mut wr, e).await,
             };
-            for (no, o) in numbers.iter().zip(outcomes) {
-                if let Outcome::Rejected(r) = o {
-                    errors.push((*no, r));
+            // The previous batch is acknowledged first: ACKs stay in order.
+            if let Some(mut f) = inflight.take() {
+                let o = (&mut f.pending).await;
+                let why = acknowledge(&mut wr, f, o, &mut bad, &mut out, opts).await;
+                if why.is_some() {
+                    return why;
                 }
             }
-            errors.sort_by_key(|(no, _)| *no);
-            out.clear();
-            for (no, r) in &errors {
-                let msg = r.message.replace(['\n', '\r'], " ");
-                out.extend_from_slice(format!("ERR {no} {} {msg}\n", r.reason).as_bytes());
-            }
-            bad = bad.saturating_add(errors.len() as u32);
-            out.extend_from_slice(format!("ACK {line_no}\n").as_bytes());
-            if stream.write_all(&out).await.is_err() {
-                return None;
-            }
-            if bad >= opts.max_bad_lines {
-                let _ = stream
-                    .write_all(
-                        format!("ERR closing: {bad} bad lines (server.max_bad_lines)\n").as_bytes(),
-                    )
-                    .await;
-                return Some("bad_lines");
-            }
+            inflight = Some(InFlight {
+                pending,
+                numbers,
+                errors,
+                upto: line_no,
+            });
         }
+    }
+    if let Some(mut f) = inflight.take() {
+        let o = (&mut f.pending).await;
+        return acknowledge(&mut wr, f, o, &mut bad, &mut out, opts).await;
+    }
+    None
+}
+
+/// Answers the writer refusing a whole batch.
+async fn refused(wr: &mut (impl AsyncWriteExt + Unpin), e: IngestError) -> Option<&'static str> {
+    match e {
+        IngestError::ShuttingDown => {
+            let _ = wr.write_all(b"ERR shutting down\n").await;
+            Some("shutdown")
+        }
+        IngestError::Storage(_) => {
+            // No ACK: nothing of this batch was applied; the sender
+            // reconnects and resends from its last ACK.
+            let msg = e.to_string().replace(['\n', '\r'], " ");
+            let _ = wr
+                .write_all(format!("ERR storage {msg}\n").as_bytes())
+                .await;
+            Some("storage")
+        }
+    }
+}
+
+/// Writes a batch's ERR lines and its ACK.
+async fn acknowledge(
+    wr: &mut (impl AsyncWriteExt + Unpin),
+    f: InFlight,
+    outcome: Result<Vec<Outcome>, IngestError>,
+    bad: &mut u32,
+    out: &mut Vec<u8>,
+    opts: &TcpOptions,
+) -> Option<&'static str> {
+    let outcomes = match outcome {
+        Ok(o) => o,
+        Err(e) => return refused(wr, e).await,
+    };
+    let mut errors = f.errors;
+    for (no, o) in f.numbers.iter().zip(outcomes) {
+        if let Outcome::Rejected(r) = o {
+            errors.push((*no, r));
+        }
+    }
+    errors.sort_by_key(|(no, _)| *no);
+    out.clear();
+    for (no, r) in &errors {
+        let msg = r.message.replace(['\n', '\r'], " ");
+        out.extend_from_slice(format!("ERR {no} {} {msg}\n", r.reason).as_bytes());
+    }
+    *bad = bad.saturating_add(errors.len() as u32);
+    out.extend_from_slice(format!("ACK {}\n", f.upto).as_bytes());
+    if wr.write_all(out).await.is_err() {
+        return None;
+    }
+    if *bad >= opts.max_bad_lines {
+        let _ = wr
+            .write_all(
+                format!("ERR closing: {} bad lines (server.max_bad_lines)\n", *bad).as_bytes(),
+            )
+            .await;
+        return Some("bad_lines");
     }
     None
 }
