@@ -161,11 +161,16 @@ async fn scope_keeps_other_teams_out() {
         "nothing of team service: {ds}"
     );
     assert_eq!(ds["set"]["agents"]["s1"]["state"], "paused");
-    // Re-scoping with a subscribe message.
+    // Re-scoping with a subscribe message, longer than the server's
+    // 4 KiB websocket read buffer (padded with teams that do not exist).
+    let padding: Vec<String> = (0..2000).map(|i| format!("\"none-{i:04}\"")).collect();
+    let subscribe = format!(
+        r#"{{"type":"subscribe","scope":{{"teams":["service",{}]}}}}"#,
+        padding.join(",")
+    );
+    assert!(subscribe.len() > 16 * 1024);
     sales
-        .send(Message::Text(
-            r#"{"type":"subscribe","scope":{"teams":["service"]}}"#.into(),
-        ))
+        .send(Message::Text(subscribe.into()))
         .await
         .expect("send");
     let re = until(&mut sales, 10, |m| m["type"] == "snapshot").await;
