@@ -298,23 +298,30 @@ fn wait_ready(http: SocketAddr) -> anyhow::Result<Duration> {
 
 /// Sends all lines over TCP in batches of 1,000, each awaited by its ACK;
 /// returns acknowledged events per second.
+/// Streams `lines` over one connection the way a sender should (docs/api.md):
+/// a writer thread sends chunks of 1,000 lines without waiting, this
+/// thread reads the ACKs; done when the last line is acknowledged.
 fn tcp_send(addr: SocketAddr, lines: &[String]) -> anyhow::Result<f64> {
-    let mut s = TcpStream::connect(addr)?;
+    let s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
-    let mut r = BufReader::new(s.try_clone()?);
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    let want = format!("ACK {}", lines.len());
     let t = Instant::now();
-    let mut sent = 0;
-    let mut buf = String::new();
-    let mut reply = String::new();
-    for chunk in lines.chunks(1000) {
-        buf.clear();
-        for l in chunk {
-            buf.push_str(l);
-            buf.push('\n');
-        }
-        s.write_all(buf.as_bytes())?;
-        sent += chunk.len();
-        let want = format!("ACK {sent}");
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            let mut buf = String::new();
+            for chunk in lines.chunks(1000) {
+                buf.clear();
+                for l in chunk {
+                    buf.push_str(l);
+                    buf.push('\n');
+                }
+                w.write_all(buf.as_bytes())?;
+            }
+            Ok(())
+        });
+        let mut reply = String::new();
         loop {
             reply.clear();
             if r.read_line(&mut reply)? == 0 {
@@ -327,8 +334,11 @@ fn tcp_send(addr: SocketAddr, lines: &[String]) -> anyhow::Result<f64> {
                 anyhow::bail!("{reply}");
             }
         }
-    }
-    Ok(per_s(lines.len(), t.elapsed()))
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sending thread panicked"))??;
+        Ok(per_s(lines.len(), t.elapsed()))
+    })
 }
 
 /// Runs every measurement; prints progress to stderr.
