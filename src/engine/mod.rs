@@ -15,6 +15,7 @@
 //! negative) and counted in `callwatch_events_clamped_total`.
 
 mod agent;
+pub mod backlog;
 mod call;
 pub mod dedup;
 pub mod histogram;
@@ -43,8 +44,6 @@ use settings::Settings;
 
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// The open callbacks of one (site, customer) hash: almost always one.
-pub type Owed = smallvec::SmallVec<[Text; 1]>;
 
 /// The team label of agents that belong to none.
 pub const NO_TEAM: &str = "none";
@@ -87,19 +86,12 @@ pub struct Engine {
     pub(crate) calls: Map<Text, Call>,
     /// Ended and abandoned calls, kept for precise errors and sale links.
     pub(crate) ended_calls: Map<Text, EndedCall>,
-    /// Boxed: a hash table at 1 M entries has 2 M slots, and a slot of
-    /// a pointer instead of a whole task halves the backlog's memory.
-    pub(crate) tasks: Map<Text, Box<Task>>,
+    /// Open tasks, with the index of open callbacks by customer.
+    pub(crate) tasks: backlog::Backlog,
     pub(crate) closed_tasks: Map<Text, ClosedTask>,
     /// Task kinds seen; a task stores the index (the set is bounded).
     pub(crate) kinds: Vec<Text>,
     pub(crate) task_stats: Map<(u8, Text), TaskStats>,
-    /// Open callbacks by (site, customer), for de-duplication and for
-    /// closing them when the customer is reached. Keyed by a hash of the
-    /// pair (the strings live in the tasks, not twice more here); every
-    /// id found is checked against its task, so a collision costs a
-    /// comparison, never a wrong close. Not saved: rebuilt from the tasks.
-    pub(crate) owed: Map<u64, Owed>,
     pub(crate) sales: Map<Text, SaleRecord>,
     pub(crate) counters: EngineCounters,
     /// Bumped on every applied event: readers (the feed) use it to tell
@@ -117,11 +109,10 @@ impl Engine {
             agents: Map::default(),
             calls: Map::default(),
             ended_calls: Map::default(),
-            tasks: Map::default(),
+            tasks: backlog::Backlog::default(),
             closed_tasks: Map::default(),
             kinds: Vec::new(),
             task_stats: Map::default(),
-            owed: Map::default(),
             sales: Map::default(),
             counters: EngineCounters::default(),
             version: 0,

@@ -10,9 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::settings::Settings;
-use super::{call::Call, dedup::Dedup};
+use super::{backlog::Backlog, call::Call, dedup::Dedup};
 use super::{
-    Agent, ClosedTask, EndedCall, Engine, EngineCounters, Map, Queue, SaleRecord, Site, Task,
+    Agent, ClosedTask, EndedCall, Engine, EngineCounters, Map, Queue, SaleRecord, Site,
     TaskStats, Team,
 };
 use crate::event::Text;
@@ -31,12 +31,12 @@ struct Out<'a> {
     agents: &'a Map<Text, Agent>,
     calls: &'a Map<Text, Call>,
     ended_calls: &'a Map<Text, EndedCall>,
-    tasks: &'a Map<Text, Box<Task>>,
+    tasks: &'a Backlog,
     closed_tasks: &'a Map<Text, ClosedTask>,
     kinds: &'a Vec<Text>,
     task_stats: &'a Map<(u8, Text), TaskStats>,
-    /// Always empty since the owed index is rebuilt from the tasks on
-    /// load; kept so that snapshots of format 1 stay readable.
+    /// Always empty: the backlog rebuilds its customer index on load.
+    /// Kept so that snapshots of format 1 stay readable.
     owed: &'a Map<(Text, Text), Vec<Text>>,
     sales: &'a Map<Text, SaleRecord>,
     counters: &'a EngineCounters,
@@ -54,7 +54,7 @@ struct In {
     agents: Map<Text, Agent>,
     calls: Map<Text, Call>,
     ended_calls: Map<Text, EndedCall>,
-    tasks: Map<Text, Box<Task>>,
+    tasks: Backlog,
     closed_tasks: Map<Text, ClosedTask>,
     kinds: Vec<Text>,
     task_stats: Map<(u8, Text), TaskStats>,
@@ -127,7 +127,7 @@ impl Engine {
         for st in task_stats.values_mut() {
             st.completion.set_bounds(&buckets::COMPLETION);
         }
-        let mut engine = Engine {
+        Ok(Engine {
             dedup: s
                 .dedup
                 .restore(settings.limits.dedup_capacity, settings.dedup_horizon_ms),
@@ -141,13 +141,10 @@ impl Engine {
             closed_tasks: s.closed_tasks,
             kinds: s.kinds,
             task_stats,
-            owed: Map::default(),
             sales: s.sales,
             counters: s.counters,
             version: s.version,
             settings,
-        };
-        engine.index_owed();
-        Ok(engine)
+        })
     }
 }

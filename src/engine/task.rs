@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::call::Contact;
 use super::histogram::Histogram;
-use super::{Engine, Map, Owed};
+use super::Engine;
 use crate::config::NO_QUEUE;
 use crate::event::{AttemptResult, Text};
 use crate::metric::buckets;
@@ -118,6 +118,26 @@ pub struct Task {
 }
 
 impl Task {
+    /// A plain open task of kind 0 in no queue, due at once.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Task {
+        Task {
+            kind: 0,
+            queue: Text::from(NO_QUEUE),
+            customer: None,
+            created_ms: 0,
+            due_ms: 0,
+            soon_ms: 0,
+            priority: 0,
+            attempts: 0,
+            last_result: None,
+            last_ms: 0,
+            contact: Contact::default(),
+            callback: None,
+            breached: AtomicBool::new(false),
+        }
+    }
+
     /// Overdue at `now`; marks the breach so it stays counted.
     pub fn overdue(&self, now_ms: i64) -> bool {
         let over = now_ms > self.due_ms;
@@ -281,10 +301,6 @@ impl Engine {
             if let Some(q) = self.queues.get_mut(&queue) {
                 q.callbacks_created[cb.source as usize] += 1;
             }
-            if let Some(c) = &customer {
-                let key = self.owed_key(&queue_site, c);
-                self.owed.entry(key).or_default().push(task.clone());
-            }
         }
         self.task_stats
             .entry((k, queue.clone()))
@@ -292,7 +308,7 @@ impl Engine {
             .created += 1;
         self.tasks.insert(
             task.clone(),
-            Box::new(Task {
+            Task {
                 kind: k,
                 queue,
                 customer,
@@ -306,48 +322,22 @@ impl Engine {
                 contact: Contact::default(),
                 callback,
                 breached: AtomicBool::new(false),
-            }),
+            },
         );
         Ok(())
     }
 
-    fn owed_key(&self, site: &str, customer: &str) -> u64 {
-        use std::hash::BuildHasher;
-        self.owed.hasher().hash_one((site, customer))
-    }
-
     /// The open callbacks owed to `customer` at `site`, earliest created
-    /// first (so which one an abandon merges into does not depend on
-    /// the order the index was built in).
-    pub(super) fn owed_to(&self, site: &str, customer: &str) -> Owed {
-        let Some(ids) = self.owed.get(&self.owed_key(site, customer)) else {
-            return Owed::new();
-        };
-        let mut mine: Vec<(i64, &Text)> = ids
-            .iter()
-            .filter_map(|id| {
-                let t = self.tasks.get(id)?;
-                let cb = t.callback.as_ref()?;
-                (cb.site == site && t.customer.as_deref() == Some(customer))
-                    .then_some((t.created_ms, id))
-            })
+    /// first (so which one an abandon merges into does not depend on the
+    /// order of the index).
+    pub(super) fn owed_to(&self, site: &str, customer: &str) -> Vec<Text> {
+        let mut mine: Vec<(i64, &Text)> = self
+            .tasks
+            .owed_to(site, customer)
+            .map(|(id, t)| (t.created_ms, id))
             .collect();
         mine.sort();
         mine.into_iter().map(|(_, id)| id.clone()).collect()
-    }
-
-    /// Rebuilds the owed index from the open tasks (after loading).
-    pub(super) fn index_owed(&mut self) {
-        let mut owed: Map<u64, Owed> = Map::default();
-        std::mem::swap(&mut owed, &mut self.owed);
-        owed.clear();
-        for (id, t) in &self.tasks {
-            if let (Some(cb), Some(c)) = (&t.callback, &t.customer) {
-                let key = self.owed_key(&cb.site, c);
-                owed.entry(key).or_default().push(id.clone());
-            }
-        }
-        self.owed = owed;
     }
 
     /// An abandoned call with a customer, in a queue that owes callbacks.
@@ -514,15 +504,6 @@ impl Engine {
         let Some(mut k) = self.tasks.remove(task) else {
             return;
         };
-        if let (Some(cb), Some(c)) = (&k.callback, &k.customer) {
-            let key = self.owed_key(&cb.site, c);
-            if let Some(ids) = self.owed.get_mut(&key) {
-                ids.retain(|id| id != task);
-                if ids.is_empty() {
-                    self.owed.remove(&key);
-                }
-            }
-        }
         if k.callback.is_some() {
             if let Some(q) = self.queues.get_mut(&k.queue) {
                 q.callbacks_closed[reason as usize] += 1;

@@ -441,15 +441,13 @@ mod properties {
                 // Every open callback with a customer is indexed exactly once,
                 // and every index entry is an open callback.
                 let mut indexed = 0;
-                for ids in e.owed.values() {
-                    for id in ids {
-                        let task = e.tasks.get(id);
-                        prop_assert!(task.is_some_and(|k| k.callback.is_some() && k.customer.is_some()), "stale index entry {id}");
-                        let (site, cust) = task.and_then(|k| Some((k.callback.as_ref()?.site.clone(), k.customer.clone()?))).unwrap_or_default();
-                        prop_assert!(e.owed_to(&site, &cust).contains(id), "{id} not found under its own customer");
+                for (id, k) in e.tasks.iter() {
+                    if let (Some(cb), Some(cust)) = (&k.callback, &k.customer) {
+                        prop_assert!(e.owed_to(&cb.site, cust).contains(id), "{id} not found under its own customer");
                         indexed += 1;
                     }
                 }
+                prop_assert_eq!(e.tasks.owed_entries(), indexed, "stale or missing index entries");
                 let open_cb = e.tasks.values().filter(|k| k.callback.is_some() && k.customer.is_some()).count();
                 prop_assert_eq!(indexed, open_cb);
                 // Each open callback has exactly one deadline, and it is not
