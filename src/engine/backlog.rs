@@ -29,7 +29,10 @@ const NONE: u32 = u32::MAX;
 
 #[derive(Debug)]
 enum Slot {
-    Full { id: Text, task: Task },
+    Full {
+        id: Text,
+        task: Task,
+    },
     /// A freed slot; the next free one.
     Free(u32),
 }
@@ -54,7 +57,10 @@ fn full(slots: &[Slot], i: u32) -> Option<(&Text, &Task)> {
 
 /// The (site, customer) a task is indexed under, if any.
 fn owed_key(task: &Task) -> Option<(&str, &str)> {
-    Some((task.callback.as_ref()?.site.as_str(), task.customer.as_deref()?))
+    Some((
+        task.callback.as_ref()?.site.as_str(),
+        task.customer.as_deref()?,
+    ))
 }
 
 impl Backlog {

@@ -44,7 +44,6 @@ use settings::Settings;
 
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-
 /// The team label of agents that belong to none.
 pub const NO_TEAM: &str = "none";
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::settings::Settings;
 use super::{backlog::Backlog, call::Call, dedup::Dedup};
 use super::{
-    Agent, ClosedTask, EndedCall, Engine, EngineCounters, Map, Queue, SaleRecord, Site,
-    TaskStats, Team,
+    Agent, ClosedTask, EndedCall, Engine, EngineCounters, Map, Queue, SaleRecord, Site, TaskStats,
+    Team,
 };
 use crate::event::Text;
 use crate::metric::buckets;
