@@ -203,6 +203,36 @@ impl Backlog {
             })
     }
 
+    /// Gives memory back after a backlog spike: when at most a quarter of
+    /// the slots are in use (and there are more than a few thousand),
+    /// rebuilds the slab and both indexes at the size needed now. Slots
+    /// are never moved otherwise, so this is the only place a spike's
+    /// memory is returned. O(open tasks), at most once per spike.
+    pub fn compact(&mut self) -> bool {
+        if self.slots.len() <= 4096 || self.len * 4 > self.slots.len() {
+            return false;
+        }
+        let old = std::mem::take(&mut self.slots);
+        let mut fresh = Backlog {
+            slots: Vec::with_capacity(self.len),
+            state: self.state.clone(),
+            ..Backlog::default()
+        };
+        fresh.by_id.reserve(self.len, |_| 0);
+        for slot in old {
+            if let Slot::Full { id, task } = slot {
+                fresh.insert(id, task);
+            }
+        }
+        *self = fresh;
+        true
+    }
+
+    /// Slots allocated (used or free).
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
     /// Entries in the customer index (for tests of its invariant).
     pub fn owed_entries(&self) -> usize {
         self.by_customer.len()
@@ -272,6 +302,34 @@ mod tests {
             })
         });
         t
+    }
+
+    #[test]
+    fn compaction_returns_a_spike_and_keeps_what_is_open() {
+        let mut b = Backlog::default();
+        for i in 0..20_000 {
+            let customer = format!("c{}", i % 7);
+            b.insert(
+                Text::from(format!("t{i}")),
+                task(Some(&customer), Some("hq"), i),
+            );
+        }
+        for i in 0..20_000 {
+            if i % 10 != 0 {
+                b.remove(&format!("t{i}"));
+            }
+        }
+        let before = b.capacity();
+        assert!(b.compact(), "a tenth in use: compacted");
+        assert!(b.capacity() * 4 < before, "{} -> {}", before, b.capacity());
+        assert_eq!(b.len(), 2_000);
+        assert!(b.contains_key("t10") && !b.contains_key("t11"));
+        assert_eq!(b.owed_entries(), 2_000);
+        assert_eq!(
+            b.owed_to("hq", "c3").count(),
+            (0..20_000).filter(|i| i % 10 == 0 && i % 7 == 3).count()
+        );
+        assert!(!b.compact(), "nothing more to give back");
     }
 
     proptest::proptest! {

@@ -115,6 +115,11 @@ impl Dedup {
             self.pop();
             n += 1;
         }
+        // After a burst, give the room back (neither shrinks by itself).
+        if self.order.capacity() > 4096 && self.order.len() * 4 < self.order.capacity() {
+            self.order.shrink_to_fit();
+            self.seen.shrink_to_fit(|s| spread(s.tag));
+        }
         n
     }
 
@@ -160,6 +165,18 @@ mod tests {
         let back = back.restore(2, 1000);
         assert!(back.contains("c") && back.contains("d") && !back.contains("b"));
         assert_eq!(back.order.len(), 2);
+    }
+
+    #[test]
+    fn expiry_after_a_burst_gives_the_room_back() {
+        let mut d = Dedup::new(1_000_000, 1000);
+        for i in 0..50_000 {
+            d.insert(&Text::from(format!("e{i}")), 0);
+        }
+        d.insert(&"late".into(), 5000);
+        let before = d.order.capacity();
+        assert_eq!(d.expire(5500), 50_000);
+        assert!(d.order.capacity() * 4 < before && d.contains("late"));
     }
 
     proptest::proptest! {

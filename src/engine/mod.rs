@@ -289,6 +289,14 @@ impl Engine {
             .retain(|_, c| now_ms - c.closed_ms <= keep);
         let keep = s.sales_retention_ms;
         self.sales.retain(|_, r| now_ms - r.ts_ms <= keep);
+        // Give a spike's memory back (hash maps never shrink by
+        // themselves). Not a change of state, so not journaled.
+        self.tasks.compact();
+        shrink(&mut self.calls);
+        shrink(&mut self.ended_calls);
+        shrink(&mut self.closed_tasks);
+        shrink(&mut self.sales);
+        shrink(&mut self.agents);
         if self.agents.len() + self.queues.len() != before {
             self.version += 1;
         }
@@ -415,6 +423,14 @@ impl Engine {
             .get(i as usize)
             .map(Text::as_str)
             .unwrap_or("unknown")
+    }
+}
+
+/// Shrinks a map that uses at most a quarter of its room (and is big
+/// enough for that to matter) to what it holds now.
+fn shrink<K: Eq + std::hash::Hash, V>(m: &mut Map<K, V>) {
+    if m.capacity() > 4096 && m.len() * 4 < m.capacity() {
+        m.shrink_to_fit();
     }
 }
 

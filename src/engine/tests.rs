@@ -772,3 +772,39 @@ fn saved_state_loads_to_the_same_view() {
     );
     assert!(Engine::load(f.e.settings().clone(), &bytes[..bytes.len() / 2]).is_err());
 }
+
+/// After a spike the retention tick hands memory back: the maps of ended
+/// calls and open tasks shrink once most of what they held is gone.
+#[test]
+fn retention_gives_a_spikes_memory_back() {
+    let mut f = Feed::new();
+    for i in 0..6000 {
+        f.at(
+            T0,
+            "call_offered",
+            &format!(r#""call":"c{i}","queue":"orders""#),
+        );
+        f.at(T0 + S, "call_abandoned", &format!(r#""call":"c{i}""#));
+        f.at(
+            T0,
+            "task_created",
+            &format!(r#""task":"k{i}","kind":"callback""#),
+        );
+    }
+    for i in 0..6000 {
+        f.at(T0 + 2 * S, "task_cancelled", &format!(r#""task":"k{i}""#));
+    }
+    let (calls_before, tasks_before) = (f.e.ended_calls.capacity(), f.e.tasks.capacity());
+    assert!(calls_before >= 6000 && tasks_before >= 6000);
+    // Past `retention.closed_items` (36 h by default): all forgotten.
+    f.e.tick(T0 + 40 * 3600 * S);
+    assert_eq!(f.e.ended_calls.len(), 0);
+    assert!(
+        f.e.ended_calls.capacity() < calls_before / 4,
+        "ended calls kept their room"
+    );
+    assert!(
+        f.e.tasks.capacity() < tasks_before / 4,
+        "the backlog kept its room"
+    );
+}
