@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{AgentDisplay, AuthConfig, PrivacyConfig};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Wallboard,

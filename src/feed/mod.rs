@@ -138,6 +138,10 @@ enum Out<'a> {
         scope: &'a Scope,
         board: &'a Board,
     },
+    /// Sent as `delta_message` (the shared encoding plus this client's
+    /// fields); kept here as the message's definition, which a test holds
+    /// `delta_message` to.
+    #[cfg_attr(not(test), allow(dead_code))]
     Delta {
         seq: u64,
         now: i64,
@@ -202,11 +206,103 @@ impl FeedOptions {
     }
 }
 
+/// A scoped, redacted board with an id unique for the hub's lifetime, so
+/// deltas between two views can be cached by the pair of ids.
+pub struct View {
+    id: u64,
+    board: Board,
+}
+
+/// Scoped views of the latest board and the deltas between views, shared
+/// by the clients that have the same role and scope. Only entries for the
+/// latest board are kept (a new board clears the cache), so memory is
+/// bounded by the number of distinct scopes connected.
+#[derive(Default)]
+struct Views {
+    inner: parking_lot::Mutex<ViewCache>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct ViewCache {
+    board: Option<Arc<Board>>,
+    views: std::collections::HashMap<(Role, String), Arc<View>>,
+    deltas: std::collections::HashMap<(u64, u64), Option<Arc<str>>>,
+}
+
+impl Views {
+    fn fresh(&self, board: Board) -> Arc<View> {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(View { id, board })
+    }
+
+    /// The view of `board` for (`role`, `scope`); built outside the lock
+    /// by the first client that asks.
+    fn view(
+        &self,
+        board: &Arc<Board>,
+        key: &(Role, String),
+        build: impl FnOnce() -> Board,
+    ) -> Arc<View> {
+        {
+            let mut g = self.inner.lock();
+            if !g.board.as_ref().is_some_and(|b| Arc::ptr_eq(b, board)) {
+                *g = ViewCache {
+                    board: Some(board.clone()),
+                    ..ViewCache::default()
+                };
+            }
+            if let Some(v) = g.views.get(key) {
+                return v.clone();
+            }
+        }
+        let v = self.fresh(build());
+        let mut g = self.inner.lock();
+        if g.board.as_ref().is_some_and(|b| Arc::ptr_eq(b, board)) {
+            g.views.entry(key.clone()).or_insert(v).clone()
+        } else {
+            v
+        }
+    }
+
+    /// The JSON object of the delta from `old` to `new` (`None`: nothing
+    /// changed), encoded once per pair of views.
+    fn delta(&self, old: &View, new: &View) -> Option<Arc<str>> {
+        if old.id == new.id {
+            return None;
+        }
+        if let Some(d) = self.inner.lock().deltas.get(&(old.id, new.id)) {
+            return d.clone();
+        }
+        let d = board::diff(&old.board, &new.board);
+        let text: Option<Arc<str>> = if d.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&d).ok().map(Arc::from)
+        };
+        self.inner
+            .lock()
+            .deltas
+            .insert((old.id, new.id), text.clone());
+        text
+    }
+}
+
+/// A delta message: the shared encoded delta with this client's `seq`
+/// and `now` (the same JSON as `Out::Delta`).
+fn delta_message(seq: u64, now: i64, delta: &str) -> String {
+    let fields = delta.strip_prefix('{').unwrap_or(delta);
+    format!(r#"{{"type":"delta","seq":{seq},"now":{now},{fields}"#)
+}
+
 /// The feed's shared side.
 pub struct Hub {
     board: watch::Receiver<Arc<Board>>,
     alerts: broadcast::Sender<Arc<Alert>>,
     slots: Arc<Semaphore>,
+    views: Views,
     pub opts: FeedOptions,
     pub privacy: Privacy,
     shared: Arc<Shared>,
@@ -226,6 +322,7 @@ impl Hub {
             board,
             alerts: alerts.clone(),
             slots: Arc::new(Semaphore::new(opts.max_clients)),
+            views: Views::default(),
             opts: opts.clone(),
             privacy,
             shared: shared.clone(),
@@ -421,6 +518,25 @@ pub async fn serve(
     drop(permit);
 }
 
+/// The cache key of a viewer: role and scope.
+fn scope_key(role: Role, scope: &Scope) -> (Role, String) {
+    (role, serde_json::to_string(scope).unwrap_or_default())
+}
+
+/// The viewer's scoped view of `board`, shared with every viewer of the
+/// same key.
+fn view_for(
+    hub: &Hub,
+    board: &Arc<Board>,
+    key: &(Role, String),
+    scope: &Scope,
+    role: Role,
+) -> Arc<View> {
+    hub.views.view(board, key, || {
+        board.scoped(scope, role, &hub.privacy, hub.shared.now_ms())
+    })
+}
+
 async fn client_loop(
     socket: WebSocket,
     hub: &Arc<Hub>,
@@ -439,6 +555,15 @@ async fn client_loop(
     ping.tick().await;
 
     macro_rules! send {
+        (text $text:expr, $kind:literal) => {{
+            let text: String = $text;
+            match tokio::time::timeout(opts.send_timeout, tx.send(Message::Text(text.into()))).await
+            {
+                Ok(Ok(())) => telemetry.feed_message($kind),
+                Ok(Err(_)) => return "gone",
+                Err(_) => return "too_slow",
+            }
+        }};
         ($msg:expr, $kind:literal) => {{
             let text = match serde_json::to_string(&$msg) {
                 Ok(t) => t,
@@ -463,9 +588,10 @@ async fn client_loop(
         let _ =
             tokio::time::timeout(Duration::from_secs(2), board_rx.wait_for(|b| !stale(b))).await;
     }
+    let mut key = scope_key(role, scope);
     let mut last = {
         let b = board_rx.borrow_and_update().clone();
-        b.scoped(scope, role, &hub.privacy, hub.shared.now_ms())
+        view_for(hub, &b, &key, scope, role)
     };
     seq += 1;
     send!(
@@ -475,7 +601,7 @@ async fn client_loop(
             now: hub.shared.now_ms(),
             role,
             scope,
-            board: &last
+            board: &last.board
         },
         "snapshot"
     );
@@ -493,11 +619,11 @@ async fn client_loop(
                 // boards published meanwhile merge into one delta.
                 tokio::time::sleep_until(last_sent + min_gap).await;
                 let now = hub.shared.now_ms();
-                let view = board_rx.borrow_and_update().scoped(scope, role, &hub.privacy, now);
-                let delta = board::diff(&last, &view);
-                if !delta.is_empty() {
+                let b = board_rx.borrow_and_update().clone();
+                let view = view_for(hub, &b, &key, scope, role);
+                if let Some(delta) = hub.views.delta(&last, &view) {
                     seq += 1;
-                    send!(Out::Delta { seq, now, delta }, "delta");
+                    send!(text delta_message(seq, now, &delta), "delta");
                     last_sent = tokio::time::Instant::now();
                 }
                 last = view;
@@ -514,9 +640,10 @@ async fn client_loop(
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Too far behind on alerts: start over from a snapshot.
                     let now = hub.shared.now_ms();
-                    last = board_rx.borrow_and_update().scoped(scope, role, &hub.privacy, now);
+                    let b = board_rx.borrow_and_update().clone();
+                    last = view_for(hub, &b, &key, scope, role);
                     seq += 1;
-                    send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last }, "snapshot");
+                    send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last.board }, "snapshot");
                 }
                 Err(broadcast::error::RecvError::Closed) => return "shutdown",
             },
@@ -538,9 +665,11 @@ async fn client_loop(
                             }
                         }
                         let now = hub.shared.now_ms();
-                        last = board_rx.borrow_and_update().scoped(scope, role, &hub.privacy, now);
+                        key = scope_key(role, scope);
+                        let b = board_rx.borrow_and_update().clone();
+                        last = view_for(hub, &b, &key, scope, role);
                         seq += 1;
-                        send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last }, "snapshot");
+                        send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last.board }, "snapshot");
                     }
                     Some(Ok(_)) => {}
                 }
@@ -555,5 +684,59 @@ async fn client_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spliced_delta_is_the_delta_message() {
+        let mut delta = board::Delta::default();
+        delta.set.insert(
+            "agents",
+            serde_json::json!({"a1": {"state": "paused", "reason": "p\"1"}}),
+        );
+        delta.remove.insert("queues", vec!["old".into()]);
+        let shared = serde_json::to_string(&delta).expect("encode");
+        let spliced = delta_message(7, 1_772_434_800_000, &shared);
+        let direct = serde_json::to_string(&Out::Delta {
+            seq: 7,
+            now: 1_772_434_800_000,
+            delta,
+        })
+        .expect("encode");
+        assert_eq!(spliced, direct);
+    }
+
+    #[test]
+    fn viewers_of_one_scope_share_a_view_and_its_delta() {
+        let views = Views::default();
+        let (b1, b2) = (Arc::new(Board::default()), Arc::new(Board::default()));
+        let key = scope_key(Role::Supervisor, &Scope::default());
+        let other = scope_key(Role::Wallboard, &Scope::default());
+        let mut builds = 0;
+        let v1 = views.view(&b1, &key, || {
+            builds += 1;
+            Board::default()
+        });
+        let again = views.view(&b1, &key, || {
+            builds += 1;
+            Board::default()
+        });
+        assert!(Arc::ptr_eq(&v1, &again));
+        let w = views.view(&b1, &other, Board::default);
+        assert!(!Arc::ptr_eq(&v1, &w), "another role is another view");
+        let v2 = views.view(&b2, &key, || {
+            builds += 1;
+            Board {
+                version: 9,
+                ..Board::default()
+            }
+        });
+        assert_eq!(builds, 2, "one build per board and key");
+        assert!(views.delta(&v1, &v1).is_none());
+        assert!(views.delta(&v1, &v2).is_none(), "equal boards: no delta");
     }
 }
