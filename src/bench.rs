@@ -466,7 +466,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     // Feed: first with coalescing at its minimum (what remains is the
     // work: apply, board build, scope, diff and encode per client,
     // loopback), then with the shipped coalescing for comparison.
-    let clients = 1000;
+    let clients = feed_clients(1000);
     let secs = if opts.quick { 8 } else { 20 };
     let rt = tokio::runtime::Runtime::new()?;
     for variant in ["feed", "feed-default"] {
@@ -576,6 +576,22 @@ async fn fanout(
     all.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
     Ok((q(0.5), q(0.99), msgs as f64 / elapsed.as_secs_f64()))
+}
+
+/// How many feed clients fit: each takes a descriptor here and one in
+/// the daemon, and both processes run under the same open-file limit
+/// (raised to the hard limit at start). Fewer than wanted is reported.
+fn feed_clients(wanted: usize) -> usize {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let fit = usize::try_from(limit.saturating_sub(256)).unwrap_or(wanted);
+    if fit < wanted {
+        eprintln!(
+            "open-file limit {limit}: measuring the feed with {fit} clients instead of {wanted}"
+        );
+    }
+    wanted.min(fit).max(10)
 }
 
 /// The probe number in a feed message that sets the probe agent's pause
