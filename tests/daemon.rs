@@ -179,19 +179,7 @@ async fn offline_replay_equals_the_daemon() {
     let cfg = d.dir.path().join("callwatch.toml");
     let file = d.dir.path().join("day.ndjson");
     std::fs::write(&file, day.join("\n")).expect("write");
-    let out = std::process::Command::new(BIN)
-        .args(["replay", "--offline", "--config"])
-        .arg(&cfg)
-        .arg(&file)
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(offline, live);
+    assert_eq!(replay_offline(&cfg, &file), live);
 }
 
 #[tokio::test]

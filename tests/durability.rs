@@ -186,18 +186,7 @@ fn offline_digest(
     let file = dir.join("all.ndjson");
     let all: Vec<String> = events.iter().flat_map(|e| e.iter().cloned()).collect();
     std::fs::write(&file, all.join("\n")).expect("write");
-    let out = std::process::Command::new(BIN)
-        .args(["replay", "--offline", "--config"])
-        .arg(cfg_path)
-        .arg(&file)
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = replay_offline(cfg_path, &file);
     v["digest"].as_str().expect("digest").to_string()
 }
 

@@ -36,7 +36,11 @@ const T0: i64 = 1_772_434_800_000;
 const S: i64 = 1000;
 
 fn engine() -> Engine {
-    let cfg = Config::parse(CONFIG, "test").expect("parses");
+    engine_with(CONFIG)
+}
+
+fn engine_with(config: &str) -> Engine {
+    let cfg = Config::parse(config, "test").expect("parses");
     cfg.validate().expect("valid");
     Engine::new(settings::Settings::from_config(&cfg))
 }
@@ -47,8 +51,10 @@ fn ts(ms: i64) -> String {
         .to_rfc3339()
 }
 
-struct Feed {
-    e: Engine,
+/// An engine fed events with generated ids (shared with the callback
+/// tests, which add their own helpers to it).
+pub(super) struct Feed {
+    pub(super) e: Engine,
     n: u64,
 }
 
@@ -57,8 +63,15 @@ impl Feed {
         Feed { e: engine(), n: 0 }
     }
 
+    pub(super) fn with_config(config: &str) -> Feed {
+        Feed {
+            e: engine_with(config),
+            n: 0,
+        }
+    }
+
     /// Applies `{"type":…, fields}` at `t`; returns the outcome.
-    fn try_at(
+    pub(super) fn try_at(
         &mut self,
         t: i64,
         ty: &str,
@@ -75,13 +88,13 @@ impl Feed {
         self.e.apply(&ev, t)
     }
 
-    fn at(&mut self, t: i64, ty: &str, fields: &str) {
+    pub(super) fn at(&mut self, t: i64, ty: &str, fields: &str) {
         if let Err(r) = self.try_at(t, ty, fields) {
             panic!("{ty} {fields} rejected: {r}");
         }
     }
 
-    fn snap(&self, now: i64) -> Snapshot {
+    pub(super) fn snap(&self, now: i64) -> Snapshot {
         snapshot::build(&self.e, now)
     }
 }

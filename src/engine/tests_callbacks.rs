@@ -1,9 +1,8 @@
 //! Engine tests of callbacks as obligations (issue: business-hours SLA
 //! clocks, abandoned calls become callbacks owed, closing when reached).
 
+use super::tests::Feed;
 use super::*;
-use crate::config::Config;
-use crate::event::decode;
 use crate::reject::Reason;
 use crate::snapshot::{self, BacklogQuery, Snapshot};
 
@@ -53,51 +52,14 @@ fn ms(local: &str) -> i64 {
         .timestamp_millis()
 }
 
-struct Feed {
-    e: Engine,
-    n: u64,
+/// A feed with this file's configuration (business hours, callbacks).
+fn feed() -> Feed {
+    Feed::with_config(CONFIG)
 }
 
 impl Feed {
-    fn new() -> Feed {
-        let cfg = Config::parse(CONFIG, "test").expect("parses");
-        cfg.validate().expect("valid");
-        Feed {
-            e: Engine::new(settings::Settings::from_config(&cfg)),
-            n: 0,
-        }
-    }
-
-    fn try_at(
-        &mut self,
-        t: i64,
-        ty: &str,
-        fields: &str,
-    ) -> Result<Applied, crate::reject::Rejection> {
-        self.n += 1;
-        let ts = chrono::DateTime::from_timestamp_millis(t)
-            .expect("ts")
-            .to_rfc3339();
-        let line = format!(
-            r#"{{"id":"e{}","ts":"{ts}","type":"{ty}",{fields}}}"#,
-            self.n
-        );
-        let ev = decode(line.as_bytes()).expect("decodes");
-        self.e.apply(&ev, t)
-    }
-
-    fn at(&mut self, t: i64, ty: &str, fields: &str) {
-        if let Err(r) = self.try_at(t, ty, fields) {
-            panic!("{ty} {fields}: {r}");
-        }
-    }
-
     fn list(&self, now: i64) -> Vec<snapshot::TaskView> {
         snapshot::backlog_list(&self.e, now, &BacklogQuery::default()).tasks
-    }
-
-    fn snap(&self, now: i64) -> Snapshot {
-        snapshot::build(&self.e, now)
     }
 
     /// An inbound call that waits `wait` seconds and is abandoned.
@@ -131,7 +93,7 @@ fn callbacks(s: &Snapshot, queue: &str) -> (u64, u64, u64, u64) {
 
 #[test]
 fn requested_at_1755_is_due_0955_next_open_day() {
-    let mut f = Feed::new();
+    let mut f = feed();
     // Tuesday 17:55; Wednesday 4 March is a holiday: due Thursday 09:55.
     f.at(
         ms("2026-03-03 17:55:00"),
@@ -153,7 +115,7 @@ fn requested_at_1755_is_due_0955_next_open_day() {
 
 #[test]
 fn explicit_due_wins_over_the_business_sla() {
-    let mut f = Feed::new();
+    let mut f = feed();
     f.at(
         ms("2026-03-03 17:55:00"),
         "task_created",
@@ -167,7 +129,7 @@ fn explicit_due_wins_over_the_business_sla() {
 
 #[test]
 fn an_abandoned_customer_is_owed_one_callback() {
-    let mut f = Feed::new();
+    let mut f = feed();
     let t0 = ms("2026-03-02 09:00:00");
     // Too short a wait, and no customer: nothing owed.
     f.abandon("c0", "orders", "C1", t0, 10);
@@ -198,7 +160,7 @@ fn an_abandoned_customer_is_owed_one_callback() {
 
 #[test]
 fn callbacks_close_when_the_customer_is_answered_or_reached() {
-    let mut f = Feed::new();
+    let mut f = feed();
     let t0 = ms("2026-03-02 09:00:00");
     f.abandon("c1", "orders", "C1", t0, 60);
     f.at(
@@ -275,7 +237,7 @@ fn callbacks_close_when_the_customer_is_answered_or_reached() {
 
 #[test]
 fn unreachable_after_the_maximum_of_spaced_attempts() {
-    let mut f = Feed::new();
+    let mut f = feed();
     let t0 = ms("2026-03-02 09:00:00");
     f.abandon("c1", "orders", "C1", t0, 60);
     let attempt = |f: &mut Feed, t: i64| {
@@ -321,7 +283,7 @@ fn unreachable_after_the_maximum_of_spaced_attempts() {
 
 #[test]
 fn a_callback_overdue_between_reads_is_one_breach() {
-    let mut f = Feed::new();
+    let mut f = feed();
     let t0 = ms("2026-03-02 16:30:00");
     f.abandon("c1", "orders", "C1", t0, 60);
     // Abandoned 16:31; 2 business hours: 1 h 29 min on Monday (to 18:00),
@@ -347,7 +309,7 @@ fn a_callback_overdue_between_reads_is_one_breach() {
 
 #[test]
 fn age_buckets_describe_the_backlog() {
-    let mut f = Feed::new();
+    let mut f = feed();
     let t0 = ms("2026-03-02 09:00:00");
     for (i, age_min) in [5, 50, 300, 3000].iter().enumerate() {
         f.at(
@@ -399,7 +361,7 @@ mod properties {
 
         #[test]
         fn invariants_hold_for_any_sequence(ops in proptest::collection::vec((op(), 1..900i64), 1..120)) {
-            let mut f = Feed::new();
+            let mut f = feed();
             let queues = ["orders", "service", "far"];
             let mut t = ms("2026-03-02 07:00:00");
             // Each call slot gets a new generation on every offer, so

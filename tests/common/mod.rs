@@ -805,3 +805,19 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// `callwatch replay --offline --config CFG FILE`: the snapshot it prints.
+pub fn replay_offline(cfg: &std::path::Path, file: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["replay", "--offline", "--config"])
+        .arg(cfg)
+        .arg(file)
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
