@@ -177,7 +177,7 @@ impl Ingest {
         events: Vec<Event>,
         raw: Option<Encoded>,
     ) -> Result<Vec<Outcome>, IngestError> {
-        self.send(source, events, raw).await?.outcome().await
+        self.send(source, events, raw).await?.await
     }
 
     /// Hands a batch to the writer and returns without waiting for it to
@@ -213,12 +213,6 @@ impl Ingest {
 
 /// The outcome of a batch handed to the writer: one per event.
 pub struct Pending(Option<oneshot::Receiver<Result<Vec<Outcome>, IngestError>>>);
-
-impl Pending {
-    pub async fn outcome(self) -> Result<Vec<Outcome>, IngestError> {
-        self.await
-    }
-}
 
 impl std::future::Future for Pending {
     type Output = Result<Vec<Outcome>, IngestError>;

@@ -1,11 +1,12 @@
 //! The live feed: `GET /ws`, protocol version 1 (docs/feed.md).
 //!
 //! One hub task builds the board (at most every `feed.build_interval`,
-//! 100 ms by default, and at least once a second so time-driven flips like "overdue" are seen
-//! without an event) and publishes it through a `watch` channel, which
-//! keeps only the latest. Each client task scopes and redacts the latest
-//! board for its viewer, diffs it against what it last sent, and sends
-//! the difference, at most `feed.max_rate` times a second. Because a slow
+//! 100 ms by default, and at least once a second so time-driven flips
+//! like "overdue" are seen without an event) and publishes it through a
+//! `watch` channel, which keeps only the latest. Each client task scopes
+//! and redacts the latest board for its viewer, diffs it against what it
+//! last sent, and sends the difference, at most `feed.max_rate` times a
+//! second. Because a slow
 //! client only ever holds "what I last sent" and "the latest board",
 //! its pending changes are merged by construction and its memory is
 //! bounded; a client that cannot take a message within
@@ -208,7 +209,7 @@ impl FeedOptions {
 
 /// A scoped, redacted board with an id unique for the hub's lifetime, so
 /// deltas between two views can be cached by the pair of ids.
-pub struct View {
+struct View {
     id: u64,
     board: Board,
 }
