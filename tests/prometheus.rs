@@ -112,6 +112,18 @@ async fn query(base: &str, expr: &str) -> Value {
     serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null)
 }
 
+/// Waits until `expr` returns at least one series; the query's answer.
+async fn data_for(base: &str, expr: &str, secs: u64, what: &str) -> Value {
+    wait_for(secs, &format!("data for {what}"), || async {
+        let v = query(base, expr).await;
+        (v["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()))
+        .then_some(v)
+    })
+    .await
+}
+
 /// Panel expressions with Grafana's variables filled in.
 fn panel_queries() -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
@@ -254,32 +266,14 @@ async fn prometheus_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- record: "))
     {
-        let v = wait_for(
-            60,
-            &format!("recording rule {record} to have data"),
-            || async {
-                let v = query(&base, record).await;
-                (v["data"]["result"]
-                    .as_array()
-                    .is_some_and(|r| !r.is_empty()))
-                .then_some(v)
-            },
-        )
-        .await;
+        let v = data_for(&base, record, 60, &format!("recording rule {record}")).await;
         assert_eq!(v["status"], "success");
     }
     for (title, expr, must_have_data) in panel_queries() {
         let v = query(&base, &expr).await;
         assert_eq!(v["status"], "success", "{title}: {expr}: {v}");
         if must_have_data {
-            let v = wait_for(30, &format!("data for {title}"), || async {
-                let v = query(&base, &expr).await;
-                (v["data"]["result"]
-                    .as_array()
-                    .is_some_and(|r| !r.is_empty()))
-                .then_some(v)
-            })
-            .await;
+            let v = data_for(&base, &expr, 30, &title).await;
             assert_eq!(v["status"], "success");
         }
     }
