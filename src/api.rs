@@ -56,6 +56,7 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<H
         .route("/api/v1/events", post(post_events))
         .route("/api/v1/snapshot", get(get_snapshot))
         .route("/api/v1/backlog", get(get_backlog))
+        .route("/api/v1/state", get(get_state))
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -310,10 +311,11 @@ async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
     let now = app.shared.now_ms();
     let mut snap = {
         let engine = app.shared.engine.read();
-        snapshot::build(&engine, now)
+        let mut snap = snapshot::build(&engine, now);
+        // The digest is of the state, not of this (redacted) view.
+        snap.digest = Some(engine.digest());
+        snap
     };
-    // The digest is of the state, so it is taken before any redaction.
-    snap.digest = Some(snap.compute_digest());
     if role == Role::Wallboard {
         snapshot::redact(&mut snap, &app.hub.privacy, now);
     }
@@ -377,6 +379,43 @@ async fn wallboard_js() -> Response {
 
 async fn wallboard_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+/// What an operator compares across replicas (docs/api.md).
+#[derive(serde::Serialize)]
+struct StateView {
+    digest: String,
+    events_applied: u64,
+    /// The engine's clock: the latest event time applied.
+    last_event_time: Option<String>,
+    /// Journal records committed (0 without a data directory).
+    journal_seq: u64,
+}
+
+async fn get_state(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = role_of(&app, &headers, None) {
+        return r.into_response();
+    }
+    if let Some(r) = not_ready(&app) {
+        return r;
+    }
+    let view = {
+        let engine = app.shared.engine.read();
+        let clock = engine.clock_ms();
+        StateView {
+            digest: engine.digest(),
+            events_applied: engine.counters().applied,
+            last_event_time: (clock > 0)
+                .then(|| chrono::DateTime::from_timestamp_millis(clock))
+                .flatten()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            journal_seq: app
+                .shared
+                .journal_seq
+                .load(std::sync::atomic::Ordering::Acquire),
+        }
+    };
+    Json(view).into_response()
 }
 
 async fn get_backlog(

@@ -92,14 +92,17 @@ fn decode_rate(lines: &[String]) -> f64 {
     })
 }
 
+/// Decode and apply on the event clock, through the live apply path.
 fn apply_rate(lines: &[String], cfg: &Config) -> f64 {
+    let mut cfg = cfg.clone();
+    cfg.clock.mode = crate::config::ClockMode::Event;
     best(|| {
-        let mut engine = Engine::new(Settings::from_config(cfg));
+        let mut engine = Engine::new(Settings::from_config(&cfg));
+        let clock = crate::clock::EventClock::default();
         let t = Instant::now();
         for l in lines {
             if let Ok(ev) = event::decode(l.as_bytes()) {
-                let now = ev.ts_ms();
-                let _ = engine.apply(&ev, now);
+                let _ = engine.apply_at(&ev, &clock);
             }
         }
         per_s(lines.len(), t.elapsed())

@@ -262,6 +262,16 @@ pub struct LimitsConfig {
     pub max_live_calls: usize,
     /// Event ids remembered for duplicate detection.
     pub dedup_capacity: usize,
+    /// Events stamped longer than this before the daemon's clock are
+    /// refused (`implausible_timestamp`); "0s" turns the check off (for
+    /// replaying old files into a daemon on the system clock).
+    #[serde(with = "humantime_serde")]
+    pub event_max_age: Duration,
+    /// Events stamped further than this after the daemon's clock are
+    /// refused; "0s" turns the check off. Not checked under the event
+    /// clock, where "now" is the latest event itself.
+    #[serde(with = "humantime_serde")]
+    pub event_max_lead: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -275,6 +285,8 @@ impl Default for LimitsConfig {
             max_open_tasks: 2_000_000,
             max_live_calls: 200_000,
             dedup_capacity: 1_000_000,
+            event_max_age: Duration::from_secs(7 * 24 * 3600),
+            event_max_lead: Duration::from_secs(3600),
         }
     }
 }

@@ -120,6 +120,7 @@ pub async fn run(
         changes,
         deadletters,
         journaled: storage.is_some(),
+        journal_seq: Default::default(),
     });
     let cancel = CancellationToken::new();
     let timers = CancellationToken::new();

@@ -14,6 +14,7 @@ use chrono::{DateTime, FixedOffset};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
+use crate::money::{Money, Quantity};
 use crate::reject::{Reason, Rejection};
 
 /// Short strings (ids, names) live inline up to 24 bytes: no heap per field.
@@ -24,6 +25,14 @@ pub type Text = CompactString;
 pub const MAX_TEXT: usize = 256;
 /// Most queues one `agent_login` may name.
 pub const MAX_LOGIN_QUEUES: usize = 64;
+/// Longest duration an event may state (`talk_s`, `hold_s`): 7 days.
+pub const MAX_DURATION_MS: i64 = 7 * 24 * 3_600_000;
+/// Event times before this (2000-01-01T00:00:00Z) are implausible.
+pub const MIN_TS_MS: i64 = 946_684_800_000;
+/// Event times from this (2100-01-01T00:00:00Z) on are implausible.
+pub const MAX_TS_MS: i64 = 4_102_444_800_000;
+/// How far a task's `due` may lie from the event's own time: 400 days.
+pub const MAX_DUE_SPAN_MS: i64 = 400 * 24 * 3_600_000;
 
 /// One event: the envelope and its typed body.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +179,8 @@ pub enum Body {
     },
     AgentLogout {
         agent: Text,
+        /// Leave only these queues (empty: log out of all).
+        queues: Vec<Text>,
     },
     CallOffered {
         call: Text,
@@ -196,8 +207,9 @@ pub enum Body {
     },
     CallEnded {
         call: Text,
-        talk_s: Option<f64>,
-        hold_s: Option<f64>,
+        /// Stated talk time, milliseconds (`talk_s` on the wire).
+        talk_ms: Option<i64>,
+        hold_ms: Option<i64>,
     },
     WrapEnded {
         call: Text,
@@ -235,15 +247,18 @@ pub enum Body {
         link: Option<SaleLink>,
         kind: SaleKind,
         product: Option<Text>,
-        quantity: f64,
-        unit_price: f64,
-        previous_value: f64,
+        quantity: Quantity,
+        unit_price: Money,
+        previous_value: Money,
         currency: Option<Text>,
     },
     SaleCancelled {
         sale: Text,
         reason: Option<Text>,
     },
+    /// Time passes: no fact, only the sender's clock. Moves the engine's
+    /// clock on a quiet desk (retention, breaches), as a journaled event.
+    Heartbeat,
 }
 
 impl Body {
@@ -268,12 +283,13 @@ impl Body {
             Body::TaskCancelled { .. } => "task_cancelled",
             Body::Sale { .. } => "sale",
             Body::SaleCancelled { .. } => "sale_cancelled",
+            Body::Heartbeat => "heartbeat",
         }
     }
 }
 
 /// Every event type name, in documentation order.
-pub const TYPES: [&str; 18] = [
+pub const TYPES: [&str; 19] = [
     "agent_login",
     "agent_state",
     "agent_logout",
@@ -292,6 +308,7 @@ pub const TYPES: [&str; 18] = [
     "task_cancelled",
     "sale",
     "sale_cancelled",
+    "heartbeat",
 ];
 
 /// The flat wire record: every field any event type may carry.
@@ -392,6 +409,21 @@ fn check_text(field: &str, value: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// The queues an agent joins or leaves: bounded, each a valid name.
+fn check_queues(queues: Option<Vec<Text>>) -> Result<Vec<Text>, Rejection> {
+    let queues = queues.unwrap_or_default();
+    if queues.len() > MAX_LOGIN_QUEUES {
+        return Err(invalid(format!(
+            "`queues` names {} queues, more than {MAX_LOGIN_QUEUES}",
+            queues.len()
+        )));
+    }
+    for q in &queues {
+        check_text("queues[]", q)?;
+    }
+    Ok(queues)
+}
+
 /// A task kind is a label value: keep it a bounded, safe identifier.
 pub fn valid_task_kind(kind: &str) -> bool {
     !kind.is_empty()
@@ -401,14 +433,33 @@ pub fn valid_task_kind(kind: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn amount(field: &str, value: f64) -> Result<f64, Rejection> {
-    if !value.is_finite() || value < 0.0 {
+fn money(field: &str, value: f64) -> Result<Money, Rejection> {
+    Money::from_units(value).map_err(|e| invalid(format!("`{field}` {e}")))
+}
+
+fn quantity(value: f64) -> Result<Quantity, Rejection> {
+    Quantity::from_f64(value).map_err(|e| invalid(format!("`quantity` {e}")))
+}
+
+/// A duration in seconds, to milliseconds, within [0, 7 days].
+fn duration(field: &str, value: f64) -> Result<i64, Rejection> {
+    let max_s = (MAX_DURATION_MS / 1000) as f64;
+    if !value.is_finite() || value < 0.0 || value > max_s {
         return Err(invalid(format!(
-            "`{field}` must be a finite number >= 0, got {value}"
+            "`{field}` must be a number of seconds in [0, {max_s}], got {value}"
         )));
     }
-    Ok(value)
+    // Bounded above, so the product is exact and fits.
+    Ok((value * 1000.0).round() as i64)
 }
+
+fn implausible(field: &str, raw: &str, why: &str) -> Rejection {
+    Rejection::new(
+        Reason::ImplausibleTimestamp,
+        format!("`{field}` {raw:?} {why}"),
+    )
+}
+
 
 impl<'a> Wire<'a> {
     fn take(field: &'static str, ty: &str, v: Option<Text>) -> Result<Text, Rejection> {
@@ -434,16 +485,7 @@ impl<'a> Wire<'a> {
         let t: &str = &ty;
         let body = match t {
             "agent_login" => {
-                let queues = self.queues.unwrap_or_default();
-                if queues.len() > MAX_LOGIN_QUEUES {
-                    return Err(invalid(format!(
-                        "`queues` names {} queues, more than {MAX_LOGIN_QUEUES}",
-                        queues.len()
-                    )));
-                }
-                for q in &queues {
-                    check_text("queues[]", q)?;
-                }
+                let queues = check_queues(self.queues)?;
                 Body::AgentLogin {
                     agent: Self::take("agent", t, self.agent)?,
                     name: Self::opt("name", self.name)?,
@@ -458,6 +500,7 @@ impl<'a> Wire<'a> {
             },
             "agent_logout" => Body::AgentLogout {
                 agent: Self::take("agent", t, self.agent)?,
+                queues: check_queues(self.queues)?,
             },
             "call_offered" => Body::CallOffered {
                 call: Self::take("call", t, self.call)?,
@@ -500,8 +543,8 @@ impl<'a> Wire<'a> {
             }
             "call_ended" => Body::CallEnded {
                 call: Self::take("call", t, self.call)?,
-                talk_s: self.talk_s.map(|v| amount("talk_s", v)).transpose()?,
-                hold_s: self.hold_s.map(|v| amount("hold_s", v)).transpose()?,
+                talk_ms: self.talk_s.map(|v| duration("talk_s", v)).transpose()?,
+                hold_ms: self.hold_s.map(|v| duration("hold_s", v)).transpose()?,
             },
             "wrap_ended" => Body::WrapEnded {
                 call: Self::take("call", t, self.call)?,
@@ -519,7 +562,7 @@ impl<'a> Wire<'a> {
                     kind,
                     queue: Self::opt("queue", self.queue)?,
                     customer: Self::opt("customer", self.customer)?,
-                    due: self.due.map(|d| parse_time("due", &d)).transpose()?,
+                    due: self.due.map(|d| parse_due(&d, &ts)).transpose()?,
                     priority: self.priority,
                 }
             }
@@ -562,12 +605,12 @@ impl<'a> Wire<'a> {
                     link,
                     kind,
                     product: Self::opt("product", self.product)?,
-                    quantity: amount("quantity", self.quantity.unwrap_or(1.0))?,
-                    unit_price: amount(
+                    quantity: quantity(self.quantity.unwrap_or(1.0))?,
+                    unit_price: money(
                         "unit_price",
                         self.unit_price.ok_or_else(|| missing("unit_price", t))?,
                     )?,
-                    previous_value: amount("previous_value", self.previous_value.unwrap_or(0.0))?,
+                    previous_value: money("previous_value", self.previous_value.unwrap_or(0.0))?,
                     currency: Self::opt("currency", self.currency)?,
                 }
             }
@@ -575,6 +618,7 @@ impl<'a> Wire<'a> {
                 sale: Self::take("sale", t, self.sale)?,
                 reason: Self::opt("reason", self.reason)?,
             },
+            "heartbeat" => Body::Heartbeat,
             other => {
                 let shown: String = other.chars().take(40).collect();
                 return Err(Rejection::new(
@@ -590,6 +634,16 @@ impl<'a> Wire<'a> {
             body,
         })
     }
+}
+
+/// A deadline, within [`MAX_DUE_SPAN_MS`] of the event's own time.
+fn parse_due(raw: &str, ts: &DateTime<FixedOffset>) -> Result<DateTime<FixedOffset>, Rejection> {
+    let due = parse_time("due", raw)?;
+    let span = due.timestamp_millis().saturating_sub(ts.timestamp_millis());
+    if span.abs() > MAX_DUE_SPAN_MS {
+        return Err(implausible("due", raw, "is more than 400 days from `ts`"));
+    }
+    Ok(due)
 }
 
 fn sale_kind(k: &str) -> Result<SaleKind, Rejection> {
@@ -672,7 +726,12 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
             w.state = Some(*state);
             w.reason = reason.clone();
         }
-        Body::AgentLogout { agent } => w.agent = Some(agent.clone()),
+        Body::AgentLogout { agent, queues } => {
+            w.agent = Some(agent.clone());
+            if !queues.is_empty() {
+                w.queues = Some(queues.clone());
+            }
+        }
         Body::CallOffered {
             call,
             queue,
@@ -702,12 +761,12 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
         }
         Body::CallEnded {
             call,
-            talk_s,
-            hold_s,
+            talk_ms,
+            hold_ms,
         } => {
             w.call = Some(call.clone());
-            w.talk_s = *talk_s;
-            w.hold_s = *hold_s;
+            w.talk_s = talk_ms.map(|v| v as f64 / 1000.0);
+            w.hold_s = hold_ms.map(|v| v as f64 / 1000.0);
         }
         Body::WrapEnded { call, outcome } => {
             w.call = Some(call.clone());
@@ -774,10 +833,12 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
             }
             w.kind = Some(Text::from(kind.as_str()));
             w.product = product.clone();
-            w.quantity = Some(*quantity);
-            w.unit_price = Some(*unit_price);
-            if *previous_value != 0.0 {
-                w.previous_value = Some(*previous_value);
+            if *quantity != Quantity::ONE {
+                w.quantity = Some(quantity.as_f64());
+            }
+            w.unit_price = Some(unit_price.units());
+            if *previous_value != Money::ZERO {
+                w.previous_value = Some(previous_value.units());
             }
             w.currency = currency.clone();
         }
@@ -785,6 +846,7 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
             w.sale = Some(sale.clone());
             w.reason = reason.clone();
         }
+        Body::Heartbeat => {}
     }
     // A Wire of strings and finite numbers always serialises.
     // Writing to a Vec cannot fail, and every field serialises.

@@ -17,6 +17,7 @@ pub mod event;
 pub mod feed;
 pub mod journal;
 pub mod metric;
+pub mod money;
 pub mod privacy;
 pub mod reject;
 pub mod replay;

@@ -264,8 +264,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if a.offline {
                 let cfg = load(a.config.as_deref())?;
                 cfg.validate()?;
-                let (mut snap, sum) = callwatch::replay::offline(&cfg, input)?;
-                snap.digest = Some(snap.compute_digest());
+                let (snap, sum) = callwatch::replay::offline(&cfg, input)?;
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut out, &snap)?;
                 writeln!(out)?;

@@ -36,11 +36,15 @@ pub enum Reason {
     LimitExceeded,
     /// A sale in another currency than the configured one.
     CurrencyMismatch,
+    /// `ts` (or `due`) is outside the plausible window: before 2000, after
+    /// 2100, or too far from the daemon's clock (`limits.event_max_age`,
+    /// `limits.event_max_lead`).
+    ImplausibleTimestamp,
 }
 
 impl Reason {
     /// Every reason, for documentation and for pre-registering series.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::MalformedJson,
         Reason::UnknownType,
         Reason::MissingField,
@@ -54,6 +58,7 @@ impl Reason {
         Reason::InvalidTransition,
         Reason::LimitExceeded,
         Reason::CurrencyMismatch,
+        Reason::ImplausibleTimestamp,
     ];
 
     /// The metric label value and the word used in error replies.
@@ -72,6 +77,7 @@ impl Reason {
             Reason::InvalidTransition => "invalid_transition",
             Reason::LimitExceeded => "limit_exceeded",
             Reason::CurrencyMismatch => "currency_mismatch",
+            Reason::ImplausibleTimestamp => "implausible_timestamp",
         }
     }
 }

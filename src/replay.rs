@@ -41,13 +41,7 @@ pub fn offline(config: &Config, input: impl BufRead) -> Result<(Snapshot, Summar
             continue;
         }
         sum.lines += 1;
-        let res = event::decode(&line).and_then(|ev| {
-            let r = engine.apply(&ev, clock.now_ms().max(ev.ts_ms()));
-            if r.is_ok() {
-                clock.observe(ev.ts_ms());
-            }
-            r
-        });
+        let res = event::decode(&line).and_then(|ev| engine.apply_at(&ev, &clock).1);
         match res {
             Ok(crate::engine::Applied::New) => sum.applied += 1,
             Ok(crate::engine::Applied::Duplicate) => sum.duplicates += 1,
@@ -57,7 +51,9 @@ pub fn offline(config: &Config, input: impl BufRead) -> Result<(Snapshot, Summar
             }
         }
     }
-    Ok((snapshot::build(&engine, clock.now_ms()), sum))
+    let mut snap = snapshot::build(&engine, clock.now_ms());
+    snap.digest = Some(engine.digest());
+    Ok((snap, sum))
 }
 
 /// Posts NDJSON batches to a daemon.

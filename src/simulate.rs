@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
 
+use crate::money::{Money, Quantity};
 use crate::event::{
     AgentStatus, AttemptResult, Body, Direction, Event, SaleKind, SaleLink, Text, TransferTarget,
 };
@@ -381,8 +382,8 @@ impl Simulator {
                 let (q, customer) = (c.queue, Some(c.customer.clone()));
                 self.emit(Body::CallEnded {
                     call: Self::call_id(call),
-                    talk_s: None,
-                    hold_s: None,
+                    talk_ms: None,
+                    hold_ms: None,
                 });
                 let wrap = ln(50.0 * self.pace, 0.5).sample(&mut self.rng);
                 self.at(wrap, Action::EndWrap(call));
@@ -471,9 +472,9 @@ impl Simulator {
                     link,
                     kind,
                     product: Some(Text::from(product)),
-                    quantity: qty,
-                    unit_price: price,
-                    previous_value: prev,
+                    quantity: Quantity::from_f64(qty).unwrap_or(Quantity::ONE),
+                    unit_price: Money::from_units(price).unwrap_or_default(),
+                    previous_value: Money::from_units(prev).unwrap_or_default(),
                     currency: None,
                 });
                 if self.rng.random_bool(0.03) {

@@ -104,11 +104,11 @@ impl From<&SalesTotals> for SalesView {
                 .iter()
                 .map(|k| (k.as_str(), s.by_kind[k.index()]))
                 .collect(),
-            revenue: s.revenue,
-            incremental_gain: s.gain,
-            incremental_loss: s.loss,
+            revenue: s.revenue.units(),
+            incremental_gain: s.gain.units(),
+            incremental_loss: s.loss.units(),
             cancelled: s.cancelled,
-            cancelled_revenue: s.cancelled_revenue,
+            cancelled_revenue: s.cancelled_revenue.units(),
         }
     }
 }
@@ -142,8 +142,8 @@ impl From<&DayTally> for TallyView {
             hold_s: d.avg_s(d.hold_ms),
             wrap_s: d.avg_s(d.wrap_ms),
             sales: d.sales,
-            revenue: d.revenue,
-            incremental: d.incremental,
+            revenue: d.revenue.units(),
+            incremental: d.incremental.units(),
             sales_cancelled: d.cancelled,
         }
     }
@@ -278,7 +278,7 @@ pub struct EventsView {
 
 #[derive(Debug, Serialize, Clone)]
 pub struct Snapshot {
-    /// SHA-256 of the canonical snapshot (see `compute_digest`); set by
+    /// The state digest (`Engine::digest`, docs/api.md); set by
     /// the API and `replay --offline`, not by scrapes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
@@ -343,7 +343,7 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
                 (Kpi::CallbacksOverdue, Some(cb_overdue as f64)),
                 (Kpi::Aht, tally.aht_s()),
                 (Kpi::Conversion, tally.conversion()),
-                (Kpi::RevenueToday, Some(tally.revenue)),
+                (Kpi::RevenueToday, Some(tally.revenue.units())),
             ];
             let kpis = values
                 .into_iter()
@@ -430,7 +430,7 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
             let values = [
                 (Kpi::Aht, tally.aht_s()),
                 (Kpi::Conversion, tally.conversion()),
-                (Kpi::RevenueToday, Some(tally.revenue)),
+                (Kpi::RevenueToday, Some(tally.revenue.units())),
             ];
             let kpis = values
                 .into_iter()
@@ -469,26 +469,6 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
     }
 }
 
-impl Snapshot {
-    /// A hash of the state this snapshot shows, so anyone can check that
-    /// two states are equal: SHA-256 over the canonical JSON (keys sorted)
-    /// of the snapshot without the digest itself and without the count of
-    /// duplicates received, which is about the senders' retries, not about
-    /// the state. Values that depend on "now" are included, so compare
-    /// digests taken at the same "now" (event clock, or `replay --offline`).
-    pub fn compute_digest(&self) -> String {
-        use sha2::Digest;
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("digest");
-            if let Some(ev) = o.get_mut("events").and_then(|e| e.as_object_mut()) {
-                ev.remove("duplicates");
-            }
-        }
-        let bytes = serde_json::to_vec(&v).unwrap_or_default();
-        format!("{:x}", sha2::Sha256::digest(&bytes))
-    }
-}
 
 /// Start of the agent's current day (for time-in-state booked today).
 fn a_day_start(a: &crate::engine::Agent, now_ms: i64) -> i64 {
@@ -498,6 +478,7 @@ fn a_day_start(a: &crate::engine::Agent, now_ms: i64) -> i64 {
 }
 
 fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
+    let clock_ms = engine.clock_ms();
     let mut by: BTreeMap<(String, String), BacklogView> = BTreeMap::new();
     let fresh = || BacklogView {
         by_age: buckets::AGE
@@ -545,7 +526,8 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
         } else if t.due_soon(now_ms) {
             v.due_soon += 1;
         }
-        if t.breached() {
+        // A breach is state: judged on the engine's clock, not on `now`.
+        if t.overdue(clock_ms) {
             v.breaches += 1;
         }
     }

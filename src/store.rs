@@ -178,14 +178,16 @@ pub fn recover(data: &Path, settings: &Settings, clock: &dyn Clock) -> io::Resul
         for rec in rx.into_iter().flatten() {
             replayed += 1;
             match rec {
-                Record::Event { now_ms, event } => {
-                    if let Ok(Applied::New) = engine.apply(&event, now_ms) {
+                // The journal holds accepted events only: their times were
+                // judged when they arrived, so they are not judged again.
+                Record::Event { event, .. } => {
+                    if let Ok(Applied::New) = engine.apply(&event, None) {
                         clock.observe(event.ts_ms());
                     }
                 }
-                Record::Tick { now_ms } => {
-                    engine.tick(now_ms);
-                }
+                // Older builds journaled retention ticks; retention now
+                // runs on the event clock inside `apply`.
+                Record::Tick { .. } => {}
             }
         }
         reader

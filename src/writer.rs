@@ -51,6 +51,9 @@ pub struct Shared {
     pub deadletters: Option<DeadLetters>,
     /// Events are journaled (there is a data directory).
     pub journaled: bool,
+    /// The number of journal records committed (the next record's
+    /// sequence number), for `GET /api/v1/state`.
+    pub journal_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -382,6 +385,7 @@ impl Writer {
         )?;
         let version = rec.engine.version();
         *self.shared.engine.write() = rec.engine;
+        self.shared.journal_seq.store(rec.next, Ordering::Release);
         self.shared.changes.send_replace(version);
         self.durable = Some(Durable {
             opts: opts.clone(),
@@ -406,12 +410,9 @@ impl Writer {
             for b in &group {
                 let mut outcomes = Vec::with_capacity(b.events.len());
                 for (i, ev) in b.events.iter().enumerate() {
-                    // Never before the event itself: with the event clock,
-                    // "now" only catches up after the event is applied.
-                    let now = self.shared.clock.now_ms().max(ev.ts_ms());
-                    outcomes.push(match engine.apply(ev, now) {
+                    let (now, result) = engine.apply_at(ev, self.shared.clock.as_ref());
+                    outcomes.push(match result {
                         Ok(Applied::New) => {
-                            self.shared.clock.observe(ev.ts_ms());
                             if let Some(d) = self.durable.as_mut() {
                                 match b.encoded.as_ref().and_then(|e| e.get(i)) {
                                     Some(p) => d.journal.append_encoded(now, p),
@@ -428,7 +429,11 @@ impl Writer {
             }
             engine.version()
         };
-        if let Some(Err(e)) = self.durable.as_mut().map(|d| d.journal.commit()) {
+        let committed = self.durable.as_mut().map(|d| d.journal.commit().map(|()| d.journal.next()));
+        if let Some(Ok(next)) = committed {
+            self.shared.journal_seq.store(next, Ordering::Release);
+        }
+        if let Some(Err(e)) = committed {
             self.storage_failed(e);
             let err = IngestError::Storage(self.degraded.clone().unwrap_or_default());
             for b in group {
@@ -500,23 +505,14 @@ impl Writer {
                 None => false,
             };
             if ok {
-                self.shared.engine.write().tick(now);
                 tracing::info!("storage writable again; ingest resumed");
                 self.degraded = None;
             }
             return;
         }
-        let changed = self.shared.engine.write().tick(now);
-        if changed {
-            // Retention changed the state: journal the tick so a replay
-            // forgets the same things at the same time.
-            if let Some(d) = self.durable.as_mut() {
-                d.journal.append_tick(now);
-                if let Err(e) = d.journal.commit() {
-                    self.storage_failed(e);
-                }
-            }
-        }
+        // Memory only: retention runs on the event clock inside `apply`,
+        // so nothing here is journaled.
+        self.shared.engine.write().tick();
         self.maybe_snapshot();
     }
 

@@ -9,9 +9,10 @@ use chrono_tz::Tz;
 
 use super::tally::{DayTally, SalesTotals};
 use super::window::Daily;
-use super::{Engine, NO_TEAM};
-use crate::event::{AgentStatus, Text};
-use crate::reject::Rejection;
+use super::room::Room;
+use super::Engine;
+use crate::event::{AgentStatus, Text, MAX_LOGIN_QUEUES};
+use crate::reject::{Reason, Rejection};
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct AgentDay {
@@ -68,12 +69,12 @@ impl Agent {
 
     /// Moves to `status` at `t`, booking the time spent in the old state.
     pub fn set_status(&mut self, t: i64, status: AgentStatus, reason: Option<&Text>) {
-        let spent = (t - self.since_ms).max(0);
+        let spent = t.saturating_sub(self.since_ms).max(0);
         let old = self.status;
         if let Some(d) = self.today.at_mut(t, self.tz) {
             match old {
-                AgentStatus::Available => d.idle_ms += spent,
-                AgentStatus::Paused => d.paused_ms += spent,
+                AgentStatus::Available => d.idle_ms = d.idle_ms.saturating_add(spent),
+                AgentStatus::Paused => d.paused_ms = d.paused_ms.saturating_add(spent),
                 _ => {}
             }
         }
@@ -100,14 +101,32 @@ impl Agent {
 }
 
 impl Engine {
-    /// Current agent time, clamped to the agent's last event.
-    fn agent_time(&mut self, id: &Text, site: Option<&Text>, t: i64) -> Result<i64, Rejection> {
-        let mut last = self.agent_entry(id, site, t)?.last_ms;
-        let t = self.clamp(t, &mut last);
-        if let Some(a) = self.agents.get_mut(id) {
-            a.last_ms = last;
+    /// Applies an agent's own event (login, state, logout) at `t`, or
+    /// notes it as late when the agent's state is newer: a late event
+    /// never regresses newer state (docs/events.md, "Late events").
+    fn agent_fresh(&mut self, id: &Text, t: i64) -> bool {
+        match self.agents.get(id) {
+            Some(a) if t < a.last_ms => {
+                self.late = true;
+                false
+            }
+            _ => true,
         }
-        Ok(t)
+    }
+
+    /// Moves the agent to `status` at `t` because of an event about their
+    /// call, unless the agent's state is newer than `t` (then only the
+    /// call's own figures change, and the event counts as late).
+    pub(super) fn follow_call(&mut self, id: &Text, t: i64, status: AgentStatus) {
+        let Some(a) = self.agents.get_mut(id) else {
+            return;
+        };
+        if t < a.last_ms {
+            self.late = true;
+            return;
+        }
+        a.last_ms = t;
+        a.set_status(t, status, None);
     }
 
     pub(super) fn agent_login(
@@ -116,26 +135,45 @@ impl Engine {
         site: Option<&Text>,
         id: &Text,
         name: &Option<Text>,
-        team: &Option<Text>,
+        team: Option<&Text>,
         queues: &[Text],
     ) -> Result<(), Rejection> {
-        self.agent_entry_in(id, site, team.as_ref(), t)?;
-        let t = self.agent_time(id, site, t)?;
-        let agent_site = match self.agents.get(id) {
-            Some(a) => site.cloned().unwrap_or_else(|| a.site.clone()),
-            None => return Ok(()),
-        };
-        let tz = self.site_entry(&agent_site)?;
-        let team = team.clone().unwrap_or_else(|| Text::from(NO_TEAM));
-        self.team_entry(&team, &agent_site)?;
+        let mut room = Room::default();
+        self.agent_room(&mut room, id, site, team, None);
+        // The membership after this login, checked before anything moves.
+        let joined = self.agents.get(id).map_or(0, |a| {
+            queues.iter().filter(|q| !a.queues.contains(q)).count() + a.queues.len()
+        });
+        if joined.max(queues.len()) > MAX_LOGIN_QUEUES {
+            return Err(Rejection::new(
+                Reason::LimitExceeded,
+                format!("agent {id:?} would be a member of more than {MAX_LOGIN_QUEUES} queues"),
+            ));
+        }
+        let place = self.agent_site(id, site, team, None);
+        self.make(room, t)?;
+        if !self.agent_fresh(id, t) {
+            return Ok(());
+        }
+        let tz = self.site_tz(&place);
         if let Some(a) = self.agents.get_mut(id) {
-            a.site = agent_site;
+            a.last_ms = t;
+            a.site = place;
             a.tz = tz;
-            a.team = team;
+            if let Some(team) = team {
+                a.team = team.clone();
+            }
             if name.is_some() {
                 a.name = name.clone();
             }
-            a.queues = queues.to_vec();
+            if a.status == AgentStatus::Offline {
+                a.queues.clear();
+            }
+            for q in queues {
+                if !a.queues.contains(q) {
+                    a.queues.push(q.clone());
+                }
+            }
             if a.status == AgentStatus::Offline {
                 a.set_status(t, AgentStatus::Available, None);
             }
@@ -152,14 +190,48 @@ impl Engine {
         status: AgentStatus,
         reason: Option<&Text>,
     ) -> Result<(), Rejection> {
-        let t = self.agent_time(id, site, t)?;
+        let mut room = Room::default();
+        self.agent_room(&mut room, id, site, None, None);
+        self.make(room, t)?;
+        if !self.agent_fresh(id, t) {
+            return Ok(());
+        }
         if let Some(a) = self.agents.get_mut(id) {
+            a.last_ms = t;
+            if status == AgentStatus::Offline {
+                a.queues.clear();
+            }
             a.set_status(t, status, reason);
         }
         Ok(())
     }
 
-    pub(super) fn agent_logout(&mut self, t: i64, id: &Text) -> Result<(), Rejection> {
-        self.agent_state(t, None, id, AgentStatus::Offline, None)
+    /// Leaves the named queues, or all of them; the agent is offline once
+    /// they are a member of none.
+    pub(super) fn agent_logout(
+        &mut self,
+        t: i64,
+        site: Option<&Text>,
+        id: &Text,
+        queues: &[Text],
+    ) -> Result<(), Rejection> {
+        let mut room = Room::default();
+        self.agent_room(&mut room, id, site, None, None);
+        self.make(room, t)?;
+        if !self.agent_fresh(id, t) {
+            return Ok(());
+        }
+        if let Some(a) = self.agents.get_mut(id) {
+            a.last_ms = t;
+            if queues.is_empty() {
+                a.queues.clear();
+            } else {
+                a.queues.retain(|q| !queues.contains(q));
+            }
+            if a.queues.is_empty() || queues.is_empty() {
+                a.set_status(t, AgentStatus::Offline, None);
+            }
+        }
+        Ok(())
     }
 }

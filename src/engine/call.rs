@@ -7,6 +7,7 @@
 //! booked to them) and either hands the call to another agent or puts it
 //! back to wait in another queue, where it is offered anew.
 
+use super::room::Room;
 use super::tally::DayTally;
 use super::{CloseReason, Engine};
 use crate::event::{AgentStatus, Direction, Text, TransferTarget};
@@ -72,22 +73,23 @@ fn transition(call: &str, why: &str) -> Rejection {
 }
 
 impl Engine {
-    /// Clamps `t` to the call's last event and returns it, or explains why
-    /// the call cannot take events.
-    fn call_time(&mut self, call: &Text, t: i64) -> Result<i64, Rejection> {
-        let Some(c) = self.calls.get(call) else {
-            return Err(if self.ended_calls.contains_key(call) {
+    /// The live call, or why it cannot take events.
+    fn live_call(&self, call: &Text) -> Result<&Call, Rejection> {
+        self.calls.get(call).ok_or_else(|| {
+            if self.ended_calls.contains_key(call) {
                 transition(call, "has already ended")
             } else {
                 unknown_call(call)
-            });
-        };
-        let mut last = c.last_ms;
-        let t = self.clamp(t, &mut last);
+            }
+        })
+    }
+
+    /// Moves the call's own clock to `t` (validated by `live_call` and
+    /// applied with `at_least`) once the event is known to be accepted.
+    fn touch_call(&mut self, call: &Text, t: i64) {
         if let Some(c) = self.calls.get_mut(call) {
-            c.last_ms = last;
+            c.last_ms = c.last_ms.max(t);
         }
-        Ok(t)
     }
 
     pub(super) fn call_offered(
@@ -111,8 +113,12 @@ impl Engine {
                 "too many live calls: limits.max_live_calls",
             ));
         }
-        self.queue_entry(queue, site)?
-            .offered(t, direction == Direction::Outbound);
+        let mut room = Room::default();
+        self.queue_room(&mut room, queue, site);
+        self.make(room, t)?;
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.offered(t, direction == Direction::Outbound);
+        }
         self.calls.insert(
             call.clone(),
             Call {
@@ -130,6 +136,14 @@ impl Engine {
         Ok(())
     }
 
+    /// The site a new agent picked up by a call belongs to, when neither
+    /// the event nor their team says: the call's queue's.
+    fn call_site(&self, c: &Call) -> Option<Text> {
+        self.queues
+            .get(&c.queue)
+            .map(|q| Text::from(q.params.site.as_str()))
+    }
+
     pub(super) fn call_answered(
         &mut self,
         t: i64,
@@ -137,25 +151,24 @@ impl Engine {
         call: &Text,
         agent: &Text,
     ) -> Result<(), Rejection> {
-        let t = self.call_time(call, t)?;
-        let c = self.calls.get(call).ok_or_else(|| unknown_call(call))?;
+        let c = self.live_call(call)?;
         if !matches!(c.phase, CallPhase::Waiting) {
             return Err(transition(call, "is already answered"));
         }
-        let (queue, offered, inbound, customer) = (
+        let (queue, offered, inbound, customer, last) = (
             c.queue.clone(),
             c.offered_ms,
             c.direction == Direction::Inbound,
             c.customer.clone(),
+            c.last_ms,
         );
-        let site = site.cloned().or_else(|| {
-            self.queues
-                .get(&queue)
-                .map(|q| Text::from(q.params.site.as_str()))
-        });
-        let a = self.agent_entry(agent, site.as_ref(), t)?;
-        a.set_status(t, AgentStatus::OnCall, None);
-        a.call = Some(call.clone());
+        let fallback = self.call_site(c);
+        let mut room = Room::default();
+        self.agent_room(&mut room, agent, site, None, fallback.as_deref());
+        self.make(room, t)?;
+        let t = self.at_least(t, last);
+        self.touch_call(call, t);
+        self.take_call(agent, call, t);
         if inbound {
             if let Some(q) = self.queues.get_mut(&queue) {
                 q.answered(t, t - offered);
@@ -185,58 +198,95 @@ impl Engine {
         Ok(())
     }
 
+    /// The agent takes the call at `t` (on call), unless their state is
+    /// newer (a late answer leaves a newer pause alone).
+    fn take_call(&mut self, agent: &Text, call: &Text, t: i64) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            if t >= a.last_ms || a.call.is_none() {
+                a.call = Some(call.clone());
+            }
+        }
+        self.follow_call(agent, t, AgentStatus::OnCall);
+    }
+
     pub(super) fn call_hold(&mut self, t: i64, call: &Text, hold: bool) -> Result<(), Rejection> {
-        let t = self.call_time(call, t)?;
-        let c = self.calls.get_mut(call).ok_or_else(|| unknown_call(call))?;
+        let c = self.live_call(call)?;
         let CallPhase::Talking {
-            agent,
-            seg_hold,
-            hold_since,
-            ..
-        } = &mut c.phase
+            agent, hold_since, ..
+        } = &c.phase
         else {
             return Err(transition(call, "is not connected to an agent"));
         };
-        match (hold, *hold_since) {
+        match (hold, hold_since) {
             (true, Some(_)) => return Err(transition(call, "is already on hold")),
             (false, None) => return Err(transition(call, "is not on hold")),
-            (true, None) => *hold_since = Some(t),
-            (false, Some(since)) => {
-                *seg_hold += (t - since).max(0);
-                *hold_since = None;
+            _ => {}
+        }
+        let (agent, last) = (agent.clone(), c.last_ms);
+        let t = self.at_least(t, last);
+        self.touch_call(call, t);
+        if let Some(Call {
+            phase:
+                CallPhase::Talking {
+                    seg_hold,
+                    hold_since,
+                    ..
+                },
+            ..
+        }) = self.calls.get_mut(call)
+        {
+            match *hold_since {
+                None => *hold_since = Some(t),
+                Some(since) => {
+                    *seg_hold = seg_hold.saturating_add(t.saturating_sub(since).max(0));
+                    *hold_since = None;
+                }
             }
         }
-        let agent = agent.clone();
-        if let Some(a) = self.agents.get_mut(&agent) {
-            if a.call.as_ref() == Some(call) {
-                let s = if hold {
-                    AgentStatus::OnHold
-                } else {
-                    AgentStatus::OnCall
-                };
-                a.set_status(t, s, None);
-            }
+        if self.agents.get(&agent).and_then(|a| a.call.as_ref()) == Some(call) {
+            let s = if hold {
+                AgentStatus::OnHold
+            } else {
+                AgentStatus::OnCall
+            };
+            self.follow_call(&agent, t, s);
         }
         Ok(())
     }
 
     pub(super) fn call_abandoned(&mut self, t: i64, call: &Text) -> Result<(), Rejection> {
-        let t = self.call_time(call, t)?;
-        let c = self.calls.get(call).ok_or_else(|| unknown_call(call))?;
+        let c = self.live_call(call)?;
         if !matches!(c.phase, CallPhase::Waiting) {
             return Err(transition(call, "is connected; send call_ended"));
         }
-        let c = self.calls.remove(call).ok_or_else(|| unknown_call(call))?;
+        let (t0, last) = (t, c.last_ms);
+        let t = t.max(last);
         let wait = t - c.offered_ms;
-        let mut owed = false;
-        if c.direction == Direction::Inbound {
+        let inbound = c.direction == Direction::Inbound;
+        let owed = inbound
+            && self.queues.get(&c.queue).is_some_and(|q| {
+                q.params.abandon_creates_callback && wait >= q.params.abandon_min_wait_ms
+            });
+        let owed = match (owed, &c.customer) {
+            (true, Some(customer)) => Some((c.queue.clone(), customer.clone())),
+            _ => None,
+        };
+        // Check the callback it would open before anything changes.
+        let plan = match &owed {
+            Some((queue, customer)) => self.plan_callback(call, queue, customer)?,
+            None => None,
+        };
+        let t = self.at_least(t0, last);
+        let Some(c) = self.calls.remove(call) else {
+            return Err(unknown_call(call));
+        };
+        if inbound {
             if let Some(q) = self.queues.get_mut(&c.queue) {
                 q.abandoned(t, wait);
-                owed = q.params.abandon_creates_callback && wait >= q.params.abandon_min_wait_ms;
             }
         }
-        if let (true, Some(customer)) = (owed, &c.customer) {
-            self.owe_callback(t, call, &c.queue, customer)?;
+        if let (Some(plan), Some((queue, customer))) = (plan, owed) {
+            self.owe_callback(t, call, &queue, &customer, plan);
         }
         self.ended_calls.insert(
             call.clone(),
@@ -249,16 +299,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Closes the current agent's segment: books their talk and hold,
-    /// frees them, and returns (agent, talk, hold) of the segment.
-    fn close_segment(
-        &mut self,
+    /// The agent, talk and hold of the current agent's segment of a
+    /// talking call ending at `t` (stated totals win: this segment gets
+    /// what the earlier ones did not), or why the call is not talking.
+    fn segment(
+        c: &Call,
         call: &Text,
         t: i64,
         talk_total: Option<i64>,
         hold_total: Option<i64>,
     ) -> Result<(Text, i64, i64), Rejection> {
-        let c = self.calls.get_mut(call).ok_or_else(|| unknown_call(call))?;
         let CallPhase::Talking {
             agent,
             seg_start,
@@ -271,32 +321,43 @@ impl Engine {
                 _ => transition(call, "has already ended"),
             });
         };
-        let hold = seg_hold + hold_since.map(|s| (t - s).max(0)).unwrap_or(0);
-        let talk = (t - seg_start - hold).max(0);
-        // Stated totals win; this segment gets what the earlier ones did not.
-        let talk = talk_total.map_or(talk, |v| (v - c.talk_ms).max(0));
-        let hold = hold_total.map_or(hold, |v| (v - c.hold_ms).max(0));
-        let agent = agent.clone();
-        c.talk_ms += talk;
-        c.hold_ms += hold;
-        if let Some(a) = self.agents.get_mut(&agent) {
-            a.talk_ms += talk;
-            a.hold_ms += hold;
-        }
-        Ok((agent, talk, hold))
+        let open_hold = hold_since.map_or(0, |s| t.saturating_sub(s).max(0));
+        let hold = seg_hold.saturating_add(open_hold);
+        let talk = t.saturating_sub(*seg_start).saturating_sub(hold).max(0);
+        let talk = talk_total.map_or(talk, |v| v.saturating_sub(c.talk_ms).max(0));
+        let hold = hold_total.map_or(hold, |v| v.saturating_sub(c.hold_ms).max(0));
+        Ok((agent.clone(), talk, hold))
     }
 
-    fn free_agent(&mut self, agent: &Text, call: &Text, t: i64) {
+    /// Books a closed segment to the call and its agent.
+    fn book_segment(&mut self, call: &Text, agent: &Text, talk: i64, hold: i64) {
+        if let Some(c) = self.calls.get_mut(call) {
+            c.talk_ms = c.talk_ms.saturating_add(talk);
+            c.hold_ms = c.hold_ms.saturating_add(hold);
+        }
         if let Some(a) = self.agents.get_mut(agent) {
-            if a.call.as_ref() == Some(call) {
-                a.call = None;
-                if matches!(
-                    a.status,
-                    AgentStatus::OnCall | AgentStatus::OnHold | AgentStatus::WrapUp
-                ) {
-                    a.set_status(t, AgentStatus::Available, None);
-                }
-            }
+            a.talk_ms = a.talk_ms.saturating_add(talk);
+            a.hold_ms = a.hold_ms.saturating_add(hold);
+        }
+    }
+
+    /// The agent is done with `call` at `t`: no longer on it, and
+    /// available unless their state is newer or they moved on.
+    fn free_agent(&mut self, agent: &Text, call: &Text, t: i64) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if a.call.as_ref() != Some(call) {
+            return;
+        }
+        a.call = None;
+        if matches!(
+            a.status,
+            AgentStatus::OnCall | AgentStatus::OnHold | AgentStatus::WrapUp
+        ) {
+            self.follow_call(agent, t, AgentStatus::Available);
+        } else if t < a.last_ms {
+            self.late = true;
         }
     }
 
@@ -307,50 +368,54 @@ impl Engine {
         call: &Text,
         to: &TransferTarget,
     ) -> Result<(), Rejection> {
-        let waiting = match self.calls.get(call).map(|c| &c.phase) {
-            None => {
-                return Err(if self.ended_calls.contains_key(call) {
-                    transition(call, "has already ended")
-                } else {
-                    unknown_call(call)
-                })
-            }
-            Some(CallPhase::Waiting) => true,
-            Some(CallPhase::Talking { .. }) => false,
-            Some(CallPhase::Wrap { .. }) => return Err(transition(call, "has already ended")),
+        let c = self.live_call(call)?;
+        let waiting = match &c.phase {
+            CallPhase::Waiting => true,
+            CallPhase::Talking { .. } => false,
+            CallPhase::Wrap { .. } => return Err(transition(call, "has already ended")),
         };
+        if let (TransferTarget::Agent(agent), true) = (to, waiting) {
+            return self.call_answered(t, site, call, agent);
+        }
+        let (t0, last) = (t, c.last_ms);
+        let t = t.max(last);
+        let seg = if waiting {
+            None
+        } else {
+            Some(Self::segment(c, call, t, None, None)?)
+        };
+        let outbound = c.direction == Direction::Outbound;
+        let old_queue = c.queue.clone();
+        let fallback = self.call_site(c);
+        let mut room = Room::default();
         match to {
-            TransferTarget::Agent(agent) if waiting => self.call_answered(t, site, call, agent),
+            TransferTarget::Queue(queue) => self.queue_room(&mut room, queue, site),
+            TransferTarget::Agent(agent) => {
+                self.agent_room(&mut room, agent, site, None, fallback.as_deref())
+            }
+        }
+        self.make(room, t)?;
+        let t = self.at_least(t0, last);
+        self.touch_call(call, t);
+        if let Some((agent, talk, hold)) = &seg {
+            self.book_segment(call, agent, *talk, *hold);
+            self.free_agent(agent, call, t);
+        } else if let Some(q) = self.queues.get_mut(&old_queue) {
+            q.transferred_out(t);
+        }
+        match to {
             TransferTarget::Queue(queue) => {
-                let t = self.call_time(call, t)?;
-                if waiting {
-                    let old = self.calls.get(call).map(|c| c.queue.clone());
-                    if let Some(q) = old.and_then(|old| self.queues.get_mut(&old)) {
-                        q.transferred_out(t);
-                    }
-                } else {
-                    let (agent, _, _) = self.close_segment(call, t, None, None)?;
-                    self.free_agent(&agent, call, t);
+                if let Some(q) = self.queues.get_mut(queue) {
+                    q.offered(t, outbound);
                 }
-                let outbound = self
-                    .calls
-                    .get(call)
-                    .is_some_and(|c| c.direction == Direction::Outbound);
-                self.queue_entry(queue, site)?.offered(t, outbound);
                 if let Some(c) = self.calls.get_mut(call) {
                     c.queue = queue.clone();
                     c.offered_ms = t;
                     c.phase = CallPhase::Waiting;
                 }
-                Ok(())
             }
             TransferTarget::Agent(agent) => {
-                let t = self.call_time(call, t)?;
-                let (old, _, _) = self.close_segment(call, t, None, None)?;
-                self.free_agent(&old, call, t);
-                let a = self.agent_entry(agent, site, t)?;
-                a.set_status(t, AgentStatus::OnCall, None);
-                a.call = Some(call.clone());
+                self.take_call(agent, call, t);
                 if let Some(c) = self.calls.get_mut(call) {
                     c.phase = CallPhase::Talking {
                         agent: agent.clone(),
@@ -360,22 +425,27 @@ impl Engine {
                     };
                     c.contact.agent = Some(agent.clone());
                 }
-                Ok(())
             }
         }
+        Ok(())
     }
 
     pub(super) fn call_ended(
         &mut self,
         t: i64,
         call: &Text,
-        talk_s: Option<f64>,
-        hold_s: Option<f64>,
+        talk_total: Option<i64>,
+        hold_total: Option<i64>,
     ) -> Result<(), Rejection> {
-        let t = self.call_time(call, t)?;
-        let to_ms = |s: f64| (s * 1000.0).round() as i64;
-        let (agent, _, _) = self.close_segment(call, t, talk_s.map(to_ms), hold_s.map(to_ms))?;
-        let c = self.calls.get_mut(call).ok_or_else(|| unknown_call(call))?;
+        let c = self.live_call(call)?;
+        let last = c.last_ms;
+        let (agent, talk, hold) = Self::segment(c, call, t.max(last), talk_total, hold_total)?;
+        let t = self.at_least(t, last);
+        self.touch_call(call, t);
+        self.book_segment(call, &agent, talk, hold);
+        let Some(c) = self.calls.get_mut(call) else {
+            return Ok(());
+        };
         c.phase = CallPhase::Wrap {
             agent: agent.clone(),
             ended_ms: t,
@@ -391,29 +461,30 @@ impl Engine {
             q.talk.observe(talk as f64 / 1000.0);
             q.hold.observe(hold as f64 / 1000.0);
         }
-        if let Some(a) = self.agents.get_mut(&agent) {
-            if a.call.as_ref() == Some(call) {
-                a.set_status(t, AgentStatus::WrapUp, None);
-            }
+        if self.agents.get(&agent).and_then(|a| a.call.as_ref()) == Some(call) {
+            self.follow_call(&agent, t, AgentStatus::WrapUp);
         }
         self.contact_handled(&agent, &queue, t, converted);
         Ok(())
     }
 
     pub(super) fn wrap_ended(&mut self, t: i64, call: &Text) -> Result<(), Rejection> {
-        let t = self.call_time(call, t)?;
-        let c = self.calls.get(call).ok_or_else(|| unknown_call(call))?;
+        let c = self.live_call(call)?;
         let CallPhase::Wrap { agent, ended_ms } = &c.phase else {
             return Err(transition(call, "has not ended; send call_ended first"));
         };
-        let (agent, wrap) = (agent.clone(), (t - ended_ms).max(0));
-        let c = self.calls.remove(call).ok_or_else(|| unknown_call(call))?;
+        let (agent, ended, last) = (agent.clone(), *ended_ms, c.last_ms);
+        let t = self.at_least(t, last);
+        let wrap = t.saturating_sub(ended).max(0);
+        let Some(c) = self.calls.remove(call) else {
+            return Err(unknown_call(call));
+        };
         let (talk, hold) = (c.talk_ms, c.hold_ms);
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.wrap.observe(wrap as f64 / 1000.0);
         }
         if let Some(a) = self.agents.get_mut(&agent) {
-            a.wrap_ms += wrap;
+            a.wrap_ms = a.wrap_ms.saturating_add(wrap);
         }
         self.tally_days(&agent, &c.queue, t, |d| d.wrapped(talk, hold, wrap));
         self.free_agent(&agent, call, t);
@@ -464,12 +535,12 @@ impl Engine {
     /// Books a handled contact to its agent, the agent's team and the queue.
     pub(super) fn contact_handled(&mut self, agent: &Text, queue: &Text, t: i64, converted: bool) {
         if let Some(a) = self.agents.get_mut(agent) {
-            a.contacts += 1;
+            a.contacts = a.contacts.saturating_add(1);
         }
         self.tally_days(agent, queue, t, |d| {
-            d.contacts += 1;
+            d.contacts = d.contacts.saturating_add(1);
             if converted {
-                d.converted += 1;
+                d.converted = d.converted.saturating_add(1);
             }
         });
     }

@@ -18,9 +18,11 @@ mod agent;
 pub mod backlog;
 mod call;
 pub mod dedup;
+mod digest;
 pub mod histogram;
 pub mod persist;
 mod queue;
+mod room;
 mod sale;
 pub mod settings;
 pub mod tally;
@@ -41,6 +43,9 @@ use crate::event::{Body, Event, Text};
 use crate::reject::{Reason, Rejection};
 use dedup::Dedup;
 use settings::Settings;
+
+/// Retention runs once per this much event time.
+const SWEEP_MS: i64 = 60_000;
 
 pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -96,6 +101,13 @@ pub struct Engine {
     /// Bumped on every applied event: readers (the feed) use it to tell
     /// whether anything changed since they last looked.
     pub(crate) version: u64,
+    /// See [`Engine::clock_ms`].
+    pub(crate) clock_ms: i64,
+    /// When the next retention sweep is due, on the event clock.
+    pub(crate) next_sweep_ms: i64,
+    /// Set while an event is applied when part of it was older than the
+    /// state it touched (counted once in `clamped`).
+    late: bool,
 }
 
 impl Engine {
@@ -115,6 +127,9 @@ impl Engine {
             sales: Map::default(),
             counters: EngineCounters::default(),
             version: 0,
+            clock_ms: 0,
+            next_sweep_ms: 0,
+            late: false,
             settings,
         };
         // Configured entities exist from the start, so dashboards show
@@ -158,14 +173,107 @@ impl Engine {
         self.version
     }
 
-    /// Applies one event. A rejected event changes nothing, and its id is
-    /// not remembered, so the sender may correct and resend it.
-    pub fn apply(&mut self, ev: &Event, now_ms: i64) -> Result<Applied, Rejection> {
+    /// The engine's own clock: the latest event time applied (0 before
+    /// the first). Whatever depends on time passing (retention, breaches,
+    /// duplicate expiry) is a function of it, never of when the engine is
+    /// read or ticked, so replicas that applied the same events agree.
+    pub fn clock_ms(&self) -> i64 {
+        self.clock_ms
+    }
+
+    /// Applies one event: the one function every path (writer, recovery,
+    /// `replay --offline`, bench) changes the state through.
+    ///
+    /// `now_ms` is the daemon's clock, used only to refuse implausible
+    /// event times (`limits.event_max_age` / `event_max_lead`); recovery
+    /// passes `None` for events the journal holds, which were judged when
+    /// they arrived.
+    ///
+    /// All or nothing: every handler validates the event completely
+    /// against the current state, and admits what it would create (see
+    /// `room.rs`), before it changes anything, so a refusal leaves no
+    /// trace (docs/design.md). Its id is not remembered either, so the
+    /// sender may correct and resend it.
+    pub fn apply(&mut self, ev: &Event, now_ms: Option<i64>) -> Result<Applied, Rejection> {
         if self.dedup.contains(&ev.id) {
             self.counters.duplicates += 1;
             return Ok(Applied::Duplicate);
         }
         let t = ev.ts_ms();
+        self.plausible(t, now_ms)?;
+        self.late = false;
+        self.dispatch(ev, t)?;
+        if self.late {
+            self.counters.clamped += 1;
+        }
+        self.clock_ms = self.clock_ms.max(t);
+        self.dedup.insert(&ev.id, self.clock_ms);
+        self.counters.applied += 1;
+        self.version += 1;
+        if self.clock_ms >= self.next_sweep_ms {
+            self.sweep();
+        }
+        Ok(Applied::New)
+    }
+
+    /// `apply` with the daemon's clock, as the live paths (the writer,
+    /// `replay --offline`, the bench) do: judges the event's time against
+    /// `clock`, and lets the clock see an applied event (the event clock
+    /// follows it). Returns the "now" it judged by, for the journal.
+    pub fn apply_at(
+        &mut self,
+        ev: &Event,
+        clock: &dyn crate::clock::Clock,
+    ) -> (i64, Result<Applied, Rejection>) {
+        let now = clock.now_ms();
+        let r = self.apply(ev, Some(now));
+        if let Ok(Applied::New) = r {
+            clock.observe(ev.ts_ms());
+        }
+        (now, r)
+    }
+
+    /// Refuses event times too far from the daemon's clock.
+    fn plausible(&self, t: i64, now: Option<i64>) -> Result<(), Rejection> {
+        if !(crate::event::MIN_TS_MS..crate::event::MAX_TS_MS).contains(&t) {
+            return Err(Rejection::new(
+                Reason::ImplausibleTimestamp,
+                "`ts` is not between the years 2000 and 2100",
+            ));
+        }
+        let Some(now) = now else {
+            return Ok(());
+        };
+        let s = &self.settings;
+        let fmt = |ms: i64| humantime::format_duration(std::time::Duration::from_millis(ms as u64));
+        if let Some(age) = s.event_max_age_ms {
+            if t < now.saturating_sub(age) {
+                return Err(Rejection::new(
+                    Reason::ImplausibleTimestamp,
+                    format!(
+                        "`ts` is {} before the daemon's clock, more than limits.event_max_age ({})",
+                        fmt(now - t),
+                        fmt(age)
+                    ),
+                ));
+            }
+        }
+        if let Some(lead) = s.event_max_lead_ms {
+            if t > now.saturating_add(lead) {
+                return Err(Rejection::new(
+                    Reason::ImplausibleTimestamp,
+                    format!(
+                        "`ts` is {} after the daemon's clock, more than limits.event_max_lead ({})",
+                        fmt(t - now),
+                        fmt(lead)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, ev: &Event, t: i64) -> Result<(), Rejection> {
         let site = ev.site.as_ref();
         match &ev.body {
             Body::AgentLogin {
@@ -173,30 +281,30 @@ impl Engine {
                 name,
                 team,
                 queues,
-            } => self.agent_login(t, site, agent, name, team, queues)?,
+            } => self.agent_login(t, site, agent, name, team.as_ref(), queues),
             Body::AgentState {
                 agent,
                 state,
                 reason,
-            } => self.agent_state(t, site, agent, *state, reason.as_ref())?,
-            Body::AgentLogout { agent } => self.agent_logout(t, agent)?,
+            } => self.agent_state(t, site, agent, *state, reason.as_ref()),
+            Body::AgentLogout { agent, queues } => self.agent_logout(t, site, agent, queues),
             Body::CallOffered {
                 call,
                 queue,
                 direction,
                 customer,
-            } => self.call_offered(t, site, call, queue, *direction, customer)?,
-            Body::CallAnswered { call, agent } => self.call_answered(t, site, call, agent)?,
-            Body::CallHold { call } => self.call_hold(t, call, true)?,
-            Body::CallResume { call } => self.call_hold(t, call, false)?,
-            Body::CallAbandoned { call } => self.call_abandoned(t, call)?,
-            Body::CallTransferred { call, to } => self.call_transferred(t, site, call, to)?,
+            } => self.call_offered(t, site, call, queue, *direction, customer),
+            Body::CallAnswered { call, agent } => self.call_answered(t, site, call, agent),
+            Body::CallHold { call } => self.call_hold(t, call, true),
+            Body::CallResume { call } => self.call_hold(t, call, false),
+            Body::CallAbandoned { call } => self.call_abandoned(t, call),
+            Body::CallTransferred { call, to } => self.call_transferred(t, site, call, to),
             Body::CallEnded {
                 call,
-                talk_s,
-                hold_s,
-            } => self.call_ended(t, call, *talk_s, *hold_s)?,
-            Body::WrapEnded { call, .. } => self.wrap_ended(t, call)?,
+                talk_ms,
+                hold_ms,
+            } => self.call_ended(t, call, *talk_ms, *hold_ms),
+            Body::WrapEnded { call, .. } => self.wrap_ended(t, call),
             Body::TaskCreated {
                 task,
                 kind,
@@ -213,18 +321,18 @@ impl Engine {
                 customer,
                 due.map(|d| d.timestamp_millis()),
                 *priority,
-            )?,
-            Body::TaskAssigned { task, agent } => self.task_assigned(t, site, task, agent)?,
+            ),
+            Body::TaskAssigned { task, agent } => self.task_assigned(t, site, task, agent),
             Body::TaskAttempted {
                 task,
                 agent,
                 result,
-            } => self.task_attempted(t, site, task, agent, *result)?,
+            } => self.task_attempted(t, site, task, agent, *result),
             Body::TaskCompleted { task, agent, .. } => {
-                self.task_done(t, site, task, agent.as_ref(), CloseReason::Completed)?
+                self.task_done(t, site, task, agent.as_ref(), CloseReason::Completed)
             }
             Body::TaskCancelled { task, .. } => {
-                self.task_done(t, site, task, None, CloseReason::Cancelled)?
+                self.task_done(t, site, task, None, CloseReason::Cancelled)
             }
             Body::Sale {
                 sale,
@@ -243,179 +351,88 @@ impl Engine {
                 agent,
                 link.as_ref(),
                 *kind,
-                *quantity * *unit_price,
+                quantity.times(*unit_price),
                 *previous_value,
                 currency.as_ref(),
-            )?,
-            Body::SaleCancelled { sale, .. } => self.sale_cancelled(t, sale)?,
+            ),
+            Body::SaleCancelled { sale, .. } => self.sale_cancelled(sale),
+            Body::Heartbeat => Ok(()),
         }
-        self.dedup.insert(&ev.id, now_ms);
-        self.counters.applied += 1;
-        self.version += 1;
-        Ok(Applied::New)
     }
 
-    /// Housekeeping driven by the writer's timer: forgets what retention
-    /// says to forget. Nothing a reader sees depends on when this runs,
-    /// except that forgotten series disappear.
-    /// Returns whether anything was forgotten (the writer journals the
-    /// tick only then).
-    pub fn tick(&mut self, now_ms: i64) -> bool {
-        let expired = self.dedup.expire(now_ms);
+    /// Retention, on the engine's own clock: runs inside `apply` once a
+    /// minute of event time, so it forgets the same things after the same
+    /// event on every replica and in every replay.
+    fn sweep(&mut self) {
+        let now_ms = self.clock_ms;
+        self.next_sweep_ms = (now_ms.div_euclid(SWEEP_MS) + 1).saturating_mul(SWEEP_MS);
+        self.dedup.expire(now_ms);
         let s = &self.settings;
-        let sizes = |e: &Engine| {
-            e.agents.len()
-                + e.queues.len()
-                + e.ended_calls.len()
-                + e.closed_tasks.len()
-                + e.sales.len()
-        };
-        let before_all = sizes(self);
         let before = self.agents.len() + self.queues.len();
         self.agents.retain(|_, a| match a.logged_out_ms {
-            Some(out) => now_ms - out <= s.agent_retention_ms,
+            Some(out) => now_ms.saturating_sub(out) <= s.agent_retention_ms,
             None => true,
         });
-        let (calls, tasks) = (&self.calls, &self.tasks);
-        self.queues.retain(|name, q| {
-            q.params.configured
-                || now_ms - q.last_activity_ms <= s.idle_queue_ms
-                || calls.values().any(|c| c.queue == *name)
-                || tasks.values().any(|t| t.queue == *name)
-        });
+        let idle = |q: &Queue| {
+            !q.params.configured && now_ms.saturating_sub(q.last_activity_ms) > s.idle_queue_ms
+        };
+        if self.queues.values().any(idle) {
+            // Only then is it worth finding the queues still in use.
+            let mut used: std::collections::HashSet<&Text, foldhash::fast::RandomState> =
+                Default::default();
+            used.extend(self.calls.values().map(|c| &c.queue));
+            used.extend(self.tasks.values().map(|t| &t.queue));
+            let gone: Vec<Text> = self
+                .queues
+                .iter()
+                .filter(|(name, q)| idle(q) && !used.contains(name))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in gone {
+                self.queues.remove(&name);
+            }
+        }
         let keep = s.closed_retention_ms;
-        self.ended_calls.retain(|_, c| now_ms - c.closed_ms <= keep);
+        self.ended_calls
+            .retain(|_, c| now_ms.saturating_sub(c.closed_ms) <= keep);
         self.closed_tasks
-            .retain(|_, c| now_ms - c.closed_ms <= keep);
+            .retain(|_, c| now_ms.saturating_sub(c.closed_ms) <= keep);
         let keep = s.sales_retention_ms;
-        self.sales.retain(|_, r| now_ms - r.ts_ms <= keep);
-        // Give a spike's memory back (hash maps never shrink by
-        // themselves). Not a change of state, so not journaled.
+        self.sales
+            .retain(|_, r| now_ms.saturating_sub(r.ts_ms) <= keep);
+        if self.agents.len() + self.queues.len() != before {
+            self.version += 1;
+        }
+    }
+
+    /// Housekeeping on the writer's (wall-clock) timer: gives a spike's
+    /// memory back (hash maps never shrink by themselves). It changes no
+    /// state (retention runs on the event clock, in `apply`), so it is not
+    /// journaled and replicas need not agree on when it runs.
+    pub fn tick(&mut self) {
         self.tasks.compact();
         shrink(&mut self.calls);
         shrink(&mut self.ended_calls);
         shrink(&mut self.closed_tasks);
         shrink(&mut self.sales);
         shrink(&mut self.agents);
-        if self.agents.len() + self.queues.len() != before {
-            self.version += 1;
-        }
-        expired > 0 || sizes(self) != before_all
     }
 
-    /// Applies `t` no earlier than `last`, counting when it had to move it.
-    fn clamp(&mut self, t: i64, last: &mut i64) -> i64 {
-        if t < *last {
-            self.counters.clamped += 1;
-            *last
+    /// `t` no earlier than `last`: an event about an entity is applied at
+    /// the entity's own last time if it is older (so no duration is ever
+    /// negative), and marks the event late.
+    fn at_least(&mut self, t: i64, last: i64) -> i64 {
+        if t < last {
+            self.late = true;
+            last
         } else {
-            *last = t;
             t
         }
     }
 
-    fn site_entry(&mut self, site: &str) -> Result<Tz, Rejection> {
-        if let Some(s) = self.sites.get(site) {
-            return Ok(s.tz);
-        }
-        if self.sites.len() >= self.settings.limits.max_sites {
-            return Err(limit("sites", self.settings.limits.max_sites));
-        }
-        let tz = self.settings.site_tz(site);
-        self.sites.insert(Text::from(site), Site { tz });
-        self.counters.created_sites += 1;
-        Ok(tz)
-    }
-
-    /// The queue, created with the defaults on first sight.
-    fn queue_entry(&mut self, name: &Text, site: Option<&Text>) -> Result<&mut Queue, Rejection> {
-        if !self.queues.contains_key(name) {
-            if self.queues.len() >= self.settings.limits.max_queues {
-                return Err(limit("queues", self.settings.limits.max_queues));
-            }
-            let mut p = self.settings.queue(name);
-            if let Some(site) = site {
-                p.site = site.to_string();
-                p.calendar = self.settings.site_calendar(site);
-            }
-            p.tz = self.site_entry(&p.site)?;
-            self.queues.insert(name.clone(), Queue::new(p));
-            self.counters.created_queues += 1;
-        }
-        self.queues
-            .get_mut(name)
-            .ok_or_else(|| Rejection::new(Reason::LimitExceeded, "queue vanished"))
-    }
-
-    fn team_entry(&mut self, name: &Text, site: &Text) -> Result<(), Rejection> {
-        if self.teams.contains_key(name) {
-            return Ok(());
-        }
-        if self.teams.len() >= self.settings.limits.max_teams {
-            return Err(limit("teams", self.settings.limits.max_teams));
-        }
-        let site = self
-            .settings
-            .team_site(name)
-            .map(Text::from)
-            .unwrap_or_else(|| site.clone());
-        self.site_entry(&site)?;
-        self.teams.insert(name.clone(), Team::new(site));
-        self.counters.created_teams += 1;
-        Ok(())
-    }
-
-    /// The agent, created on first sight (not logged in; in `team`, or
-    /// in no team).
-    fn agent_entry(
-        &mut self,
-        id: &Text,
-        site: Option<&Text>,
-        t: i64,
-    ) -> Result<&mut Agent, Rejection> {
-        self.agent_entry_in(id, site, None, t)
-    }
-
-    fn agent_entry_in(
-        &mut self,
-        id: &Text,
-        site: Option<&Text>,
-        team: Option<&Text>,
-        t: i64,
-    ) -> Result<&mut Agent, Rejection> {
-        if !self.agents.contains_key(id) {
-            if self.agents.len() >= self.settings.limits.max_agents {
-                return Err(limit("agents", self.settings.limits.max_agents));
-            }
-            let site = site
-                .cloned()
-                .unwrap_or_else(|| Text::from(self.settings.default_site.as_str()));
-            let tz = self.site_entry(&site)?;
-            let team = team.cloned().unwrap_or_else(|| Text::from(NO_TEAM));
-            self.team_entry(&team, &site)?;
-            self.agents
-                .insert(id.clone(), Agent::new(site, tz, team, t));
-            self.counters.created_agents += 1;
-        }
-        self.agents
-            .get_mut(id)
-            .ok_or_else(|| Rejection::new(Reason::LimitExceeded, "agent vanished"))
-    }
-
-    /// Index of a task kind, admitting a new kind while under the bound.
-    fn kind_index(&mut self, kind: &Text) -> Result<u8, Rejection> {
-        if let Some(i) = self.kinds.iter().position(|k| k == kind) {
-            return Ok(i as u8);
-        }
-        let max = self.settings.limits.max_task_kinds.min(255);
-        if self.kinds.len() >= max {
-            return Err(Rejection::new(
-                Reason::LimitExceeded,
-                format!("task kind {kind:?} would exceed limits.max_task_kinds ({max})"),
-            ));
-        }
-        self.kinds.push(kind.clone());
-        Ok((self.kinds.len() - 1) as u8)
+    /// Index of a known task kind.
+    fn kind_of(&self, kind: &Text) -> Option<u8> {
+        self.kinds.iter().position(|k| k == kind).map(|i| i as u8)
     }
 
     pub fn kind_name(&self, i: u8) -> &str {
@@ -434,12 +451,6 @@ fn shrink<K: Eq + std::hash::Hash, V>(m: &mut Map<K, V>) {
     }
 }
 
-fn limit(what: &str, max: usize) -> Rejection {
-    Rejection::new(
-        Reason::LimitExceeded,
-        format!("too many {what}: the configured limit is {max}"),
-    )
-}
 
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ use crate::event::Text;
 use crate::metric::buckets;
 
 /// Bumped whenever the layout below changes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -41,6 +41,8 @@ struct Out<'a> {
     sales: &'a Map<Text, SaleRecord>,
     counters: &'a EngineCounters,
     version: u64,
+    clock_ms: i64,
+    next_sweep_ms: i64,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +65,8 @@ struct In {
     sales: Map<Text, SaleRecord>,
     counters: EngineCounters,
     version: u64,
+    clock_ms: i64,
+    next_sweep_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +97,8 @@ impl Engine {
             sales: &self.sales,
             counters: &self.counters,
             version: self.version,
+            clock_ms: self.clock_ms,
+            next_sweep_ms: self.next_sweep_ms,
         })
     }
 
@@ -144,6 +150,9 @@ impl Engine {
             sales: s.sales,
             counters: s.counters,
             version: s.version,
+            clock_ms: s.clock_ms,
+            next_sweep_ms: s.next_sweep_ms,
+            late: false,
             settings,
         })
     }

@@ -8,9 +8,11 @@
 //! task), to the agent who handled that contact.
 
 use super::call::Contact;
+use super::room::Room;
 use super::Engine;
 use crate::config::NO_QUEUE;
 use crate::event::{SaleKind, SaleLink, Text};
+use crate::money::Money;
 use crate::reject::{Reason, Rejection};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -19,8 +21,8 @@ pub struct SaleRecord {
     pub team: Text,
     pub queue: Text,
     pub kind: SaleKind,
-    pub revenue: f64,
-    pub incremental: f64,
+    pub revenue: Money,
+    pub incremental: Money,
     pub ts_ms: i64,
     pub link: Option<SaleLink>,
     pub cancelled: bool,
@@ -66,6 +68,32 @@ impl Engine {
         }
     }
 
+    /// The queue a sale's link books it to, or why the link is unknown.
+    fn link_queue(&self, link: &SaleLink) -> Result<Text, Rejection> {
+        let q = match link {
+            SaleLink::Call(c) => self
+                .calls
+                .get(c)
+                .map(|x| &x.queue)
+                .or_else(|| self.ended_calls.get(c).map(|e| &e.queue)),
+            SaleLink::Task(k) => self
+                .tasks
+                .get(k)
+                .map(|x| &x.queue)
+                .or_else(|| self.closed_tasks.get(k).map(|e| &e.queue)),
+        };
+        q.cloned().ok_or_else(|| match link {
+            SaleLink::Call(c) => Rejection::new(
+                Reason::UnknownCall,
+                format!("sale links to call {c:?}, which is not known"),
+            ),
+            SaleLink::Task(k) => Rejection::new(
+                Reason::UnknownTask,
+                format!("sale links to task {k:?}, which is not known"),
+            ),
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn sale(
         &mut self,
@@ -75,8 +103,8 @@ impl Engine {
         agent: &Text,
         link: Option<&SaleLink>,
         kind: SaleKind,
-        revenue: f64,
-        previous: f64,
+        revenue: Money,
+        previous: Money,
         currency: Option<&Text>,
     ) -> Result<(), Rejection> {
         if self.sales.contains_key(sale) {
@@ -96,40 +124,29 @@ impl Engine {
                 ));
             }
         }
-        if !revenue.is_finite() {
-            return Err(Rejection::new(
-                Reason::InvalidValue,
-                "quantity × unit_price is not a finite number",
-            ));
-        }
         let queue = match link {
             None => Text::from(NO_QUEUE),
-            Some(l) => match self.contact_mut(l) {
-                Some((_, q)) => q,
-                None => {
-                    return Err(match l {
-                        SaleLink::Call(c) => Rejection::new(
-                            Reason::UnknownCall,
-                            format!("sale links to call {c:?}, which is not known"),
-                        ),
-                        SaleLink::Task(k) => Rejection::new(
-                            Reason::UnknownTask,
-                            format!("sale links to task {k:?}, which is not known"),
-                        ),
-                    })
-                }
-            },
+            Some(l) => self.link_queue(l)?,
         };
-        let incremental = revenue - previous;
-        let a = self.agent_entry(agent, site, t)?;
-        a.sales.add(kind, revenue, incremental);
-        let team = a.team.clone();
+        let mut room = Room::default();
+        self.agent_room(&mut room, agent, site, None, None);
+        self.queue_room(&mut room, &queue, site);
+        // Everything is checked: from here on nothing can fail.
+        self.make(room, t)?;
+        let incremental = revenue.saturating_sub(previous);
+        let team = match self.agents.get_mut(agent) {
+            Some(a) => {
+                a.sales.add(kind, revenue, incremental);
+                a.team.clone()
+            }
+            None => Text::from(super::NO_TEAM),
+        };
         if let Some(tm) = self.teams.get_mut(&team) {
             tm.sales.add(kind, revenue, incremental);
         }
-        self.queue_entry(&queue, site)?
-            .sales
-            .add(kind, revenue, incremental);
+        if let Some(q) = self.queues.get_mut(&queue) {
+            q.sales.add(kind, revenue, incremental);
+        }
         self.tally_days(agent, &queue, t, |d| d.sold(revenue, incremental));
         if let Some(l) = link {
             self.link_sales(l, 1);
@@ -151,7 +168,7 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn sale_cancelled(&mut self, _t: i64, sale: &Text) -> Result<(), Rejection> {
+    pub(super) fn sale_cancelled(&mut self, sale: &Text) -> Result<(), Rejection> {
         let r = self.sales.get_mut(sale).ok_or_else(|| {
             Rejection::new(
                 Reason::UnknownSale,

@@ -83,6 +83,9 @@ pub struct Settings {
     pub idle_queue_ms: i64,
     pub closed_retention_ms: i64,
     pub sales_retention_ms: i64,
+    /// The plausible window around the daemon's clock (`None`: off).
+    pub event_max_age_ms: Option<i64>,
+    pub event_max_lead_ms: Option<i64>,
     default_tz: Tz,
     site_calendars: BTreeMap<String, Arc<Calendar>>,
     default_queue: QueueParams,
@@ -221,6 +224,9 @@ impl Settings {
             idle_queue_ms: ms(r.idle_queue),
             closed_retention_ms: ms(r.closed_items),
             sales_retention_ms: ms(r.sales),
+            event_max_age_ms: Some(ms(c.limits.event_max_age)).filter(|&v| v > 0),
+            event_max_lead_ms: Some(ms(c.limits.event_max_lead))
+                .filter(|&v| v > 0 && c.clock.mode == crate::config::ClockMode::System),
             default_tz: d.timezone,
             site_calendars: site_calendars.clone(),
             default_queue,
@@ -258,6 +264,13 @@ impl Settings {
             .get(name)
             .cloned()
             .unwrap_or_else(|| self.default_queue.clone())
+    }
+
+    /// The site a queue belongs to by configuration (or the default).
+    pub fn queue_site(&self, name: &str) -> &str {
+        self.queues
+            .get(name)
+            .map_or(self.default_queue.site.as_str(), |p| p.site.as_str())
     }
 
     /// Queues named in the configuration.

@@ -3,34 +3,36 @@
 //! net revenue) is computed one way everywhere.
 
 use crate::event::SaleKind;
+use crate::money::Money;
 
 /// Sales counters that only grow (Prometheus `_total` series).
 #[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SalesTotals {
     pub by_kind: [u64; 6],
-    pub revenue: f64,
+    pub revenue: Money,
     /// Incremental revenue of sales that added value.
-    pub gain: f64,
+    pub gain: Money,
     /// Incremental revenue lost (downgrades), as a positive amount.
-    pub loss: f64,
+    pub loss: Money,
     pub cancelled: u64,
-    pub cancelled_revenue: f64,
+    pub cancelled_revenue: Money,
 }
 
 impl SalesTotals {
-    pub fn add(&mut self, kind: SaleKind, revenue: f64, incremental: f64) {
-        self.by_kind[kind.index()] += 1;
-        self.revenue += revenue;
-        if incremental >= 0.0 {
-            self.gain += incremental;
+    pub fn add(&mut self, kind: SaleKind, revenue: Money, incremental: Money) {
+        let n = &mut self.by_kind[kind.index()];
+        *n = n.saturating_add(1);
+        self.revenue = self.revenue.saturating_add(revenue);
+        if incremental.is_negative() {
+            self.loss = self.loss.saturating_add(incremental.abs());
         } else {
-            self.loss -= incremental;
+            self.gain = self.gain.saturating_add(incremental);
         }
     }
 
-    pub fn cancel(&mut self, revenue: f64) {
-        self.cancelled += 1;
-        self.cancelled_revenue += revenue;
+    pub fn cancel(&mut self, revenue: Money) {
+        self.cancelled = self.cancelled.saturating_add(1);
+        self.cancelled_revenue = self.cancelled_revenue.saturating_add(revenue);
     }
 
     pub fn count(&self) -> u64 {
@@ -51,8 +53,8 @@ pub struct DayTally {
     pub hold_ms: i64,
     pub wrap_ms: i64,
     pub sales: u64,
-    pub revenue: f64,
-    pub incremental: f64,
+    pub revenue: Money,
+    pub incremental: Money,
     pub cancelled: u64,
 }
 
@@ -73,22 +75,22 @@ impl DayTally {
     }
 
     pub fn wrapped(&mut self, talk_ms: i64, hold_ms: i64, wrap_ms: i64) {
-        self.wrapped += 1;
-        self.talk_ms += talk_ms;
-        self.hold_ms += hold_ms;
-        self.wrap_ms += wrap_ms;
+        self.wrapped = self.wrapped.saturating_add(1);
+        self.talk_ms = self.talk_ms.saturating_add(talk_ms);
+        self.hold_ms = self.hold_ms.saturating_add(hold_ms);
+        self.wrap_ms = self.wrap_ms.saturating_add(wrap_ms);
     }
 
-    pub fn sold(&mut self, revenue: f64, incremental: f64) {
-        self.sales += 1;
-        self.revenue += revenue;
-        self.incremental += incremental;
+    pub fn sold(&mut self, revenue: Money, incremental: Money) {
+        self.sales = self.sales.saturating_add(1);
+        self.revenue = self.revenue.saturating_add(revenue);
+        self.incremental = self.incremental.saturating_add(incremental);
     }
 
-    pub fn unsold(&mut self, revenue: f64, incremental: f64) {
+    pub fn unsold(&mut self, revenue: Money, incremental: Money) {
         self.sales = self.sales.saturating_sub(1);
-        self.revenue -= revenue;
-        self.incremental -= incremental;
-        self.cancelled += 1;
+        self.revenue = self.revenue.saturating_sub(revenue);
+        self.incremental = self.incremental.saturating_sub(incremental);
+        self.cancelled = self.cancelled.saturating_add(1);
     }
 }

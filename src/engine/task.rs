@@ -4,21 +4,22 @@
 //! A task's deadline is its explicit `due`, else creation time plus the
 //! SLA of its kind (and queue), counted in wall time or in the queue's
 //! open time (`clock = "business"`). It is overdue when now is past the
-//! deadline. The moment it becomes overdue is a breach, counted once: an
-//! open overdue task counts when read, and when it closes the breach moves
-//! into the stored counter. The `breached` flag makes that sticky even if
-//! the closing event carries an earlier time than a read that saw the task
-//! overdue, so the exported counter never goes down.
+//! deadline. A breach is decided on the engine's own clock (the latest
+//! event time applied), never by a reader: an open task whose deadline
+//! that clock has passed counts as breached, and it stays counted when it
+//! closes, even by an event stamped before its deadline. So the breach
+//! total is a function of the accepted events, never goes down, and is
+//! the same after a restart or on a replica. Overdue (a view) is judged
+//! against the reader's "now".
 //!
 //! Callbacks are obligations (docs/callbacks.md): an abandoned caller can
 //! be owed one, a customer owes at most one open callback per site from
 //! abandons, and every open callback for a customer closes when that
 //! customer is answered or reached.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use super::call::Contact;
 use super::histogram::Histogram;
+use super::room::Room;
 use super::Engine;
 use crate::config::NO_QUEUE;
 use crate::event::{AttemptResult, Text};
@@ -114,7 +115,6 @@ pub struct Task {
     pub last_ms: i64,
     pub contact: Contact,
     pub callback: Option<Box<Callback>>,
-    breached: AtomicBool,
 }
 
 impl Task {
@@ -134,27 +134,18 @@ impl Task {
             last_ms: 0,
             contact: Contact::default(),
             callback: None,
-            breached: AtomicBool::new(false),
         }
     }
 
-    /// Overdue at `now`; marks the breach so it stays counted.
+    /// Overdue at `now`. Against the engine's clock this is the breach
+    /// (state); against a reader's "now" it is the overdue view.
     pub fn overdue(&self, now_ms: i64) -> bool {
-        let over = now_ms > self.due_ms;
-        if over && !self.breached.load(Ordering::Relaxed) {
-            self.breached.store(true, Ordering::Relaxed);
-        }
-        over
+        now_ms > self.due_ms
     }
 
     /// Due soon at `now` (and not overdue).
     pub fn due_soon(&self, now_ms: i64) -> bool {
         now_ms >= self.soon_ms && now_ms <= self.due_ms
-    }
-
-    /// Whether a breach has been counted for this open task.
-    pub fn breached(&self) -> bool {
-        self.breached.load(Ordering::Relaxed)
     }
 }
 
@@ -175,7 +166,8 @@ pub struct TaskStats {
     pub completed_missed: u64,
     pub cancelled: u64,
     pub unreachable: u64,
-    /// Breaches of closed tasks; open overdue tasks are added when read.
+    /// Breaches of closed tasks; open tasks past their deadline on the
+    /// engine's clock are added when read (see module doc).
     pub breaches: u64,
     pub attempts: [u64; 5],
     pub completion: Histogram,
@@ -210,17 +202,39 @@ fn unknown_task(engine: &Engine, task: &str) -> Rejection {
     }
 }
 
+/// What an abandon owes, decided before anything changes.
+pub(super) enum CallbackPlan {
+    /// Merge into the customer's open callback with this id.
+    Merge(Text),
+    /// Open a new callback with this id.
+    Open(Text),
+}
+
 impl Engine {
-    fn task_time(&mut self, task: &Text, t: i64) -> Result<i64, Rejection> {
-        let Some(k) = self.tasks.get(task) else {
-            return Err(unknown_task(self, task));
-        };
-        let mut last = k.last_ms;
-        let t = self.clamp(t, &mut last);
+    /// The open task, or why it cannot take events.
+    fn open_task_ref(&self, task: &Text) -> Result<&Task, Rejection> {
+        self.tasks.get(task).ok_or_else(|| unknown_task(self, task))
+    }
+
+    /// The task's time for an event at `t` (never before its last), and
+    /// moves the task's clock there.
+    fn touch_task(&mut self, task: &Text, t: i64) -> i64 {
+        let last = self.tasks.get(task).map_or(t, |k| k.last_ms);
+        let t = self.at_least(t, last);
         if let Some(k) = self.tasks.get_mut(task) {
-            k.last_ms = last;
+            k.last_ms = t;
         }
-        Ok(t)
+        t
+    }
+
+    fn task_room_left(&self) -> Result<(), Rejection> {
+        if self.tasks.len() >= self.settings.limits.max_open_tasks {
+            return Err(Rejection::new(
+                Reason::LimitExceeded,
+                "too many open tasks: limits.max_open_tasks",
+            ));
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -241,26 +255,22 @@ impl Engine {
                 format!("task {task:?} already exists"),
             ));
         }
+        self.task_room_left()?;
         let queue = queue.cloned().unwrap_or_else(|| Text::from(NO_QUEUE));
-        self.open_task(
-            t,
-            site,
-            task,
-            kind,
-            queue,
-            customer.clone(),
-            due,
-            priority,
-            None,
-        )
+        let mut room = Room::default();
+        self.kind_room(&mut room, kind);
+        self.queue_room(&mut room, &queue, site);
+        self.make(room, t)?;
+        self.open_task(t, task, kind, queue, customer.clone(), due, priority, None);
+        Ok(())
     }
 
-    /// Opens a task (from an event, or a callback owed after an abandon).
+    /// Opens a task (from an event, or a callback owed after an abandon)
+    /// whose kind and queue exist and for which there is room.
     #[allow(clippy::too_many_arguments)]
     fn open_task(
         &mut self,
         t: i64,
-        site: Option<&Text>,
         task: &Text,
         kind: &Text,
         queue: Text,
@@ -268,15 +278,10 @@ impl Engine {
         due: Option<i64>,
         priority: Option<i32>,
         from_call: Option<&Text>,
-    ) -> Result<(), Rejection> {
-        if self.tasks.len() >= self.settings.limits.max_open_tasks {
-            return Err(Rejection::new(
-                Reason::LimitExceeded,
-                "too many open tasks: limits.max_open_tasks",
-            ));
-        }
-        let k = self.kind_index(kind)?;
-        let q = self.queue_entry(&queue, site)?;
+    ) {
+        let (Some(k), Some(q)) = (self.kind_of(kind), self.queues.get_mut(&queue)) else {
+            return;
+        };
         q.last_activity_ms = q.last_activity_ms.max(t);
         let cal = q.params.calendar.clone();
         let queue_site = Text::from(q.params.site.as_str());
@@ -321,10 +326,8 @@ impl Engine {
                 last_ms: t,
                 contact: Contact::default(),
                 callback,
-                breached: AtomicBool::new(false),
             },
         );
-        Ok(())
     }
 
     /// The open callbacks owed to `customer` at `site`, earliest created
@@ -340,51 +343,77 @@ impl Engine {
         mine.into_iter().map(|(_, id)| id.clone()).collect()
     }
 
-    /// An abandoned call with a customer, in a queue that owes callbacks.
-    /// Merges into the customer's open callback at the site if there is
-    /// one (earliest deadline kept, request counted).
+    /// What an abandoned call with a customer, in a queue that owes
+    /// callbacks, would do to the backlog; admits the callback kind. A
+    /// full backlog refuses the abandon (nothing changes).
+    pub(super) fn plan_callback(
+        &self,
+        call: &Text,
+        queue: &Text,
+        customer: &Text,
+    ) -> Result<Option<CallbackPlan>, Rejection> {
+        let Some(q) = self.queues.get(queue) else {
+            return Ok(None);
+        };
+        let site = Text::from(q.params.site.as_str());
+        if let Some(id) = self.owed_to(&site, customer).first() {
+            return Ok(Some(CallbackPlan::Merge(id.clone())));
+        }
+        let id = Text::from(format!("cb-{call}"));
+        if self.tasks.contains_key(&id) || self.closed_tasks.contains_key(&id) {
+            return Ok(None);
+        }
+        self.task_room_left()?;
+        let mut room = Room::default();
+        self.kind_room(&mut room, &Text::from(CALLBACK));
+        self.check_room(&room)?;
+        Ok(Some(CallbackPlan::Open(id)))
+    }
+
+    /// Carries out a `plan_callback` (earliest deadline kept on a merge,
+    /// the request counted).
     pub(super) fn owe_callback(
         &mut self,
         t: i64,
         call: &Text,
         queue: &Text,
         customer: &Text,
-    ) -> Result<(), Rejection> {
-        let Some(q) = self.queues.get(queue) else {
-            return Ok(());
+        plan: CallbackPlan,
+    ) {
+        let Some(cal) = self.queues.get(queue).map(|q| q.params.calendar.clone()) else {
+            return;
         };
-        let site = Text::from(q.params.site.as_str());
-        let cal = q.params.calendar.clone();
-        let existing = self.owed_to(&site, customer).first().cloned();
-        if let Some(id) = existing {
-            let sla = self.settings.sla(CALLBACK, queue);
-            let due = sla.due(t, &cal);
-            if let Some(task) = self.tasks.get_mut(&id) {
-                if due < task.due_ms {
-                    task.due_ms = due;
-                    task.soon_ms = sla.soon(due, &cal);
-                }
-                if let Some(cb) = task.callback.as_mut() {
-                    cb.requests += 1;
+        match plan {
+            CallbackPlan::Merge(id) => {
+                let sla = self.settings.sla(CALLBACK, queue);
+                let due = sla.due(t, &cal);
+                if let Some(task) = self.tasks.get_mut(&id) {
+                    if due < task.due_ms {
+                        task.due_ms = due;
+                        task.soon_ms = sla.soon(due, &cal);
+                    }
+                    if let Some(cb) = task.callback.as_mut() {
+                        cb.requests = cb.requests.saturating_add(1);
+                    }
                 }
             }
-            return Ok(());
+            CallbackPlan::Open(id) => {
+                let kind = Text::from(CALLBACK);
+                if self.kind_of(&kind).is_none() {
+                    self.kinds.push(kind.clone());
+                }
+                self.open_task(
+                    t,
+                    &id,
+                    &kind,
+                    queue.clone(),
+                    Some(customer.clone()),
+                    None,
+                    None,
+                    Some(call),
+                );
+            }
         }
-        let id = Text::from(format!("cb-{call}"));
-        if self.tasks.contains_key(&id) || self.closed_tasks.contains_key(&id) {
-            return Ok(());
-        }
-        self.open_task(
-            t,
-            None,
-            &id,
-            &Text::from(CALLBACK),
-            queue.clone(),
-            Some(customer.clone()),
-            None,
-            None,
-            Some(call),
-        )
     }
 
     /// Closes every open callback owed to `customer` at `site`.
@@ -400,6 +429,15 @@ impl Engine {
         }
     }
 
+    /// The room a task event's agent needs (a new agent belongs to the
+    /// task's queue's site unless the event or their team says).
+    fn task_agent_room(&self, task: &Task, agent: &Text, site: Option<&Text>) -> Room {
+        let fallback = self.queues.get(&task.queue).map(|q| q.params.site.clone());
+        let mut room = Room::default();
+        self.agent_room(&mut room, agent, site, None, fallback.as_deref());
+        room
+    }
+
     pub(super) fn task_assigned(
         &mut self,
         t: i64,
@@ -407,8 +445,9 @@ impl Engine {
         task: &Text,
         agent: &Text,
     ) -> Result<(), Rejection> {
-        let t = self.task_time(task, t)?;
-        self.agent_entry(agent, site, t)?;
+        let room = self.task_agent_room(self.open_task_ref(task)?, agent, site);
+        self.make(room, t)?;
+        self.touch_task(task, t);
         if let Some(k) = self.tasks.get_mut(task) {
             k.contact.agent = Some(agent.clone());
         }
@@ -423,22 +462,18 @@ impl Engine {
         agent: &Text,
         result: AttemptResult,
     ) -> Result<(), Rejection> {
-        let t = self.task_time(task, t)?;
-        self.agent_entry(agent, site, t)?;
-        let max = {
-            let k = self
-                .tasks
-                .get(task)
-                .ok_or_else(|| unknown_task_plain(task))?;
-            self.queues
-                .get(&k.queue)
-                .map(|q| (q.params.callback_max_attempts, q.params.callback_min_gap_ms))
+        let k = self.open_task_ref(task)?;
+        let max = self
+            .queues
+            .get(&k.queue)
+            .map(|q| (q.params.callback_max_attempts, q.params.callback_min_gap_ms));
+        let room = self.task_agent_room(k, agent, site);
+        self.make(room, t)?;
+        let t = self.touch_task(task, t);
+        let Some(k) = self.tasks.get_mut(task) else {
+            return Ok(());
         };
-        let k = self
-            .tasks
-            .get_mut(task)
-            .ok_or_else(|| unknown_task_plain(task))?;
-        k.attempts += 1;
+        k.attempts = k.attempts.saturating_add(1);
         k.last_result = Some(result);
         k.contact.agent = Some(agent.clone());
         let key = (k.kind, k.queue.clone());
@@ -449,8 +484,11 @@ impl Engine {
             site_of = Some(cb.site.clone());
             if result != AttemptResult::Reached {
                 // Attempts closer together than the minimum gap count once.
-                if cb.last_attempt_ms.is_none_or(|last| t - last >= gap) {
-                    cb.unsuccessful += 1;
+                if cb
+                    .last_attempt_ms
+                    .is_none_or(|last| t.saturating_sub(last) >= gap)
+                {
+                    cb.unsuccessful = cb.unsuccessful.saturating_add(1);
                 }
                 give_up = cb.unsuccessful >= max;
             }
@@ -483,16 +521,22 @@ impl Engine {
         agent: Option<&Text>,
         reason: CloseReason,
     ) -> Result<(), Rejection> {
-        let t = self.task_time(task, t)?;
+        let k = self.open_task_ref(task)?;
         if let Some(a) = agent {
-            self.agent_entry(a, site, t)?;
+            let room = self.task_agent_room(k, a, site);
+            self.make(room, t)?;
         }
+        let t = self.touch_task(task, t);
         self.close_task(t, task, agent, reason, reason == CloseReason::Completed);
         Ok(())
     }
 
     /// Takes a task out of the backlog. `handled` books it as a contact of
     /// its agent (completion by event, or reaching the customer).
+    ///
+    /// Breach: a task breached its deadline if it closed after it, or if
+    /// the engine's clock had already passed it (it was counted as an
+    /// open breach then, so it stays counted: the total never goes down).
     fn close_task(
         &mut self,
         t: i64,
@@ -511,11 +555,12 @@ impl Engine {
         }
         let t = t.max(k.last_ms);
         let late = t > k.due_ms;
+        let breached = k.overdue(self.clock_ms.max(t));
         let stats = self
             .task_stats
             .entry((k.kind, k.queue.clone()))
             .or_default();
-        if late || k.breached() {
+        if breached {
             stats.breaches += 1;
         }
         match reason {
@@ -529,7 +574,7 @@ impl Engine {
                 }
                 stats
                     .completion
-                    .observe((t - k.created_ms).max(0) as f64 / 1000.0);
+                    .observe(t.saturating_sub(k.created_ms).max(0) as f64 / 1000.0);
             }
             _ => {}
         }
@@ -552,8 +597,4 @@ impl Engine {
             },
         );
     }
-}
-
-fn unknown_task_plain(task: &str) -> Rejection {
-    Rejection::new(Reason::UnknownTask, format!("task {task:?} is not open"))
 }

@@ -182,7 +182,7 @@ pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
                 since: a.since_ms,
                 contacts_today: day.tally.contacts,
                 conversion_today: day.tally.conversion(),
-                revenue_today: Some(day.tally.revenue),
+                revenue_today: Some(day.tally.revenue.units()),
             };
             (id.to_string(), tile)
         })

@@ -65,7 +65,8 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
     let ms = b
         .get("timestamp")
         .parse::<f64>()
-        .map(|t| (t * 1000.0) as i64)
+        .ok()
+        .and_then(super::pbx_time_ms)
         .unwrap_or(now_ms);
     let id = stable_id("ami", &[&b.raw]);
     let call = b.get("uniqueid");
@@ -87,12 +88,18 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         "queuecallerjoin" | "join" | "queueentry" => {
             need(!call.is_empty() && !queue.is_empty())?;
             // QueueEntry (a QueueStatus answer) tells how long it waits.
-            let wait = b.get("wait").parse::<i64>().unwrap_or(0);
+            // Bounded: a wait of more than the longest duration is noise.
+            let wait = b
+                .get("wait")
+                .parse::<f64>()
+                .ok()
+                .and_then(super::pbx_ms)
+                .unwrap_or(0);
             let cid = [b.get("calleridnum"), b.get("callerid")]
                 .into_iter()
                 .find(|s| !s.is_empty())
                 .unwrap_or("");
-            m.offered(id, ms - wait * 1000, call, queue, customer(cid))
+            m.offered(id, ms.saturating_sub(wait), call, queue, customer(cid))
         }
         "queuecallerabandon" => {
             need(!call.is_empty())?;
@@ -143,7 +150,7 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         }
         "queuememberremoved" => {
             need(!member.is_empty())?;
-            m.logout(id, ms, member)
+            m.logout(id, ms, member, (!queue.is_empty()).then_some(queue))
         }
         "queuecallerleave"
         | "leave"

@@ -91,6 +91,22 @@ pub fn stable_id(prefix: &str, parts: &[&str]) -> Text {
     ))
 }
 
+/// A duration in seconds a PBX states, in milliseconds; `None` when it is
+/// not a plausible one (negative, not a number, over 7 days), so the
+/// engine derives it from event times instead of trusting it.
+pub fn pbx_ms(secs: f64) -> Option<i64> {
+    let max_s = (crate::event::MAX_DURATION_MS / 1000) as f64;
+    (secs.is_finite() && (0.0..=max_s).contains(&secs)).then(|| (secs * 1000.0).round() as i64)
+}
+
+/// A PBX time in seconds (fractional), in milliseconds; `None` outside
+/// the plausible years.
+pub fn pbx_time_ms(secs: f64) -> Option<i64> {
+    let ms = secs * 1000.0;
+    let range = crate::event::MIN_TS_MS as f64..crate::event::MAX_TS_MS as f64;
+    (ms.is_finite() && range.contains(&ms)).then_some(ms as i64)
+}
+
 pub fn ts_of(ms: i64) -> DateTime<FixedOffset> {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -163,6 +179,7 @@ impl Mapper {
     /// connect). The log says nothing about after-call work, so it ends at
     /// once: the agent is available again.
     pub fn ended(&mut self, id: &Text, ms: i64, call: &str, talk_s: Option<f64>) -> Vec<Event> {
+        let talk_ms = talk_s.and_then(pbx_ms);
         self.calls.remove(call);
         vec![
             self.event(
@@ -170,8 +187,8 @@ impl Mapper {
                 ms,
                 Body::CallEnded {
                     call: clip(call),
-                    talk_s,
-                    hold_s: None,
+                    talk_ms,
+                    hold_ms: None,
                 },
             ),
             self.event(
@@ -225,8 +242,16 @@ impl Mapper {
         )]
     }
 
-    pub fn logout(&mut self, id: Text, ms: i64, agent: &str) -> Vec<Event> {
-        vec![self.event(id, ms, Body::AgentLogout { agent: clip(agent) })]
+    /// The member leaves `queue` (or every queue, without one).
+    pub fn logout(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
+        vec![self.event(
+            id,
+            ms,
+            Body::AgentLogout {
+                agent: clip(agent),
+                queues: queue.into_iter().map(Text::from).collect(),
+            },
+        )]
     }
 
     pub fn pause(

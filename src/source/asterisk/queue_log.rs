@@ -62,9 +62,8 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
         "UNPAUSE" | "UNPAUSEALL" if has(agent) => m.pause(id, ms, agent, false, None),
         "ADDMEMBER" if has(agent) => m.login(id, ms, agent, has(queue).then_some(queue)),
         "AGENTLOGIN" | "AGENTCALLBACKLOGIN" if has(agent) => m.login(id, ms, agent, None),
-        "REMOVEMEMBER" | "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" if has(agent) => {
-            m.logout(id, ms, agent)
-        }
+        "REMOVEMEMBER" if has(agent) => m.logout(id, ms, agent, has(queue).then_some(queue)),
+        "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" if has(agent) => m.logout(id, ms, agent, None),
         "ENTERQUEUE"
         | "CONNECT"
         | "COMPLETECALLER"
@@ -356,15 +355,15 @@ mod tests {
             Body::CallOffered { customer: None, .. }
         ));
         let e = one("1|1.1|201|Paty Marin|COMPLETECALLER|10|122|1").expect("complete");
-        assert!(matches!(&e[0].body, Body::CallEnded { talk_s: Some(t), .. } if *t == 122.0));
+        assert!(matches!(&e[0].body, Body::CallEnded { talk_ms: Some(122_000), .. }));
         assert!(
             matches!(e[1].body, Body::WrapEnded { .. }),
             "no wrap in queue_log: ends at once"
         );
         let e = one("1|1.1|q|A|BLINDTRANSFER|200|from-internal|5|60|1").expect("transfer");
-        assert!(matches!(&e[0].body, Body::CallEnded { talk_s: Some(t), .. } if *t == 60.0));
+        assert!(matches!(&e[0].body, Body::CallEnded { talk_ms: Some(60_000), .. }));
         let e = one("1|1.1|q|A|ATTENDEDTRANSFER|BRIDGE|abc|5|77|1").expect("attended");
-        assert!(matches!(&e[0].body, Body::CallEnded { talk_s: Some(t), .. } if *t == 77.0));
+        assert!(matches!(&e[0].body, Body::CallEnded { talk_ms: Some(77_000), .. }));
         for exit in [
             "ABANDON|1|1|13",
             "EXITWITHTIMEOUT|1|1|300",
