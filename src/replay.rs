@@ -32,7 +32,11 @@ pub struct Summary {
 /// Applies every line to a fresh engine (now = the latest event time) and
 /// returns the final view, as `GET /api/v1/snapshot` would show it.
 pub fn offline(config: &Config, input: impl BufRead) -> Result<(Snapshot, Summary), ReplayError> {
-    let mut engine = Engine::new(Settings::from_config(config));
+    // Offline, "now" is the event clock whatever the file says: a lead
+    // over the wall clock means nothing here.
+    let mut config = config.clone();
+    config.clock.mode = crate::config::ClockMode::Event;
+    let mut engine = Engine::new(Settings::from_config(&config));
     let clock = EventClock::default();
     let mut sum = Summary::default();
     for (no, line) in input.split(b'\n').enumerate() {

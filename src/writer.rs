@@ -252,6 +252,9 @@ const QUEUE: usize = 256;
 /// Most events applied in one group (one commit).
 const GROUP_EVENTS: usize = 32_768;
 const TICK: Duration = Duration::from_secs(1);
+/// How far the wall clock may run ahead of the engine's before the
+/// writer applies a heartbeat.
+const HEARTBEAT_AFTER_MS: i64 = 1000;
 
 /// Starts the writer thread (which first recovers from `storage`, if
 /// any) and the timers that feed it. The thread ends once every `Ingest`
@@ -513,7 +516,39 @@ impl Writer {
         // Memory only: retention runs on the event clock inside `apply`,
         // so nothing here is journaled.
         self.shared.engine.write().tick();
+        self.heartbeat(now);
         self.maybe_snapshot();
+    }
+
+    /// On the system clock, time passes without events: once the wall
+    /// clock is a second past the engine's, apply a heartbeat event
+    /// stamped now, through the one apply path and the journal like any
+    /// other event, so deadlines become breaches and retention runs on a
+    /// quiet desk, and a restart or replay sees the same.
+    fn heartbeat(&mut self, now: i64) {
+        if !self.settings.wall_clock {
+            return;
+        }
+        let behind = now - self.shared.engine.read().clock_ms();
+        if behind < HEARTBEAT_AFTER_MS {
+            return;
+        }
+        let Some(ts) = chrono::DateTime::from_timestamp_millis(now) else {
+            return;
+        };
+        let ev = Event {
+            id: event::Text::from(format!("callwatch-heartbeat-{now}")),
+            ts: ts.fixed_offset(),
+            site: None,
+            body: event::Body::Heartbeat,
+        };
+        let (reply, _rx) = oneshot::channel();
+        self.apply_group(vec![Batch {
+            source: "heartbeat",
+            encoded: self.shared.journaled.then(|| Encoded::of(std::slice::from_ref(&ev))),
+            events: vec![ev],
+            reply,
+        }]);
     }
 
     fn maybe_snapshot(&mut self) {

@@ -38,7 +38,11 @@ async fn queue_log_sample_is_mapped_and_followed() {
     // 22 non-empty lines (and one blank) in the sample.
     let m = wait_for(30, "the sample to be read", || async {
         let m = counters(&d).await;
-        (m.get(&format!("callwatch_events_received_total{{{src}}}")) == Some(&23.0)).then_some(m)
+        // Received is counted before the writer answers; wait for the
+        // outcomes too (the last lines are the two talk segments' ends).
+        let done = m.get(&format!("callwatch_events_received_total{{{src}}}")) == Some(&23.0)
+            && m.get("callwatch_events_duplicate_total") >= Some(&6.0);
+        done.then_some(m)
     })
     .await;
     let q = r#"{queue="201"}"#;

@@ -777,10 +777,17 @@ async fn a_callback_goes_overdue_between_two_scrapes_without_events() {
         ),
         1.0
     );
-    // No event from here on: the deadline passes, the next scrapes see it.
-    let later = wait_for(30, "the callback to go overdue", || async {
+    // No event from here on: the deadline passes, the next scrapes see it
+    // overdue (a view of the wall clock), and within a second the daemon's
+    // own heartbeat moves the engine's clock past it: a breach (state).
+    wait_for(30, "the callback to go overdue", || async {
         let m = parse_metrics(&metrics_text(&d).await);
         (metric(&m, &format!("callwatch_backlog_overdue_tasks{kq}")) == 1.0).then_some(m)
+    })
+    .await;
+    let later = wait_for(30, "the breach to be counted", || async {
+        let m = parse_metrics(&metrics_text(&d).await);
+        (metric(&m, &format!("callwatch_task_sla_breaches_total{kq}")) >= 1.0).then_some(m)
     })
     .await;
     assert_eq!(

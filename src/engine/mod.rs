@@ -208,7 +208,10 @@ impl Engine {
         }
         self.clock_ms = self.clock_ms.max(t);
         self.dedup.insert(&ev.id, self.clock_ms);
-        self.counters.applied += 1;
+        // Heartbeats are time, not facts: `applied` counts the facts.
+        if !matches!(ev.body, Body::Heartbeat) {
+            self.counters.applied += 1;
+        }
         self.version += 1;
         if self.clock_ms >= self.next_sweep_ms {
             self.sweep();

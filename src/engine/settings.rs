@@ -86,6 +86,9 @@ pub struct Settings {
     /// The plausible window around the daemon's clock (`None`: off).
     pub event_max_age_ms: Option<i64>,
     pub event_max_lead_ms: Option<i64>,
+    /// The daemon runs on the system clock (so time passes without
+    /// events, and the writer applies heartbeats).
+    pub wall_clock: bool,
     default_tz: Tz,
     site_calendars: BTreeMap<String, Arc<Calendar>>,
     default_queue: QueueParams,
@@ -224,6 +227,7 @@ impl Settings {
             idle_queue_ms: ms(r.idle_queue),
             closed_retention_ms: ms(r.closed_items),
             sales_retention_ms: ms(r.sales),
+            wall_clock: c.clock.mode == crate::config::ClockMode::System,
             event_max_age_ms: Some(ms(c.limits.event_max_age)).filter(|&v| v > 0),
             event_max_lead_ms: Some(ms(c.limits.event_max_lead))
                 .filter(|&v| v > 0 && c.clock.mode == crate::config::ClockMode::System),
