@@ -460,7 +460,6 @@ fn implausible(field: &str, raw: &str, why: &str) -> Rejection {
     )
 }
 
-
 impl<'a> Wire<'a> {
     fn take(field: &'static str, ty: &str, v: Option<Text>) -> Result<Text, Rejection> {
         let v = v.ok_or_else(|| missing(field, ty))?;

@@ -17,10 +17,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
 
-use crate::money::{Money, Quantity};
 use crate::event::{
     AgentStatus, AttemptResult, Body, Direction, Event, SaleKind, SaleLink, Text, TransferTarget,
 };
+use crate::money::{Money, Quantity};
 
 /// Knobs of the simulation.
 #[derive(Debug, Clone)]

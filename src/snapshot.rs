@@ -469,7 +469,6 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
     }
 }
 
-
 /// Start of the agent's current day (for time-in-state booked today).
 fn a_day_start(a: &crate::engine::Agent, now_ms: i64) -> i64 {
     let (start, _) =

@@ -432,7 +432,10 @@ impl Writer {
             }
             engine.version()
         };
-        let committed = self.durable.as_mut().map(|d| d.journal.commit().map(|()| d.journal.next()));
+        let committed = self
+            .durable
+            .as_mut()
+            .map(|d| d.journal.commit().map(|()| d.journal.next()));
         if let Some(Ok(next)) = committed {
             self.shared.journal_seq.store(next, Ordering::Release);
         }
@@ -545,7 +548,10 @@ impl Writer {
         let (reply, _rx) = oneshot::channel();
         self.apply_group(vec![Batch {
             source: "heartbeat",
-            encoded: self.shared.journaled.then(|| Encoded::of(std::slice::from_ref(&ev))),
+            encoded: self
+                .shared
+                .journaled
+                .then(|| Encoded::of(std::slice::from_ref(&ev))),
             events: vec![ev],
             reply,
         }]);

@@ -31,7 +31,12 @@ async fn a_sale_refused_at_a_limit_books_nothing_however_often_it_is_retried() {
     let d = Daemon::start(&config("[limits]\nmax_queues = 2\n"));
     let (_, r) = post(
         &d,
-        ev("l1", "08:00:00", "agent_login", r#""agent":"a1","team":"sales""#),
+        ev(
+            "l1",
+            "08:00:00",
+            "agent_login",
+            r#""agent":"a1","team":"sales""#,
+        ),
     )
     .await;
     assert_eq!(r["accepted"], 1, "{r}");
@@ -51,7 +56,10 @@ async fn a_sale_refused_at_a_limit_books_nothing_however_often_it_is_retried() {
     assert_eq!(a["sales"]["count"], 0, "{a}");
     assert_eq!(a["sales"]["revenue"], 0.0, "{a}");
     let after = get_json(&d, "/api/v1/state").await;
-    assert_eq!(after["digest"], before["digest"], "refusals changed the state");
+    assert_eq!(
+        after["digest"], before["digest"],
+        "refusals changed the state"
+    );
     assert_eq!(after["events_applied"], 1);
 }
 
@@ -59,15 +67,30 @@ async fn a_sale_refused_at_a_limit_books_nothing_however_often_it_is_retried() {
 async fn an_absurd_talk_time_is_refused_and_the_daemon_keeps_ingesting() {
     let d = Daemon::start(&config(""));
     let day = [
-        ev("o", "08:00:00", "call_offered", r#""call":"c1","queue":"orders""#),
-        ev("a", "08:00:05", "call_answered", r#""call":"c1","agent":"a1""#),
+        ev(
+            "o",
+            "08:00:00",
+            "call_offered",
+            r#""call":"c1","queue":"orders""#,
+        ),
+        ev(
+            "a",
+            "08:00:05",
+            "call_answered",
+            r#""call":"c1","agent":"a1""#,
+        ),
     ];
     let (_, r) = post(&d, day.join("\n")).await;
     assert_eq!(r["accepted"], 2, "{r}");
     for id in ["e1", "e2"] {
         let (_, r) = post(
             &d,
-            ev(id, "08:02:00", "call_ended", r#""call":"c1","talk_s":1e300"#),
+            ev(
+                id,
+                "08:02:00",
+                "call_ended",
+                r#""call":"c1","talk_s":1e300"#,
+            ),
         )
         .await;
         assert_eq!(refusal(&r), "invalid_value", "{r}");
@@ -80,7 +103,12 @@ async fn an_absurd_talk_time_is_refused_and_the_daemon_keeps_ingesting() {
     }
     let (_, r) = post(
         &d,
-        ev("e3", "08:02:00", "call_ended", r#""call":"c1","talk_s":115"#),
+        ev(
+            "e3",
+            "08:02:00",
+            "call_ended",
+            r#""call":"c1","talk_s":115"#,
+        ),
     )
     .await;
     assert_eq!(r["accepted"], 1, "the daemon still ingests: {r}");
@@ -137,7 +165,12 @@ async fn implausible_times_and_amounts_are_refused_with_their_reason() {
 #[tokio::test]
 async fn cancelled_sales_leave_exactly_zero() {
     let d = Daemon::start(&config(""));
-    let mut day = vec![ev("l", "08:00:00", "agent_login", r#""agent":"a1","team":"sales""#)];
+    let mut day = vec![ev(
+        "l",
+        "08:00:00",
+        "agent_login",
+        r#""agent":"a1","team":"sales""#,
+    )];
     for i in 0..3 {
         day.push(ev(
             &format!("s{i}"),
@@ -167,10 +200,30 @@ async fn cancelled_sales_leave_exactly_zero() {
 async fn a_late_call_end_leaves_a_newer_pause_in_place() {
     let d = Daemon::start(&config(""));
     let day = [
-        ev("l", "10:00:00", "agent_login", r#""agent":"a1","team":"sales""#),
-        ev("o", "10:00:00", "call_offered", r#""call":"c1","queue":"orders""#),
-        ev("a", "10:01:00", "call_answered", r#""call":"c1","agent":"a1""#),
-        ev("p", "12:30:00", "agent_state", r#""agent":"a1","state":"paused","reason":"lunch""#),
+        ev(
+            "l",
+            "10:00:00",
+            "agent_login",
+            r#""agent":"a1","team":"sales""#,
+        ),
+        ev(
+            "o",
+            "10:00:00",
+            "call_offered",
+            r#""call":"c1","queue":"orders""#,
+        ),
+        ev(
+            "a",
+            "10:01:00",
+            "call_answered",
+            r#""call":"c1","agent":"a1""#,
+        ),
+        ev(
+            "p",
+            "12:30:00",
+            "agent_state",
+            r#""agent":"a1","state":"paused","reason":"lunch""#,
+        ),
     ];
     let (_, r) = post(&d, day.join("\n")).await;
     assert_eq!(r["accepted"], 4, "{r}");
@@ -200,7 +253,12 @@ async fn a_restart_keeps_the_breach_count() {
     let cfg = config("");
     let d = Daemon::start_args(&cfg, &["--data-dir", data]);
     let day = [
-        ev("k", "08:00:00", "task_created", r#""task":"k1","kind":"callback","queue":"orders""#),
+        ev(
+            "k",
+            "08:00:00",
+            "task_created",
+            r#""task":"k1","kind":"callback","queue":"orders""#,
+        ),
         // The desk's clock passes the 4 h deadline (12:00)...
         ev("l", "12:30:00", "agent_login", r#""agent":"a2""#),
     ];
@@ -218,7 +276,12 @@ async fn a_restart_keeps_the_breach_count() {
     // ...and then a completion stamped before the deadline arrives.
     let (_, r) = post(
         &d,
-        ev("c", "11:00:00", "task_completed", r#""task":"k1","agent":"a1""#),
+        ev(
+            "c",
+            "11:00:00",
+            "task_completed",
+            r#""task":"k1","agent":"a1""#,
+        ),
     )
     .await;
     assert_eq!(r["accepted"], 1, "{r}");
@@ -237,29 +300,67 @@ async fn attribution_follows_the_config_and_membership_is_a_set() {
     let d = Daemon::start(&config(extra));
     let day = [
         // A login without `team` keeps the team known.
-        ev("l1", "08:00:00", "agent_login", r#""agent":"a1","team":"sales""#),
+        ev(
+            "l1",
+            "08:00:00",
+            "agent_login",
+            r#""agent":"a1","team":"sales""#,
+        ),
         ev("x1", "08:10:00", "agent_logout", r#""agent":"a1""#),
         ev("l2", "08:20:00", "agent_login", r#""agent":"a1""#),
         // An outsourcer's agent belongs to the team's configured site.
-        ev("p1", "08:00:00", "agent_login", r#""agent":"p1","team":"partner""#),
-        ev("p2", "08:05:00", "agent_state", r#""agent":"p1","state":"paused""#),
+        ev(
+            "p1",
+            "08:00:00",
+            "agent_login",
+            r#""agent":"p1","team":"partner""#,
+        ),
+        ev(
+            "p2",
+            "08:05:00",
+            "agent_state",
+            r#""agent":"p1","state":"paused""#,
+        ),
         // Membership: join q1 and q2, leave q2: still in q1, available.
-        ev("m1", "08:00:00", "agent_login", r#""agent":"m1","queues":["q1"]"#),
-        ev("m2", "08:01:00", "agent_login", r#""agent":"m1","queues":["q2"]"#),
-        ev("m3", "08:02:00", "agent_logout", r#""agent":"m1","queues":["q2"]"#),
+        ev(
+            "m1",
+            "08:00:00",
+            "agent_login",
+            r#""agent":"m1","queues":["q1"]"#,
+        ),
+        ev(
+            "m2",
+            "08:01:00",
+            "agent_login",
+            r#""agent":"m1","queues":["q2"]"#,
+        ),
+        ev(
+            "m3",
+            "08:02:00",
+            "agent_logout",
+            r#""agent":"m1","queues":["q2"]"#,
+        ),
     ];
     let (_, r) = post(&d, day.join("\n")).await;
     assert_eq!(r["accepted"], day.len(), "{r}");
     let snap = get_json(&d, "/api/v1/snapshot").await;
     assert_eq!(agent(&snap, "a1").expect("a1")["team"], "sales");
     let p = agent(&snap, "p1").expect("p1");
-    assert_eq!((&p["site"], &p["team"]), (&Value::from("out"), &Value::from("partner")));
+    assert_eq!(
+        (&p["site"], &p["team"]),
+        (&Value::from("out"), &Value::from("partner"))
+    );
     let m = agent(&snap, "m1").expect("m1");
     assert_eq!(m["state"], "available", "{m}");
     assert_eq!(m["queues"], serde_json::json!(["q1"]), "{m}");
     let (_, r) = post(
         &d,
-        ev("m4", "08:03:00", "agent_logout", r#""agent":"m1","queues":["q1"]"#),
+        ev(
+            "m4",
+            "08:03:00",
+            "agent_logout",
+            r#""agent":"m1","queues":["q1"]"#,
+        ),
     )
     .await;
     assert_eq!(r["accepted"], 1);
@@ -294,7 +395,12 @@ async fn two_daemons_fed_the_same_events_report_the_same_state() {
     let mut day = scripted_day();
     // Mixed in: duplicates, out-of-order and refused events.
     day.push(day[3].clone());
-    day.push(ev("late", "07:59:00", "agent_state", r#""agent":"a1","state":"paused""#));
+    day.push(ev(
+        "late",
+        "07:59:00",
+        "agent_state",
+        r#""agent":"a1","state":"paused""#,
+    ));
     day.push(ev("bad", "08:30:00", "call_ended", r#""call":"nope""#));
     let cfg = config("");
     let (a, b) = (Daemon::start(&cfg), Daemon::start(&cfg));

@@ -7,9 +7,9 @@
 
 use chrono_tz::Tz;
 
+use super::room::Room;
 use super::tally::{DayTally, SalesTotals};
 use super::window::Daily;
-use super::room::Room;
 use super::Engine;
 use crate::event::{AgentStatus, Text, MAX_LOGIN_QUEUES};
 use crate::reject::{Reason, Rejection};

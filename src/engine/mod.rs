@@ -454,8 +454,9 @@ fn shrink<K: Eq + std::hash::Hash, V>(m: &mut Map<K, V>) {
     }
 }
 
-
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_callbacks;
+#[cfg(test)]
+mod tests_props;

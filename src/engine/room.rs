@@ -121,7 +121,10 @@ impl Engine {
         if self.queues.contains_key(name) {
             return;
         }
-        let configured = self.settings.configured_queues().any(|q| q == name.as_str());
+        let configured = self
+            .settings
+            .configured_queues()
+            .any(|q| q == name.as_str());
         let place = match site {
             Some(s) if !configured => s.clone(),
             _ => Text::from(self.settings.queue_site(name)),

@@ -421,7 +421,11 @@ fn a_breach_on_the_engine_clock_is_not_undone_by_an_earlier_completion() {
     let before = f.e.save().expect("saves");
     let b = backlog(&f.snap(late_read), "callback", "orders").clone();
     assert_eq!((b.overdue, b.breaches), (1, 0), "a read decides nothing");
-    assert_eq!(f.e.save().expect("saves"), before, "reads never change state");
+    assert_eq!(
+        f.e.save().expect("saves"),
+        before,
+        "reads never change state"
+    );
     f.pass(late_read);
     assert_eq!(
         backlog(&f.snap(late_read), "callback", "orders").breaches,

@@ -355,15 +355,33 @@ mod tests {
             Body::CallOffered { customer: None, .. }
         ));
         let e = one("1|1.1|201|Paty Marin|COMPLETECALLER|10|122|1").expect("complete");
-        assert!(matches!(&e[0].body, Body::CallEnded { talk_ms: Some(122_000), .. }));
+        assert!(matches!(
+            &e[0].body,
+            Body::CallEnded {
+                talk_ms: Some(122_000),
+                ..
+            }
+        ));
         assert!(
             matches!(e[1].body, Body::WrapEnded { .. }),
             "no wrap in queue_log: ends at once"
         );
         let e = one("1|1.1|q|A|BLINDTRANSFER|200|from-internal|5|60|1").expect("transfer");
-        assert!(matches!(&e[0].body, Body::CallEnded { talk_ms: Some(60_000), .. }));
+        assert!(matches!(
+            &e[0].body,
+            Body::CallEnded {
+                talk_ms: Some(60_000),
+                ..
+            }
+        ));
         let e = one("1|1.1|q|A|ATTENDEDTRANSFER|BRIDGE|abc|5|77|1").expect("attended");
-        assert!(matches!(&e[0].body, Body::CallEnded { talk_ms: Some(77_000), .. }));
+        assert!(matches!(
+            &e[0].body,
+            Body::CallEnded {
+                talk_ms: Some(77_000),
+                ..
+            }
+        ));
         for exit in [
             "ABANDON|1|1|13",
             "EXITWITHTIMEOUT|1|1|300",
