@@ -266,10 +266,31 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     assert_eq!((h_end, t_end), (http_events.len(), tcp_events.len()));
     let live = get_json(&d, "/api/v1/snapshot").await;
     let cfg_path = d.dir.path().join("callwatch.toml");
-    let expected = offline_digest(&cfg_path, data.path(), &[&http_events, &tcp_events]);
-    assert_eq!(
-        live["digest"].as_str(),
-        Some(expected.as_str()),
+    // The two clients interleave in an order no file can repeat, and the
+    // state digest covers arrival order (the duplicate detector's ids):
+    // compare what the state shows instead, which does not depend on it.
+    let file = data.path().join("all.ndjson");
+    let all: Vec<String> = [&http_events, &tcp_events]
+        .iter()
+        .flat_map(|e| e.iter().cloned())
+        .collect();
+    std::fs::write(&file, all.join("\n")).expect("write");
+    // Breaches too depend on the interleaving: a task closes breached when
+    // the desk's clock (the latest event of either client) had passed its
+    // deadline (docs/design.md), and the file's order is not the live one.
+    let view = |mut v: serde_json::Value| {
+        v["digest"] = serde_json::Value::Null;
+        v["events"]["duplicates"] = serde_json::Value::Null;
+        if let Some(rows) = v["backlog"].as_array_mut() {
+            for r in rows {
+                r["breaches"] = serde_json::Value::Null;
+            }
+        }
+        v
+    };
+    let (a, b) = (view(live.clone()), view(replay_offline(&cfg_path, &file)));
+    assert!(
+        a == b,
         "state differs from a replay of exactly the events sent"
     );
     assert_eq!(
