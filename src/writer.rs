@@ -297,6 +297,20 @@ pub fn start(
     Ok((ingest, handle))
 }
 
+/// Should the writer thread ever die of a panic, the daemon stops
+/// claiming to be ready (`/readyz` answers 503) instead of accepting
+/// connections whose events nobody applies.
+struct NotReadyOnPanic(Arc<Shared>);
+
+impl Drop for NotReadyOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.ready.store(false, Ordering::Release);
+            tracing::error!("the writer thread panicked; the daemon is no longer ready");
+        }
+    }
+}
+
 struct Durable {
     opts: StorageOptions,
     journal: Journal,
@@ -325,6 +339,7 @@ impl Writer {
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let _ready = NotReadyOnPanic(self.shared.clone());
         if let Some(opts) = self.storage.clone() {
             if let Err(e) = self.recover(&opts) {
                 // Without a usable data directory nothing can be made
