@@ -342,6 +342,35 @@ mod tests {
         map_line(&mut Mapper::new(None), line)
     }
 
+    /// ADDMEMBER to two queues, REMOVEMEMBER from one: the agent stays a
+    /// member of the other, and available (issue 12).
+    #[test]
+    fn membership_follows_add_and_remove_per_queue() {
+        use crate::config::Config;
+        use crate::engine::{settings::Settings, Engine};
+        let mut cfg = Config::embedded().expect("config");
+        cfg.clock.mode = crate::config::ClockMode::Event;
+        let mut engine = Engine::new(Settings::from_config(&cfg));
+        let mut m = Mapper::new(None);
+        for line in [
+            "1546015400|MANAGER|q1|SIP/7|ADDMEMBER|",
+            "1546015401|MANAGER|q2|SIP/7|ADDMEMBER|",
+            "1546015402|MANAGER|q2|SIP/7|REMOVEMEMBER|",
+        ] {
+            for ev in map_line(&mut m, line).expect("mapped") {
+                engine.apply(&ev, None).expect("applied");
+            }
+        }
+        let snap = crate::snapshot::build(&engine, engine.clock_ms());
+        let a = snap
+            .agents
+            .iter()
+            .find(|a| a.agent == "SIP/7")
+            .expect("agent");
+        assert_eq!(a.queues, ["q1"]);
+        assert_eq!(a.state, crate::event::AgentStatus::Available);
+    }
+
     #[test]
     fn events_and_their_fields() {
         let e = one("1546015415|1.1|201|NONE|ENTERQUEUE||+13238679471|1").expect("enter");
