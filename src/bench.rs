@@ -21,9 +21,11 @@ use crate::engine::Engine;
 use crate::event;
 use crate::simulate::{SimOptions, Simulator};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BenchOptions {
     pub quick: bool,
+    /// Only this measurement (`scrape-stall`).
+    pub only: Option<String>,
 }
 
 /// Every figure of one run (all numbers).
@@ -53,6 +55,13 @@ pub struct Report {
     pub scrape_ms_500_agents: f64,
     pub scrape_ms_5000_agents: f64,
     pub scrape_series_5000_agents: f64,
+    /// Longest wait of one ingest request while `/metrics` is scraped in
+    /// a loop: the worse of the two states below.
+    pub scrape_ingest_stall_ms: f64,
+    pub scrape_ingest_stall_ms_5000_agents: f64,
+    pub scrape_ingest_stall_ms_1m_tasks: f64,
+    /// The same, without scrapes (the baseline it compares to).
+    pub ingest_stall_ms_without_scrapes: f64,
     pub bytes_per_open_task: f64,
     pub bytes_per_agent: f64,
 }
@@ -344,8 +353,111 @@ fn tcp_send(addr: SocketAddr, lines: &[String]) -> anyhow::Result<f64> {
     })
 }
 
+/// `n` open callbacks over 50 queues, sent in chunks of 200,000.
+fn open_tasks(tcp: SocketAddr, n: usize) -> anyhow::Result<()> {
+    let ts = "2026-03-02T08:00:00Z";
+    for start_at in (0..n).step_by(200_000) {
+        let chunk: Vec<String> = (start_at..(start_at + 200_000).min(n))
+            .map(|i| line(&format!("t{i}"), ts, "task_created", &format!(r#""task":"task-{i:07}","kind":"callback","queue":"q{:02}","customer":"cust-{i}""#, i % 50)))
+            .collect();
+        tcp_send(tcp, &chunk)?;
+    }
+    Ok(())
+}
+
+/// The longest time one single-event POST waited, over `secs` seconds of
+/// back-to-back POSTs, with or without another client scraping
+/// `/metrics` in a loop meanwhile. What a scrape costs the writer shows
+/// as the difference.
+fn ingest_stall(http: SocketAddr, secs: u64, scraping: bool) -> anyhow::Result<f64> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scraper = scraping.then(|| {
+            let (c, stop) = (c.clone(), stop.clone());
+            let url = format!("http://{http}/metrics");
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(r) = c.get(&url).send().await {
+                        let _ = r.bytes().await;
+                        n += 1;
+                    }
+                }
+                n
+            })
+        });
+        let url = format!("http://{http}/api/v1/events");
+        let t = Instant::now();
+        let mut worst = 0.0f64;
+        let mut i = 0u64;
+        while t.elapsed() < Duration::from_secs(secs) {
+            i += 1;
+            // One agent toggles between paused and available, a second
+            // of event time apart (the bench runs on the event clock).
+            let ts = chrono::DateTime::from_timestamp(1_772_442_000 + (i as i64), 0)
+                .unwrap_or_default()
+                .to_rfc3339();
+            let state = if i % 2 == 0 { "available" } else { r#"paused","reason":"break"# };
+            let body = line(
+                &format!("stall-{scraping}-{i}"),
+                &ts,
+                "agent_state",
+                &format!(r#""agent":"agent-00000","state":"{state}""#),
+            );
+            let sent = Instant::now();
+            let r = c.post(&url).body(body).send().await?;
+            if !r.status().is_success() {
+                anyhow::bail!("POST answered {}", r.status());
+            }
+            worst = worst.max(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(s) = scraper {
+            let scrapes = s.await.unwrap_or(0);
+            eprintln!("  {scrapes} scrapes during {i} posts");
+        }
+        Ok(worst)
+    })
+}
+
+/// Ingest stalls caused by scrapes at 5,000 agents and at 1 M open tasks.
+fn scrape_stalls(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let secs = if opts.quick { 3 } else { 10 };
+    let d = start(dir.path(), "never", None)?;
+    tcp_send(d.tcp, &desk(5000))?;
+    r.ingest_stall_ms_without_scrapes = ingest_stall(d.http, secs, false)?;
+    r.scrape_ingest_stall_ms_5000_agents = ingest_stall(d.http, secs, true)?;
+    drop(d);
+    let d = start(dir.path(), "never", None)?;
+    tcp_send(d.tcp, &desk(50))?;
+    open_tasks(d.tcp, 1_000_000)?;
+    r.scrape_ingest_stall_ms_1m_tasks = ingest_stall(d.http, secs, true)?;
+    drop(d);
+    r.scrape_ingest_stall_ms = r
+        .scrape_ingest_stall_ms_5000_agents
+        .max(r.scrape_ingest_stall_ms_1m_tasks);
+    eprintln!(
+        "ingest stall: {:.1} ms without scrapes, with scrapes {:.1} ms at 5,000 agents, {:.1} ms at 1 M open tasks",
+        r.ingest_stall_ms_without_scrapes,
+        r.scrape_ingest_stall_ms_5000_agents,
+        r.scrape_ingest_stall_ms_1m_tasks
+    );
+    Ok(())
+}
+
 /// Runs every measurement; prints progress to stderr.
 pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
+    if opts.only.as_deref() == Some("scrape-stall") {
+        let mut r = Report::default();
+        scrape_stalls(&opts, &mut r)?;
+        return Ok(r);
+    }
+    if let Some(other) = &opts.only {
+        anyhow::bail!("unknown measurement {other:?} (known: scrape-stall)");
+    }
     let n = if opts.quick { 200_000 } else { 1_000_000 };
     let recovery_n = if opts.quick { 1_000_000 } else { 10_000_000 };
     let cfg = Config::embedded()?;
@@ -443,17 +555,13 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         eprintln!("scrape with {agents} agents: {ms:.1} ms, {series} series");
     }
 
+    scrape_stalls(&opts, &mut r)?;
+
     // Memory: resident growth per open task (1 M) and per agent (10,000).
     let d = start(dir.path(), "never", None)?;
     let before = rss(d.child.id())?;
     let n_tasks = 1_000_000;
-    let ts = "2026-03-02T08:00:00Z";
-    for start_at in (0..n_tasks).step_by(200_000) {
-        let chunk: Vec<String> = (start_at..start_at + 200_000)
-            .map(|i| line(&format!("t{i}"), ts, "task_created", &format!(r#""task":"task-{i:07}","kind":"callback","queue":"q{:02}","customer":"cust-{i}""#, i % 50)))
-            .collect();
-        tcp_send(d.tcp, &chunk)?;
-    }
+    open_tasks(d.tcp, n_tasks)?;
     r.bytes_per_open_task = (rss(d.child.id())? - before) / n_tasks as f64;
     drop(d);
     let d = start(dir.path(), "never", None)?;

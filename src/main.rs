@@ -76,6 +76,9 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Run only this measurement (`scrape-stall`); the other keys are 0.
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -287,10 +290,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(tail(url, scope, token))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { quick, json } => {
+        Command::Bench { quick, json, only } => {
             init_logging(LogFormat::Plain, "warn");
             raise_fd_limit();
-            let r = callwatch::bench::run(callwatch::bench::BenchOptions { quick })?;
+            let r = callwatch::bench::run(callwatch::bench::BenchOptions { quick, only })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
