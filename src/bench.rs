@@ -788,15 +788,35 @@ pub fn table(r: &Report) -> String {
             r.feed_default_messages_per_s,
             "messages delivered to all clients",
         ),
+        (
+            "scrape_ingest_stall_ms",
+            r.scrape_ingest_stall_ms,
+            "longest single-event POST while /metrics is scraped in a loop",
+        ),
+        (
+            "scrape_ingest_stall_ms_5000_agents",
+            r.scrape_ingest_stall_ms_5000_agents,
+            "the same at 5,000 agents",
+        ),
+        (
+            "scrape_ingest_stall_ms_1m_tasks",
+            r.scrape_ingest_stall_ms_1m_tasks,
+            "the same at 1 M open tasks",
+        ),
+        (
+            "ingest_stall_ms_without_scrapes",
+            r.ingest_stall_ms_without_scrapes,
+            "longest single-event POST, nobody scraping (5,000 agents)",
+        ),
     ];
-    let mut s = format!("{:<28} {:>14}  {}\n", "figure", "value", "what");
+    let mut s = format!("{:<36} {:>14}  {}\n", "figure", "value", "what");
     for (k, v, what) in rows {
         let v = if v < 10.0 {
             format!("{v:.2}")
         } else {
             format!("{v:.0}")
         };
-        s.push_str(&format!("{k:<28} {v:>14}  {what}\n"));
+        s.push_str(&format!("{k:<36} {v:>14}  {what}\n"));
     }
     s
 }
