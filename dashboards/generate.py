@@ -145,8 +145,8 @@ def backlog():
     b.panel("timeseries", "SLA attainment (completed met / completed)",
             f'sum by (kind) (rate(callwatch_tasks_completed_total{{{k}, sla="met"}}[1h]) * {INFO}) / sum by (kind) (rate(callwatch_tasks_completed_total{{{k}}}[1h]) * {INFO})',
             w=12, h=8, unit="percentunit", legend="{{kind}}")
-    b.panel("bargauge", "Age structure of open tasks", f"sum by (le) (callwatch_backlog_tasks_by_age{{{k}}} * {INFO})", w=12, h=8, legend="≤ {{le}} s",
-            desc="Cumulative: tasks at most this old.")
+    b.panel("bargauge", "Age structure of open tasks", f"sum by (age_band) (callwatch_backlog_tasks_by_age_band{{{k}}} * {INFO})", w=12, h=8, legend="{{age_band}}",
+            desc="Open tasks per age band; each task is in one band.")
     b.panel("timeseries", "Callbacks owed and closed (per hour)", [
         (f"sum by (source) (rate(callwatch_callbacks_owed_created_total[1h]) * {INFO}) * 3600", "created: {{source}}"),
         (f"sum by (reason) (rate(callwatch_callbacks_closed_total[1h]) * {INFO}) * 3600", "closed: {{reason}}"),

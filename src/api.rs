@@ -1,7 +1,8 @@
 //! The HTTP API: ingest, snapshot, backlog, metrics, health.
 //!
-//! Handlers take the read lock only to build a view and release it before
-//! serialising or writing the response; nothing holds it across an await.
+//! Read handlers answer from the view the writer published (`view.rs`)
+//! and never touch the engine; what a role may see of it is decided by
+//! `privacy::Policy` alone.
 
 use std::sync::Arc;
 
@@ -20,9 +21,9 @@ use crate::config::{AuthConfig, PrivacyConfig};
 use crate::event;
 use crate::feed::{self, board::Scope, Hub};
 use crate::metric;
-use crate::privacy::{self, Role};
+use crate::privacy::{self, Endpoint, Role};
 use crate::reject::{Reason, Rejection};
-use crate::snapshot::{self, BacklogQuery};
+use crate::snapshot::BacklogQuery;
 use crate::writer::{Ingest, IngestError, Outcome, Shared};
 
 pub const SOURCE: &str = "http";
@@ -101,19 +102,6 @@ impl IntoResponse for Unauthorized {
         )
             .into_response()
     }
-}
-
-/// Reads before recovery has finished would show an empty state (and make
-/// Prometheus see every counter reset): answer 503 until ready instead.
-fn not_ready(app: &App) -> Option<Response> {
-    (!app.shared.is_ready()).then(|| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "recovering state\n",
-        )
-            .into_response()
-    })
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured,
@@ -300,26 +288,81 @@ fn role_of(
     privacy::resolve(token, &app.opts.auth, &app.opts.privacy).map_err(|_| Unauthorized)
 }
 
+/// Why a read request is not answered.
+enum Refused {
+    Unauthorized,
+    Forbidden,
+    /// Reads before recovery has finished would show an empty state
+    /// (and make Prometheus see every counter reset): 503 until ready.
+    NotReady,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Unauthorized => Unauthorized.into_response(),
+            Refused::Forbidden => error(
+                StatusCode::FORBIDDEN,
+                None,
+                "this role may not read this endpoint (docs/privacy.md)",
+            ),
+            Refused::NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "recovering state\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The role of a request to `e`, if the policy lets it call `e`.
+fn reader(
+    app: &App,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    e: Endpoint,
+) -> Result<Role, Refused> {
+    let role = role_of(app, headers, query_token).map_err(|_| Refused::Unauthorized)?;
+    if !app.hub.policy.allows(role, e) {
+        return Err(Refused::Forbidden);
+    }
+    if !app.shared.is_ready() {
+        return Err(Refused::NotReady);
+    }
+    Ok(role)
+}
+
+/// How long a reader waits for the view that includes the latest
+/// applied events before it answers from the latest there is.
+const FRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
-    let role = match role_of(&app, &headers, None) {
+    let role = match reader(&app, &headers, None, Endpoint::Snapshot) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    if let Some(r) = not_ready(&app) {
-        return r;
-    }
-    let now = app.shared.now_ms();
-    let mut snap = {
-        let engine = app.shared.engine.read();
-        let mut snap = snapshot::build(&engine, now);
-        // The digest is of the state, not of this (redacted) view.
-        snap.digest = Some(engine.digest());
-        snap
+    let Some(view) = app.ingest.view_with_digest(FRESH_WAIT).await else {
+        return busy();
     };
-    if role == Role::Wallboard {
-        snapshot::redact(&mut snap, &app.hub.privacy, now);
-    }
+    let mut snap = app
+        .hub
+        .policy
+        .snapshot(&view.snapshot, role, view.at_ms)
+        .into_owned();
+    // The digest is of the state, not of this (redacted) view.
+    snap.digest = view.digest.clone();
     Json(snap).into_response()
+}
+
+/// The writer did not publish in time (it is overloaded or stopping).
+fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        "state view not available yet\n",
+    )
+        .into_response()
 }
 
 async fn ws(
@@ -328,7 +371,12 @@ async fn ws(
     Query(q): Query<std::collections::HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let role = match role_of(&app, &headers, q.get("token").map(String::as_str)) {
+    let role = match reader(
+        &app,
+        &headers,
+        q.get("token").map(String::as_str),
+        Endpoint::Feed,
+    ) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -393,29 +441,26 @@ struct StateView {
 }
 
 async fn get_state(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(r) = role_of(&app, &headers, None) {
+    if let Err(r) = reader(&app, &headers, None, Endpoint::State) {
         return r.into_response();
     }
-    if let Some(r) = not_ready(&app) {
-        return r;
-    }
-    let view = {
-        let engine = app.shared.engine.read();
-        let clock = engine.clock_ms();
-        StateView {
-            digest: engine.digest(),
-            events_applied: engine.counters().applied,
-            last_event_time: (clock > 0)
-                .then(|| chrono::DateTime::from_timestamp_millis(clock))
-                .flatten()
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            journal_seq: app
-                .shared
-                .journal_seq
-                .load(std::sync::atomic::Ordering::Acquire),
-        }
+    let Some(v) = app.ingest.view_with_digest(FRESH_WAIT).await else {
+        return busy();
     };
-    Json(view).into_response()
+    let clock = v.clock_ms;
+    Json(StateView {
+        digest: v.digest.clone().unwrap_or_default(),
+        events_applied: v.counters.applied,
+        last_event_time: (clock > 0)
+            .then(|| chrono::DateTime::from_timestamp_millis(clock))
+            .flatten()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        journal_seq: app
+            .shared
+            .journal_seq
+            .load(std::sync::atomic::Ordering::Acquire),
+    })
+    .into_response()
 }
 
 async fn get_backlog(
@@ -423,49 +468,83 @@ async fn get_backlog(
     headers: HeaderMap,
     query: Result<Query<BacklogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let role = match role_of(&app, &headers, None) {
+    let role = match reader(&app, &headers, None, Endpoint::Backlog) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    if let Some(r) = not_ready(&app) {
-        return r;
-    }
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
     };
-    let mut list = {
-        let engine = app.shared.engine.read();
-        snapshot::backlog_list(&engine, app.shared.now_ms(), &q)
-    };
-    if role == Role::Wallboard {
-        for t in &mut list.tasks {
-            t.customer = None;
-        }
-    }
+    let view = app.shared.fresh_view(FRESH_WAIT).await;
+    let mut list = view.backlog_list(&q);
+    app.hub.policy.backlog(&mut list, role, view.at_ms);
     Json(list).into_response()
 }
 
 async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&headers, app.opts.read_token.as_deref()) {
-        return r.into_response();
-    }
-    if let Some(r) = not_ready(&app) {
-        return r;
-    }
+    let role = match reader(&app, &headers, None, Endpoint::Metrics) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let view = app.shared.fresh_view(FRESH_WAIT).await;
     let mut buf = String::with_capacity(64 * 1024);
-    {
-        let engine = app.shared.engine.read();
-        let snap = snapshot::build(&engine, app.shared.now_ms());
-        metric::render_state(&engine, &snap, app.shared.per_agent_metrics, &mut buf);
-    }
+    let policy = &app.hub.policy;
+    let snap = policy.snapshot(&view.snapshot, role, view.at_ms);
+    metric::render_state(&view, &snap, policy.grants(role).agent_metrics, &mut buf);
     app.shared.telemetry.render(&mut buf);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        buf,
-    )
-        .into_response()
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    let ct = (
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    if gzip {
+        use std::io::Write as _;
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(buf.len() / 8),
+            flate2::Compression::fast(),
+        );
+        if enc.write_all(buf.as_bytes()).is_ok() {
+            if let Ok(body) = enc.finish() {
+                return (
+                    [ct, (header::CONTENT_ENCODING, "gzip")],
+                    [(header::VARY, "Accept-Encoding")],
+                    body,
+                )
+                    .into_response();
+            }
+        }
+    }
+    ([ct], [(header::VARY, "Accept-Encoding")], buf).into_response()
+}
+
+/// Whether an `Accept-Encoding` value accepts gzip (a `q=0` refuses it).
+fn accepts_gzip(v: &str) -> bool {
+    v.split(',').any(|part| {
+        let mut it = part.split(';').map(str::trim);
+        let coding = it.next().unwrap_or("");
+        let refused = it.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gzip_negotiation() {
+        use super::accepts_gzip;
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, gzip;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("br, deflate"));
+    }
 }

@@ -399,7 +399,11 @@ fn ingest_stall(http: SocketAddr, secs: u64, scraping: bool) -> anyhow::Result<f
             let ts = chrono::DateTime::from_timestamp(1_772_442_000 + (i as i64), 0)
                 .unwrap_or_default()
                 .to_rfc3339();
-            let state = if i % 2 == 0 { "available" } else { r#"paused","reason":"break"# };
+            let state = if i % 2 == 0 {
+                "available"
+            } else {
+                r#"paused","reason":"break"#
+            };
             let body = line(
                 &format!("stall-{scraping}-{i}"),
                 &ts,

@@ -344,7 +344,7 @@ pub struct PrivacyConfig {
     pub pseudonym_period_days: u32,
     /// The role of a read request without a token (when no read token is
     /// configured).
-    pub anonymous_role: crate::privacy::Role,
+    pub anonymous_role: Role,
 }
 
 impl Default for PrivacyConfig {
@@ -356,9 +356,19 @@ impl Default for PrivacyConfig {
             min_group_size: 5,
             pseudonym_key: None,
             pseudonym_period_days: 1,
-            anonymous_role: crate::privacy::Role::Wallboard,
+            anonymous_role: Role::Wallboard,
         }
     }
+}
+
+/// A read role (what each may see is `privacy::Policy`'s to decide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The TV on the service floor, and anyone without a supervisor token.
+    Wallboard,
+    /// Team leads and analysts: everything the configuration allows.
+    Supervisor,
 }
 
 /// How agents appear to the wallboard role.
@@ -921,6 +931,24 @@ impl Config {
         }
         if self.feed.max_clients == 0 {
             push("feed.max_clients".into(), "must be greater than 0".into());
+        }
+        if self.feed.overdue_list > crate::view::OVERDUE_MAX {
+            push(
+                "feed.overdue_list".into(),
+                format!("must be at most {}", crate::view::OVERDUE_MAX),
+            );
+        }
+        if self.privacy.per_agent_metrics
+            && self.auth.read_token.is_none()
+            && self.auth.supervisor_token.is_none()
+            && self.privacy.anonymous_role != Role::Supervisor
+        {
+            push(
+                "privacy.per_agent_metrics".into(),
+                "no role could read them: per-agent series are served only to the supervisor \
+                 role; set auth.read_token or auth.supervisor_token (docs/privacy.md)"
+                    .into(),
+            );
         }
         if self
             .privacy

@@ -8,9 +8,7 @@ use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,7 +21,7 @@ use crate::engine::settings::Settings;
 use crate::engine::Engine;
 use crate::feed::{FeedOptions, Hub};
 use crate::metric::Telemetry;
-use crate::privacy::Privacy;
+use crate::privacy::Policy;
 use crate::simulate::SimOptions;
 use crate::source::asterisk::ami::{AmiOptions, AmiSource};
 use crate::source::asterisk::queue_log::{QueueLogOptions, QueueLogSource};
@@ -85,9 +83,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.validate()?;
-    let (engine, clock) = engine_for(&config);
+    let (_, clock) = engine_for(&config);
     let telemetry = Telemetry::new();
-    let (changes, _) = watch::channel(0);
     let st = &config.storage;
     let storage = match &st.data_dir {
         Some(dir) => Some(StorageOptions {
@@ -111,17 +108,12 @@ pub async fn run(
         }
         None => None,
     };
-    let shared = Arc::new(Shared {
-        engine: RwLock::new(engine),
+    let shared = Arc::new(Shared::new(
         clock,
-        telemetry: telemetry.clone(),
-        ready: Default::default(),
-        per_agent_metrics: config.privacy.per_agent_metrics,
-        changes,
+        telemetry.clone(),
         deadletters,
-        journaled: storage.is_some(),
-        journal_seq: Default::default(),
-    });
+        storage.is_some(),
+    ));
     let cancel = CancellationToken::new();
     let timers = CancellationToken::new();
     match &storage {
@@ -134,6 +126,7 @@ pub async fn run(
         shared.clone(),
         Settings::from_config(&config),
         storage,
+        config.feed.build_interval,
         timers.clone(),
     )
     .map_err(RunError::Storage)?;
@@ -208,6 +201,15 @@ pub async fn run(
         });
     }
 
+    if config.privacy.anonymous_role == crate::config::Role::Supervisor
+        && config.auth.read_token.is_none()
+    {
+        tracing::warn!(
+            "privacy.anonymous_role = \"supervisor\" without auth.read_token: every request \
+             without a token sees agent ids, names, per-agent figures and customer references \
+             (docs/privacy.md)"
+        );
+    }
     if config.privacy.pseudonym_key.is_none()
         && config.privacy.wallboard_agents == crate::config::AgentDisplay::Pseudonyms
     {
@@ -216,7 +218,7 @@ pub async fn run(
     let hub = Hub::start(
         shared.clone(),
         FeedOptions::from_config(&config.feed),
-        Privacy::new(&config.privacy),
+        Policy::new(&config.privacy),
         cancel.clone(),
     );
     let app = api::router(

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod buckets;
 pub mod calendar;
 pub mod clock;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod simulate;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+pub mod view;
 pub mod writer;
 
 pub use daemon::{engine_for, run, Listeners, RunError};

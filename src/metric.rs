@@ -21,29 +21,9 @@ use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::engine::histogram::Histogram;
-use crate::engine::Engine;
 use crate::reject::Reason;
 use crate::snapshot::{KpiView, Snapshot};
-
-/// Histogram bucket bounds, in seconds.
-pub mod buckets {
-    pub static WAIT: [f64; 11] = [
-        5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-    ];
-    pub static TALK: [f64; 10] = [
-        30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1800.0, 3600.0,
-    ];
-    pub static HOLD: [f64; 8] = [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
-    pub static WRAP: [f64; 8] = [10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1800.0];
-    /// Age structure of the open backlog (gauge buckets).
-    pub static AGE: [f64; 8] = [
-        900.0, 3600.0, 14400.0, 28800.0, 86400.0, 172800.0, 345600.0, 604800.0,
-    ];
-    pub static COMPLETION: [f64; 12] = [
-        300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
-        345600.0, 604800.0,
-    ];
-}
+use crate::view::View;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {
@@ -91,7 +71,7 @@ families! {
     BACKLOG_OVERDUE = "callwatch_backlog_overdue_tasks", Gauge, "Open tasks past their deadline.";
     BACKLOG_DUE_SOON = "callwatch_backlog_due_soon_tasks", Gauge, "Open tasks not overdue but within the warning lead of their deadline.";
     BACKLOG_NEXT_DUE = "callwatch_backlog_next_due_seconds", Gauge, "Seconds until the earliest open deadline; negative when it has passed.";
-    BACKLOG_BY_AGE = "callwatch_backlog_tasks_by_age", Gauge, "Open tasks at most le seconds old (cumulative, like histogram buckets).";
+    BACKLOG_BY_AGE = "callwatch_backlog_tasks_by_age_band", Gauge, "Open tasks by age band (age_band: 0-15m, 15m-1h, ..., 7d+; each task in one band).";
     TASKS_CREATED = "callwatch_tasks_created_total", Counter, "Tasks created.";
     TASKS_COMPLETED = "callwatch_tasks_completed_total", Counter, "Tasks completed, by whether the deadline was met.";
     TASKS_CANCELLED = "callwatch_tasks_cancelled_total", Counter, "Tasks cancelled.";
@@ -224,8 +204,12 @@ impl std::fmt::Display for Num {
     }
 }
 
-/// Renders the state families from the view (and the engine's histograms).
-pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut String) {
+/// Renders the state families: `snap` is the published snapshot as the
+/// reader's role may see it (`privacy::Policy::snapshot`), the rest of
+/// `view` supplies histograms and counters. Every family is written with
+/// its header even when it has no series yet, and every configured
+/// queue, task kind and state has its series from the start.
+pub fn render_state(view: &View, snap: &Snapshot, per_agent: bool, buf: &mut String) {
     let mut o = Out { buf };
     macro_rules! each {
         ($fam:expr, $iter:expr, |$x:ident| $labels:expr, $value:expr) => {{
@@ -325,7 +309,7 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
     for (fam, pick) in [
         (
             CALL_WAIT,
-            (|q| &q.wait) as fn(&crate::engine::Queue) -> &Histogram,
+            (|q| &q.wait) as fn(&crate::view::QueueHistograms) -> &Histogram,
         ),
         (CALL_TALK, |q| &q.talk),
         (CALL_HOLD, |q| &q.hold),
@@ -333,8 +317,15 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
     ] {
         o.head(&fam);
         for q in qs {
-            if let Some(eq) = engine.queues.get(q.name.as_str()) {
-                o.histogram(fam.name, &[("queue", &q.name)], pick(eq));
+            // Handling times of a small group are one person's.
+            if fam.name != CALL_WAIT.name && !q.withheld.is_empty() {
+                continue;
+            }
+            if let Ok(i) = view
+                .histograms
+                .binary_search_by(|h| h.queue.as_str().cmp(&q.name))
+            {
+                o.histogram(fam.name, &[("queue", &q.name)], pick(&view.histograms[i]));
             }
         }
     }
@@ -389,21 +380,21 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
     }
     o.head(&BACKLOG_BY_AGE);
     for b in bl {
-        let mut le = String::with_capacity(16);
-        for bucket in &b.by_age {
-            le.clear();
-            match bucket.le_s {
-                Some(v) => {
-                    let _ = write!(le, "{}", Num(v));
-                }
-                None => le.push_str("+Inf"),
-            }
+        // The view's buckets are cumulative ("at most le old"); a gauge
+        // must not carry `le`, so each band is the difference.
+        let mut below = 0;
+        for (i, bucket) in b.by_age.iter().enumerate() {
             o.sample(
                 BACKLOG_BY_AGE.name,
                 "",
-                &[("kind", &b.kind), ("queue", &b.queue), ("le", &le)],
-                bucket.tasks as f64,
+                &[
+                    ("kind", &b.kind),
+                    ("queue", &b.queue),
+                    ("age_band", crate::buckets::AGE_BANDS[i]),
+                ],
+                bucket.tasks.saturating_sub(below) as f64,
             );
+            below = bucket.tasks;
         }
     }
     backlog!(TASKS_CREATED, |b| b.created as f64);
@@ -432,11 +423,11 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
         }
     }
     o.head(&TASK_COMPLETION);
-    for ((kind, queue), st) in sorted_stats(engine) {
+    for c in &view.completion {
         o.histogram(
             TASK_COMPLETION.name,
-            &[("kind", kind), ("queue", queue)],
-            &st.completion,
+            &[("kind", &c.kind), ("queue", &c.queue)],
+            &c.histogram,
         );
     }
 
@@ -463,8 +454,12 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
         }
     }
 
+    // Sales of a queue too small to hide a person are left out for
+    // roles that may not see one person's figures.
+    let sales_qs: Vec<&crate::snapshot::QueueView> =
+        qs.iter().filter(|q| q.withheld.is_empty()).collect();
     o.head(&SALES);
-    for q in qs {
+    for q in sales_qs.iter() {
         for (kind, v) in &q.sales.by_kind {
             o.sample(
                 SALES.name,
@@ -476,12 +471,12 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
     }
     each!(
         REVENUE,
-        qs,
+        sales_qs.iter(),
         |q| [("queue", q.name.as_str())],
         q.sales.revenue
     );
     o.head(&INCREMENTAL);
-    for q in qs {
+    for q in sales_qs.iter() {
         o.sample(
             INCREMENTAL.name,
             "",
@@ -497,13 +492,13 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
     }
     each!(
         SALES_CANCELLED,
-        qs,
+        sales_qs.iter(),
         |q| [("queue", q.name.as_str())],
         q.sales.cancelled as f64
     );
     each!(
         REVENUE_CANCELLED,
-        qs,
+        sales_qs.iter(),
         |q| [("queue", q.name.as_str())],
         q.sales.cancelled_revenue
     );
@@ -620,7 +615,7 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
             AGENT_CONTACTS,
             ags,
             |a| [("agent", a.agent.as_str())],
-            a.contacts_handled as f64
+            a.contacts_handled.unwrap_or(0) as f64
         );
         o.head(&AGENT_HANDLE);
         for a in ags {
@@ -629,7 +624,7 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
                     AGENT_HANDLE.name,
                     "",
                     &[("agent", &a.agent), ("phase", phase)],
-                    v,
+                    v.unwrap_or(0.0),
                 );
             }
         }
@@ -637,17 +632,17 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
             AGENT_SALES,
             ags,
             |a| [("agent", a.agent.as_str())],
-            a.sales.count as f64
+            a.sales.as_ref().map_or(0, |s| s.count) as f64
         );
         each!(
             AGENT_REVENUE,
             ags,
             |a| [("agent", a.agent.as_str())],
-            a.sales.revenue
+            a.sales.as_ref().map_or(0.0, |s| s.revenue)
         );
         o.head(&AGENT_CONVERSION);
         for a in ags {
-            if let Some(v) = a.today.conversion {
+            if let Some(v) = a.today.as_ref().and_then(|t| t.conversion) {
                 o.sample(
                     AGENT_CONVERSION.name,
                     "",
@@ -658,7 +653,7 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
         }
     }
 
-    let c = engine.counters();
+    let c = &view.counters;
     o.head(&EVENTS_APPLIED);
     o.sample(EVENTS_APPLIED.name, "", &[], c.applied as f64);
     o.head(&EVENTS_CLAMPED);
@@ -674,21 +669,25 @@ pub fn render_state(engine: &Engine, snap: &Snapshot, per_agent: bool, buf: &mut
     }
 }
 
-fn sorted_stats(engine: &Engine) -> Vec<((&str, &str), &crate::engine::TaskStats)> {
-    let mut v: Vec<_> = engine
-        .task_stats
-        .iter()
-        .map(|((k, q), st)| ((engine.kind_name(*k), q.as_str()), st))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
 static META: Metadata<'static> =
     Metadata::new("callwatch", metrics::Level::INFO, Some("callwatch::metric"));
 
 /// The daemon's own counters, in a recorder owned by this instance.
+/// Feed message types and disconnect reasons, exported at 0 from the start.
+const FEED_MESSAGE_TYPES: [&str; 5] = ["snapshot", "delta", "alert", "error", "alert_built"];
+const FEED_DISCONNECT_REASONS: [&str; 8] = [
+    "client_closed",
+    "too_slow",
+    "idle",
+    "too_many_clients",
+    "bad_message",
+    "gone",
+    "shutdown",
+    "encode",
+];
+
 pub struct Telemetry {
+    process: metrics_process::Collector,
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     received: DashMap<&'static str, Counter>,
@@ -744,7 +743,10 @@ impl Telemetry {
         let storage_errors = recorder.register_counter(&Key::from_name(STORAGE_ERRORS.name), &META);
         storage_errors.increment(0);
         let handle = recorder.handle();
+        let process = metrics_process::Collector::default();
+        metrics::with_local_recorder(&recorder, || process.describe());
         let t = Telemetry {
+            process,
             recorder,
             handle,
             received: DashMap::new(),
@@ -764,6 +766,12 @@ impl Telemetry {
             for reason in Reason::ALL {
                 t.rejected_n(source, reason, 0);
             }
+        }
+        for kind in FEED_MESSAGE_TYPES {
+            t.one_label_n(&FEED_MESSAGES, "type", kind, 0);
+        }
+        for reason in FEED_DISCONNECT_REASONS {
+            t.one_label_n(&FEED_DISCONNECTS, "reason", reason, 0);
         }
         Arc::new(t)
     }
@@ -806,10 +814,14 @@ impl Telemetry {
     }
 
     fn one_label(&self, fam: &Family, label: &'static str, value: &'static str) {
+        self.one_label_n(fam, label, value, 1);
+    }
+
+    fn one_label_n(&self, fam: &Family, label: &'static str, value: &'static str, n: u64) {
         self.labelled
             .entry((fam.name, value))
             .or_insert_with(|| self.counter(fam.name, vec![Label::new(label, value)]))
-            .increment(1);
+            .increment(n);
     }
 
     pub fn skipped(&self, source: &'static str, reason: &'static str) {
@@ -853,8 +865,10 @@ impl Telemetry {
             .increment(1);
     }
 
-    /// Appends the daemon's own families.
+    /// Appends the daemon's own families and the `process_*` ones
+    /// (CPU, memory, open files, threads; read from /proc at each scrape).
     pub fn render(&self, buf: &mut String) {
+        metrics::with_local_recorder(&self.recorder, || self.process.collect());
         buf.push_str(&self.handle.render());
     }
 }
@@ -870,7 +884,7 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_tasks_completed_total" => "kind, queue, sla (met, missed)",
         "callwatch_task_attempts_total" => "kind, queue, result",
         "callwatch_task_completion_seconds" => "kind, queue, le",
-        "callwatch_backlog_tasks_by_age" => "kind, queue, le",
+        "callwatch_backlog_tasks_by_age_band" => "kind, queue, age_band (0-15m, 15m-1h, 1h-4h, 4h-8h, 8h-1d, 1d-2d, 2d-4d, 4d-7d, 7d+)",
         "callwatch_callbacks_owed_created_total" => "queue, source (requested, abandoned)",
         "callwatch_callbacks_closed_total" => "queue, reason (customer_called_back, reached_outbound, completed, unreachable, cancelled)",
         n if n.starts_with("callwatch_backlog_") || n.starts_with("callwatch_task") => {

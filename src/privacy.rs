@@ -1,26 +1,31 @@
-//! Who sees what: read roles, pseudonyms, and the redaction rules that
-//! apply alike to the API, the feed and the wallboard.
+//! Who sees what: the one policy every output goes through.
 //!
 //! German works councils co-determine technical monitoring of employees
-//! (BetrVG §87(1)6), so the lawful setup must be the easy one: the
-//! `wallboard` role (the TV on the floor) sees agents only as configured
-//! (names, pseudonyms or not at all), never a customer reference, per-agent
-//! sales only when allowed, and team figures only for teams of at least
-//! `min_group_size` agents. The `supervisor` role sees everything.
+//! (BetrVG §87(1)6), so the lawful setup must be the easy one, and the
+//! rules must sit in one place a works council can read. This module
+//! alone decides, per role, what the snapshot, the backlog list, the
+//! feed (board and alerts), the wallboard and `/metrics` may contain:
+//! how people appear (ids, names, pseudonyms or not at all), whether
+//! customer references appear, which per-person figures are shown, which
+//! group figures are withheld for groups smaller than `min_group_size`,
+//! and which endpoints a role may call. No other module compares roles:
+//! they ask `Policy` for the redacted form of what they serve. Adding a
+//! role is a variant of `Role` (config.rs) and its `Grants` here.
+//! docs/privacy.md's table is generated from `doc_table` (a test holds
+//! the two together).
+
+use std::borrow::Cow;
 
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+pub use crate::config::Role;
 use crate::config::{AgentDisplay, AuthConfig, PrivacyConfig};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Wallboard,
-    Supervisor,
-}
+use crate::event::AgentStatus;
+use crate::feed::alert::Alert;
+use crate::feed::board::Board;
+use crate::snapshot::{BacklogList, SalesView, Snapshot};
 
 /// A token that matches no configured role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,26 +56,91 @@ pub fn resolve(
     }
 }
 
-/// Redaction rules resolved from the configuration.
-#[derive(Clone)]
-pub struct Privacy {
-    pub agents: AgentDisplay,
+/// How a role sees people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum People {
+    /// Agent ids and names.
+    Ids,
+    /// Names where configured, else pseudonyms; never ids.
+    Names,
+    /// Pseudonyms, stable for `pseudonym_period_days`.
+    Pseudonyms,
+    /// Not at all: no per-agent rows or labels.
+    Hidden,
+}
+
+/// The outputs a role may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Snapshot,
+    Backlog,
+    State,
+    Metrics,
+    Feed,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::Snapshot,
+        Endpoint::Backlog,
+        Endpoint::State,
+        Endpoint::Metrics,
+        Endpoint::Feed,
+    ];
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Snapshot => "GET /api/v1/snapshot",
+            Endpoint::Backlog => "GET /api/v1/backlog",
+            Endpoint::State => "GET /api/v1/state",
+            Endpoint::Metrics => "GET /metrics",
+            Endpoint::Feed => "GET /ws (feed, wallboard)",
+        }
+    }
+}
+
+/// What one role may see.
+#[derive(Debug, Clone, Copy)]
+pub struct Grants {
+    pub people: People,
+    /// Customer references (backlog list, overdue tasks, alerts).
+    pub customers: bool,
+    /// Per-agent sales, revenue and conversion.
     pub agent_sales: bool,
+    /// Per-agent handling figures: contacts, AHT, talk, hold and wrap
+    /// time, idle and paused time. A pseudonym stable for a day does not
+    /// make these anonymous.
+    pub agent_performance: bool,
+    /// Teams and queues with fewer logged-in agents are shown without
+    /// the figures one person's work can be read from (0: no limit).
     pub min_group_size: u64,
+    /// `callwatch_agent_*` series on `/metrics`.
+    pub agent_metrics: bool,
+    pub endpoints: &'static [Endpoint],
+}
+
+/// Figures withheld from a group smaller than `min_group_size`.
+pub const GROUP_WITHHELD: [&str; 5] = ["aht", "talk_hold_wrap", "conversion", "sales", "revenue"];
+
+/// The privacy policy, resolved from the configuration.
+#[derive(Clone)]
+pub struct Policy {
+    wallboard: Grants,
+    supervisor: Grants,
     key: Vec<u8>,
     period_days: i64,
 }
 
-impl std::fmt::Debug for Privacy {
+impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Privacy")
-            .field("agents", &self.agents)
+        f.debug_struct("Policy")
+            .field("wallboard", &self.wallboard)
+            .field("supervisor", &self.supervisor)
             .finish()
     }
 }
 
-impl Privacy {
-    pub fn new(p: &PrivacyConfig) -> Privacy {
+impl Policy {
+    pub fn new(p: &PrivacyConfig) -> Policy {
         let key = match &p.pseudonym_key {
             Some(k) => k.as_bytes().to_vec(),
             None => {
@@ -81,13 +151,216 @@ impl Privacy {
                 k.to_vec()
             }
         };
-        Privacy {
-            agents: p.wallboard_agents,
-            agent_sales: p.wallboard_agent_sales,
-            min_group_size: p.min_group_size,
+        Policy {
+            wallboard: Grants {
+                people: match p.wallboard_agents {
+                    AgentDisplay::Names => People::Names,
+                    AgentDisplay::Pseudonyms => People::Pseudonyms,
+                    AgentDisplay::Hidden => People::Hidden,
+                },
+                customers: false,
+                agent_sales: p.wallboard_agent_sales,
+                agent_performance: false,
+                min_group_size: p.min_group_size,
+                agent_metrics: false,
+                endpoints: &Endpoint::ALL,
+            },
+            supervisor: Grants {
+                people: People::Ids,
+                customers: true,
+                agent_sales: true,
+                agent_performance: true,
+                min_group_size: 0,
+                agent_metrics: p.per_agent_metrics,
+                endpoints: &Endpoint::ALL,
+            },
             key,
             period_days: p.pseudonym_period_days.max(1) as i64,
         }
+    }
+
+    pub fn grants(&self, role: Role) -> &Grants {
+        match role {
+            Role::Wallboard => &self.wallboard,
+            Role::Supervisor => &self.supervisor,
+        }
+    }
+
+    pub fn allows(&self, role: Role, e: Endpoint) -> bool {
+        self.grants(role).endpoints.contains(&e)
+    }
+
+    /// How `role` sees agent `id` (with its configured `name`), or
+    /// `None` where it must not see the person at all.
+    pub fn label(&self, role: Role, id: &str, name: Option<&str>, now_ms: i64) -> Option<String> {
+        match self.grants(role).people {
+            People::Ids => Some(id.to_string()),
+            People::Names => Some(match name {
+                Some(n) => n.to_string(),
+                None => self.pseudonym(id, now_ms),
+            }),
+            People::Pseudonyms => Some(self.pseudonym(id, now_ms)),
+            People::Hidden => None,
+        }
+    }
+
+    /// The snapshot as `role` may see it (borrowed when nothing is
+    /// withheld).
+    pub fn snapshot<'a>(&self, s: &'a Snapshot, role: Role, now_ms: i64) -> Cow<'a, Snapshot> {
+        let g = self.grants(role);
+        if g.people == People::Ids && g.agent_performance && g.agent_sales && g.min_group_size == 0
+        {
+            return Cow::Borrowed(s);
+        }
+        let mut s = s.clone();
+        s.digest = None;
+        let min = g.min_group_size;
+        s.teams.retain(|t| {
+            let size: u64 = t
+                .agents
+                .iter()
+                .filter(|(k, _)| **k != AgentStatus::Offline.as_str())
+                .map(|(_, n)| n)
+                .sum();
+            size >= min
+        });
+        for q in &mut s.queues {
+            let members = s
+                .agents
+                .iter()
+                .filter(|a| a.state != AgentStatus::Offline && a.queues.contains(&q.name))
+                .count() as u64;
+            if members < min {
+                q.today_contacts = Default::default();
+                q.sales = SalesView::default();
+                for k in ["aht", "conversion", "revenue_today"] {
+                    q.kpis.remove(k);
+                }
+                q.withheld = GROUP_WITHHELD.to_vec();
+            }
+        }
+        let mut agents = std::mem::take(&mut s.agents);
+        agents.retain_mut(|a| {
+            let Some(label) = self.label(role, &a.agent, a.name.as_deref(), now_ms) else {
+                return false;
+            };
+            if g.people != People::Ids {
+                a.agent = label;
+                a.name = None;
+            }
+            if !g.agent_performance {
+                a.contacts_handled = None;
+                a.talk_s = None;
+                a.hold_s = None;
+                a.wrap_s = None;
+                a.idle_s_today = None;
+                a.paused_s_today = None;
+                a.today = None;
+            }
+            if !g.agent_sales {
+                a.sales = None;
+                if let Some(t) = a.today.as_mut() {
+                    t.sales = 0;
+                    t.revenue = 0.0;
+                    t.incremental = 0.0;
+                    t.sales_cancelled = 0;
+                    t.converted = 0;
+                    t.conversion = None;
+                }
+            }
+            true
+        });
+        agents.sort_by(|a, b| a.agent.cmp(&b.agent));
+        s.agents = agents;
+        Cow::Owned(s)
+    }
+
+    /// The open-task list as `role` may see it.
+    pub fn backlog(&self, list: &mut BacklogList, role: Role, now_ms: i64) {
+        let g = self.grants(role);
+        for t in &mut list.tasks {
+            if !g.customers {
+                t.customer = None;
+            }
+            if g.people != People::Ids {
+                // Task assignees have no configured name here.
+                t.agent = t
+                    .agent
+                    .take()
+                    .and_then(|a| self.label(role, &a, None, now_ms));
+            }
+        }
+    }
+
+    /// A (scoped) board as `role` may see it. Agents are re-keyed by
+    /// their label, so the key never carries an id the role may not see.
+    pub fn board(&self, b: &mut Board, role: Role, now_ms: i64) {
+        let g = self.grants(role);
+        let min = g.min_group_size;
+        b.teams.retain(|_, t| t.size >= min);
+        let members = |queue: &str| {
+            b.agents
+                .values()
+                .filter(|a| a.queues.iter().any(|q| q == queue))
+                .count() as u64
+        };
+        let small: Vec<String> = b
+            .queues
+            .keys()
+            .filter(|q| members(q) < min)
+            .cloned()
+            .collect();
+        for name in small {
+            if let Some(q) = b.queues.get_mut(&name) {
+                q.aht_s = None;
+                q.talk_s = None;
+                q.hold_s = None;
+                q.wrap_s = None;
+                q.conversion = None;
+                q.revenue_today = None;
+                for k in ["aht", "conversion", "revenue_today"] {
+                    q.kpis.remove(k);
+                }
+                q.withheld = GROUP_WITHHELD.to_vec();
+            }
+        }
+        if !g.customers {
+            for o in b.overdue.values_mut() {
+                o.customer = None;
+            }
+        }
+        if g.people == People::Ids && g.agent_performance && g.agent_sales {
+            return;
+        }
+        let agents = std::mem::take(&mut b.agents);
+        for (id, mut a) in agents {
+            let Some(label) = self.label(role, &id, a.name.as_deref(), now_ms) else {
+                continue;
+            };
+            a.name = None;
+            a.label = label.clone();
+            if !g.agent_performance {
+                a.contacts_today = None;
+            }
+            if !g.agent_sales {
+                a.conversion_today = None;
+                a.revenue_today = None;
+            }
+            b.agents
+                .insert(if g.people == People::Ids { id } else { label }, a);
+        }
+    }
+
+    /// An alert as `role` may see it, or `None`.
+    pub fn alert(&self, a: &Alert, role: Role, name: Option<&str>, now_ms: i64) -> Option<Alert> {
+        let g = self.grants(role);
+        let mut a = a.clone();
+        match &mut a {
+            Alert::TaskOverdue { customer, .. } if !g.customers => *customer = None,
+            Alert::PauseTooLong { agent, .. } => *agent = self.label(role, agent, name, now_ms)?,
+            _ => {}
+        }
+        Some(a)
     }
 
     /// A stable, non-reversible pseudonym of an agent for the period that
@@ -104,12 +377,110 @@ impl Privacy {
     }
 }
 
+/// docs/privacy.md's "what each role sees" table, generated from the
+/// policy as the default configuration resolves it (the settings that
+/// change a cell are named in it). A test holds the document to it.
+pub fn doc_table() -> String {
+    let p = Policy::new(&PrivacyConfig::default());
+    let roles = [Role::Wallboard, Role::Supervisor];
+    type Cell = fn(&Grants) -> String;
+    let rows: [(&str, Cell); 8] = [
+        ("endpoints", |g| {
+            g.endpoints
+                .iter()
+                .map(|e| format!("`{}`", e.path()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        ("agents appear as", |g| {
+            match g.people {
+                People::Ids => "agent ids and names",
+                People::Names => "names (pseudonyms where none is configured), never ids",
+                People::Pseudonyms => {
+                    "pseudonyms, never ids or names (`privacy.wallboard_agents`: `names`, `pseudonyms`, `hidden`)"
+                }
+                People::Hidden => "not at all",
+            }
+            .to_string()
+        }),
+        (
+            "customer references (backlog list, overdue tasks, alerts)",
+            |g| if g.customers { "yes" } else { "no" }.into(),
+        ),
+        ("per-agent sales, revenue, conversion", |g| {
+            if g.agent_sales {
+                "yes".into()
+            } else {
+                "no (`privacy.wallboard_agent_sales`)".into()
+            }
+        }),
+        (
+            "per-agent handling: contacts, AHT, talk, hold, wrap, idle and paused time",
+            |g| if g.agent_performance { "yes" } else { "no" }.into(),
+        ),
+        (
+            "agent state, pause reason, time in state, team, queues",
+            |g| {
+                if g.people == People::Hidden {
+                    "no".into()
+                } else {
+                    "yes".into()
+                }
+            },
+        ),
+        (
+            "teams and queues with fewer logged-in agents than `privacy.min_group_size`",
+            |g| {
+                if g.min_group_size == 0 {
+                    "all figures".into()
+                } else {
+                    format!(
+                    "small teams left out; small queues without {} (listed in `withheld`); default size {}",
+                    GROUP_WITHHELD.join(", "),
+                    g.min_group_size
+                )
+                }
+            },
+        ),
+        ("`callwatch_agent_*` series on `/metrics`", |g| {
+            if g.agent_metrics {
+                "yes".into()
+            } else if g.people == People::Ids {
+                "with `privacy.per_agent_metrics = true`".into()
+            } else {
+                "never".into()
+            }
+        }),
+    ];
+    let mut out = String::from("| what |");
+    for r in roles {
+        out.push_str(&format!(
+            " `{}` |",
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(roles.len()));
+    out.push('\n');
+    for (what, cell) in rows {
+        out.push_str(&format!("| {what} |"));
+        for r in roles {
+            out.push_str(&format!(" {} |", cell(p.grants(r))));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn privacy(key: &str, days: u32) -> Privacy {
-        Privacy::new(&PrivacyConfig {
+    fn privacy(key: &str, days: u32) -> Policy {
+        Policy::new(&PrivacyConfig {
             pseudonym_key: Some(key.into()),
             pseudonym_period_days: days,
             ..PrivacyConfig::default()

@@ -1,10 +1,11 @@
-//! The read view: the whole live state as of one instant.
+//! The snapshot: the whole live state as of one instant, unredacted.
 //!
-//! Built under the state's read lock from the engine and "now". Every
-//! figure that depends on now (waits, ages, time in state, overdue,
-//! due-soon, "today" after midnight) is computed here, at read time, so a
-//! scrape or API call is right at the instant it is made. The same view
-//! feeds `GET /api/v1/snapshot` and `/metrics`, so the two never disagree.
+//! Built by the writer from the engine and "now" as part of the
+//! published view (`view.rs`). Every figure that depends on now (waits,
+//! ages, time in state, overdue, due-soon, "today" after midnight) is
+//! computed here, at the view's instant. The same snapshot feeds
+//! `GET /api/v1/snapshot` and `/metrics`, so the two never disagree;
+//! what a role may see of it is decided by `privacy::Policy`.
 //! Everything is sorted, so equal states serialise to equal bytes.
 
 use std::collections::BTreeMap;
@@ -12,15 +13,15 @@ use std::collections::BTreeMap;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
 
+use crate::buckets;
 use crate::config::{Better, Kpi, Target};
 use crate::engine::tally::{DayTally, SalesTotals};
 use crate::engine::{CallPhase, CallbackSource, CloseReason, Engine, QueueCounts};
 use crate::event::{AgentStatus, AttemptResult, SaleKind};
-use crate::metric::buckets;
 
 pub const VERSION: u32 = 1;
 
-fn rfc3339(ms: i64) -> String {
+pub fn rfc3339(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
@@ -200,6 +201,10 @@ pub struct QueueView {
     pub sales: SalesView,
     pub callbacks: CallbacksView,
     pub kpis: BTreeMap<&'static str, KpiView>,
+    /// Figures the privacy policy withholds from this viewer (a queue
+    /// with fewer agents than `min_group_size`); empty for supervisors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -213,14 +218,23 @@ pub struct AgentView {
     pub since: String,
     pub in_state_s: f64,
     pub queues: Vec<String>,
-    pub contacts_handled: u64,
-    pub talk_s: f64,
-    pub hold_s: f64,
-    pub wrap_s: f64,
-    pub idle_s_today: f64,
-    pub paused_s_today: f64,
-    pub today: TallyView,
-    pub sales: SalesView,
+    // Per-person figures: absent where the privacy policy withholds them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts_handled: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talk_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrap_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_s_today: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_s_today: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub today: Option<TallyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sales: Option<SalesView>,
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -276,7 +290,7 @@ pub struct EventsView {
     pub clamped: u64,
 }
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, Default)]
 pub struct Snapshot {
     /// The state digest (`Engine::digest`, docs/api.md); set by
     /// the API and `replay --offline`, not by scrapes.
@@ -376,6 +390,7 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
                         .collect(),
                 },
                 kpis,
+                withheld: Vec::new(),
             }
         })
         .collect();
@@ -404,14 +419,14 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
                 since: rfc3339(a.since_ms),
                 in_state_s: secs(in_state),
                 queues: a.queues.iter().map(|q| q.to_string()).collect(),
-                contacts_handled: a.contacts,
-                talk_s: secs(a.talk_ms),
-                hold_s: secs(a.hold_ms),
-                wrap_s: secs(a.wrap_ms),
-                idle_s_today: secs(day.idle_ms + live(AgentStatus::Available)),
-                paused_s_today: secs(day.paused_ms + live(AgentStatus::Paused)),
-                today: (&day.tally).into(),
-                sales: (&a.sales).into(),
+                contacts_handled: Some(a.contacts),
+                talk_s: Some(secs(a.talk_ms)),
+                hold_s: Some(secs(a.hold_ms)),
+                wrap_s: Some(secs(a.wrap_ms)),
+                idle_s_today: Some(secs(day.idle_ms + live(AgentStatus::Available))),
+                paused_s_today: Some(secs(day.paused_ms + live(AgentStatus::Paused))),
+                today: Some((&day.tally).into()),
+                sales: Some((&a.sales).into()),
             }
         })
         .collect();
@@ -478,7 +493,9 @@ fn a_day_start(a: &crate::engine::Agent, now_ms: i64) -> i64 {
 
 fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
     let clock_ms = engine.clock_ms();
-    let mut by: BTreeMap<(String, String), BacklogView> = BTreeMap::new();
+    // Keyed by (kind, queue) as the engine has them: no allocation per
+    // task, which at a million open tasks was most of a build.
+    let mut by: BTreeMap<(&str, &str), BacklogView> = BTreeMap::new();
     let fresh = || BacklogView {
         by_age: buckets::AGE
             .iter()
@@ -488,9 +505,18 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
             .collect(),
         ..BacklogView::default()
     };
+    // Every configured kind in every configured queue has its row from
+    // the start, so its series exist (at 0) before the first task.
+    let s = engine.settings();
+    let kinds = s.configured_kinds().chain(["callback"]);
+    for kind in kinds {
+        for queue in s.configured_queues() {
+            by.entry((kind, queue)).or_insert_with(fresh);
+        }
+    }
     for ((kind, queue), st) in &engine.task_stats {
         let v = by
-            .entry((engine.kind_name(*kind).to_string(), queue.to_string()))
+            .entry((engine.kind_name(*kind), queue.as_str()))
             .or_insert_with(fresh);
         v.created = st.created;
         v.completed_met = st.completed_met;
@@ -504,9 +530,8 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
             .collect();
     }
     for t in engine.tasks.values() {
-        let kind = engine.kind_name(t.kind);
         let v = by
-            .entry((kind.to_string(), t.queue.to_string()))
+            .entry((engine.kind_name(t.kind), t.queue.as_str()))
             .or_insert_with(fresh);
         v.open += 1;
         let age = secs(now_ms - t.created_ms);
@@ -532,8 +557,8 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
     }
     by.into_iter()
         .map(|((kind, queue), mut v)| {
-            v.kind = kind;
-            v.queue = queue;
+            v.kind = kind.to_string();
+            v.queue = queue.to_string();
             v
         })
         .collect()
@@ -591,107 +616,34 @@ pub struct BacklogList {
     pub tasks: Vec<TaskView>,
 }
 
-/// Open tasks, most urgent first: earliest deadline, then higher priority.
-pub fn backlog_list(engine: &Engine, now_ms: i64, q: &BacklogQuery) -> BacklogList {
-    let mut rows: Vec<(i64, i32, &str, &crate::engine::Task, bool, bool)> = Vec::new();
-    for (id, t) in &engine.tasks {
-        let kind = engine.kind_name(t.kind);
-        if q.kind.as_deref().is_some_and(|k| k != kind)
-            || q.queue.as_deref().is_some_and(|x| x != t.queue.as_str())
-        {
-            continue;
-        }
-        if let Some(site) = q.site.as_deref() {
-            let qs = engine.queues.get(&t.queue).map(|q| q.params.site.as_str());
-            if qs != Some(site) {
-                continue;
-            }
-        }
-        let overdue = t.overdue(now_ms);
-        let due_soon = !overdue && t.due_soon(now_ms);
-        if q.overdue.is_some_and(|want| want != overdue)
-            || q.due_soon.is_some_and(|want| want != due_soon)
-        {
-            continue;
-        }
-        rows.push((t.due_ms, t.priority, id.as_str(), t, overdue, due_soon));
+/// One open task as the backlog list shows it, at `now_ms`.
+pub fn task_view(engine: &Engine, id: &str, t: &crate::engine::Task, now_ms: i64) -> TaskView {
+    let q = engine.queues.get(&t.queue);
+    let cb = t.callback.as_deref();
+    let overdue = t.overdue(now_ms);
+    TaskView {
+        task: id.to_string(),
+        kind: engine.kind_name(t.kind).to_string(),
+        queue: t.queue.to_string(),
+        site: q.map(|q| q.params.site.clone()).unwrap_or_default(),
+        business_age_s: secs(
+            q.map(|q| q.params.calendar.between(t.created_ms, now_ms))
+                .unwrap_or(now_ms - t.created_ms),
+        ),
+        customer: t.customer.as_ref().map(|c| c.to_string()),
+        created: rfc3339(t.created_ms),
+        due: rfc3339(t.due_ms),
+        age_s: secs(now_ms - t.created_ms),
+        time_left_s: secs(t.due_ms - now_ms),
+        overdue,
+        due_soon: !overdue && t.due_soon(now_ms),
+        priority: t.priority,
+        attempts: t.attempts,
+        last_result: t.last_result,
+        last_attempt: cb.and_then(|c| c.last_attempt_ms).map(rfc3339),
+        agent: t.contact.agent.as_ref().map(|a| a.to_string()),
+        source: cb.map(|c| c.source.as_str()),
+        call: cb.and_then(|c| c.call.as_ref()).map(|c| c.to_string()),
+        requests: cb.map(|c| c.requests),
     }
-    rows.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
-    let total = rows.len();
-    let limit = q.limit.unwrap_or(500).min(BACKLOG_MAX);
-    let tasks = rows
-        .into_iter()
-        .take(limit)
-        .map(|(_, _, id, t, overdue, due_soon)| {
-            let kind = engine.kind_name(t.kind);
-            let q = engine.queues.get(&t.queue);
-            let cb = t.callback.as_deref();
-            TaskView {
-                task: id.to_string(),
-                kind: kind.to_string(),
-                queue: t.queue.to_string(),
-                site: q.map(|q| q.params.site.clone()).unwrap_or_default(),
-                business_age_s: secs(
-                    q.map(|q| q.params.calendar.between(t.created_ms, now_ms))
-                        .unwrap_or(now_ms - t.created_ms),
-                ),
-                customer: t.customer.as_ref().map(|c| c.to_string()),
-                created: rfc3339(t.created_ms),
-                due: rfc3339(t.due_ms),
-                age_s: secs(now_ms - t.created_ms),
-                time_left_s: secs(t.due_ms - now_ms),
-                overdue,
-                due_soon,
-                priority: t.priority,
-                attempts: t.attempts,
-                last_result: t.last_result,
-                last_attempt: cb.and_then(|c| c.last_attempt_ms).map(rfc3339),
-                agent: t.contact.agent.as_ref().map(|a| a.to_string()),
-                source: cb.map(|c| c.source.as_str()),
-                call: cb.and_then(|c| c.call.as_ref()).map(|c| c.to_string()),
-                requests: cb.map(|c| c.requests),
-            }
-        })
-        .collect();
-    BacklogList {
-        now: rfc3339(now_ms),
-        total,
-        tasks,
-    }
-}
-
-/// Redacts a snapshot for the wallboard role (docs/privacy.md): agents as
-/// configured (names, pseudonyms or none), per-agent sales only when
-/// allowed, and no team with fewer than `min_group_size` agents.
-pub fn redact(s: &mut Snapshot, p: &crate::privacy::Privacy, now_ms: i64) {
-    use crate::config::AgentDisplay;
-    s.teams.retain(|t| {
-        let size: u64 = t
-            .agents
-            .iter()
-            .filter(|(k, _)| **k != "offline")
-            .map(|(_, n)| n)
-            .sum();
-        size >= p.min_group_size
-    });
-    if p.agents == AgentDisplay::Hidden {
-        s.agents.clear();
-        return;
-    }
-    for a in &mut s.agents {
-        if p.agents == AgentDisplay::Pseudonyms {
-            a.agent = p.pseudonym(&a.agent, now_ms);
-            a.name = None;
-        }
-        if !p.agent_sales {
-            a.sales = SalesView::default();
-            a.today.sales = 0;
-            a.today.revenue = 0.0;
-            a.today.incremental = 0.0;
-            a.today.sales_cancelled = 0;
-            a.today.converted = 0;
-            a.today.conversion = None;
-        }
-    }
-    s.agents.sort_by(|a, b| a.agent.cmp(&b.agent));
 }

@@ -11,13 +11,20 @@
 //! the data directory (so it again equals what is durable), every batch of
 //! the group is answered with a storage error, and ingest is refused until
 //! a probe write succeeds.
+//!
+//! The engine belongs to this thread alone: readers answer from the
+//! immutable view it publishes (`view.rs`), so no reader ever holds up
+//! ingest. A view is published after a group or on the publish timer,
+//! when the state changed or a second has passed, but never sooner than
+//! `feed.build_interval` after the last and never more often than four
+//! times its own build time allows (publishing takes at most a fifth of
+//! the writer's time, however large the state).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::SharedClock;
@@ -29,6 +36,7 @@ use crate::journal::{Fsync, Journal};
 use crate::metric::Telemetry;
 use crate::reject::Rejection;
 use crate::store;
+use crate::view::View;
 
 /// What became of one submitted event.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,13 +48,13 @@ pub enum Outcome {
 
 /// State shared between the writer and the readers.
 pub struct Shared {
-    pub engine: RwLock<Engine>,
+    /// The latest published view of the state.
+    pub view: watch::Sender<Arc<View>>,
     pub clock: SharedClock,
     pub telemetry: Arc<Telemetry>,
     pub ready: AtomicBool,
-    /// Export per-agent series (`privacy.per_agent_metrics`).
-    pub per_agent_metrics: bool,
-    /// The engine version after each group, for change listeners.
+    /// The writer's group count, after each group (and recovery), for
+    /// readers that want a view including what they just sent.
     pub changes: watch::Sender<u64>,
     pub deadletters: Option<DeadLetters>,
     /// Events are journaled (there is a data directory).
@@ -57,8 +65,38 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// State shared by a writer and its readers, before recovery.
+    pub fn new(
+        clock: SharedClock,
+        telemetry: Arc<Telemetry>,
+        deadletters: Option<DeadLetters>,
+        journaled: bool,
+    ) -> Shared {
+        Shared {
+            view: watch::Sender::new(Arc::new(View::placeholder())),
+            clock,
+            telemetry,
+            ready: AtomicBool::new(false),
+            changes: watch::Sender::new(0),
+            deadletters,
+            journaled,
+            journal_seq: Default::default(),
+        }
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// The latest view, once it includes every group applied before the
+    /// call (read-your-writes for a sender that reads after its POST);
+    /// after `wait` the latest there is.
+    pub async fn fresh_view(&self, wait: Duration) -> Arc<View> {
+        let want = *self.changes.borrow();
+        let mut rx = self.view.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|v| !v.empty && v.version >= want)).await;
+        let v = rx.borrow().clone();
+        v
     }
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
@@ -122,6 +160,11 @@ impl Encoded {
 
 enum Command {
     Batch(Batch),
+    /// Publish a view if one is due; with `digest`, one that carries the
+    /// state digest.
+    Publish {
+        digest: bool,
+    },
     /// Housekeeping (retention; probing storage after a failure).
     Tick,
     /// The `interval` fsync policy's timer.
@@ -159,6 +202,21 @@ impl Ingest {
     pub fn rejected(&self, source: &'static str, r: &Rejection, input: &[u8]) {
         self.shared.telemetry.rejected(source, r.reason);
         self.shared.dead_letter(source, r, input);
+    }
+
+    /// Asks the writer for a view that carries the state digest and
+    /// returns it once published (or, after `wait`, `None`).
+    pub async fn view_with_digest(&self, wait: Duration) -> Option<Arc<View>> {
+        let want = *self.shared.changes.borrow();
+        let mut rx = self.shared.view.subscribe();
+        self.tx.send(Command::Publish { digest: true }).await.ok()?;
+        let fresh = |v: &Arc<View>| !v.empty && v.version >= want && v.digest.is_some();
+        let published = matches!(
+            tokio::time::timeout(wait, rx.wait_for(fresh)).await,
+            Ok(Ok(_))
+        );
+        let v = rx.borrow().clone();
+        published.then_some(v)
     }
 
     /// Applies a batch and waits for one outcome per event. Waits while
@@ -263,6 +321,7 @@ pub fn start(
     shared: Arc<Shared>,
     settings: Settings,
     storage: Option<StorageOptions>,
+    publish_every: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<(Ingest, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -280,10 +339,14 @@ pub fn start(
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync = tokio::time::interval(sync_every.unwrap_or(Duration::from_secs(3600)));
+        // Wakes an idle writer to publish what a rate-limited group left.
+        let mut publish = tokio::time::interval(publish_every.max(Duration::from_millis(20)));
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let cmd = tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => Command::Tick,
+                _ = publish.tick() => Command::Publish { digest: false },
                 _ = sync.tick(), if sync_every.is_some() => Command::Sync,
             };
             if tx.send(cmd).await.is_err() {
@@ -293,7 +356,7 @@ pub fn start(
     });
     let handle = std::thread::Builder::new()
         .name("callwatch-writer".into())
-        .spawn(move || Writer::new(shared, settings, storage).run(rx))?;
+        .spawn(move || Writer::new(shared, settings, storage, publish_every).run(rx))?;
     Ok((ingest, handle))
 }
 
@@ -318,8 +381,25 @@ struct Durable {
     last_snapshot_at: Instant,
 }
 
+/// When the next view may be published, and what is wanted of it.
+struct Publisher {
+    every: Duration,
+    last_at: Option<Instant>,
+    /// Something was applied (or counted: duplicates) since the last view.
+    dirty: bool,
+    last_cost: Duration,
+    want_digest: bool,
+    /// The digest of `digest_version`, kept while the state is unchanged.
+    digest: Option<(u64, String)>,
+}
+
 struct Writer {
     shared: Arc<Shared>,
+    /// Owned by this thread: nothing else reads or writes it.
+    engine: Engine,
+    /// Groups applied (and recoveries), the views' version.
+    groups: u64,
+    publisher: Publisher,
     settings: Settings,
     storage: Option<StorageOptions>,
     durable: Option<Durable>,
@@ -328,9 +408,24 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(shared: Arc<Shared>, settings: Settings, storage: Option<StorageOptions>) -> Writer {
+    fn new(
+        shared: Arc<Shared>,
+        settings: Settings,
+        storage: Option<StorageOptions>,
+        publish_every: Duration,
+    ) -> Writer {
         Writer {
             shared,
+            engine: Engine::new(settings.clone()),
+            groups: 0,
+            publisher: Publisher {
+                every: publish_every,
+                last_at: None,
+                dirty: true,
+                last_cost: Duration::ZERO,
+                want_digest: false,
+                digest: None,
+            },
             settings,
             storage,
             durable: None,
@@ -348,6 +443,7 @@ impl Writer {
                 self.degraded = Some(format!("recovery failed: {e}"));
             }
         }
+        self.publish(true);
         self.shared.ready.store(true, Ordering::Release);
         let mut later = Vec::new();
         while let Some(cmd) = rx.blocking_recv() {
@@ -401,10 +497,13 @@ impl Writer {
             opts.fsync,
             opts.segment_bytes,
         )?;
-        let version = rec.engine.version();
-        *self.shared.engine.write() = rec.engine;
+        self.engine = rec.engine;
+        self.groups += 1;
+        let version = self.groups;
+        self.publisher.dirty = true;
         self.shared.journal_seq.store(rec.next, Ordering::Release);
         self.shared.changes.send_replace(version);
+        self.publish(true);
         self.durable = Some(Durable {
             opts: opts.clone(),
             journal,
@@ -424,7 +523,7 @@ impl Writer {
         }
         let mut results = Vec::with_capacity(group.len());
         let version = {
-            let mut engine = self.shared.engine.write();
+            let engine = &mut self.engine;
             for b in &group {
                 let mut outcomes = Vec::with_capacity(b.events.len());
                 for (i, ev) in b.events.iter().enumerate() {
@@ -445,7 +544,8 @@ impl Writer {
                 }
                 results.push(outcomes);
             }
-            engine.version()
+            self.groups += 1;
+            self.groups
         };
         let committed = self
             .durable
@@ -480,6 +580,8 @@ impl Writer {
             self.shared.telemetry.duplicates(dups);
         }
         self.shared.changes.send_replace(version);
+        self.publisher.dirty = true;
+        self.publish(false);
         for (b, outcomes) in group.into_iter().zip(results) {
             // The sender may have gone; the events are applied regardless,
             // and a retry will be recognised as a duplicate.
@@ -505,6 +607,10 @@ impl Writer {
     fn housekeeping(&mut self, cmd: Command) {
         match cmd {
             Command::Tick => self.tick(),
+            Command::Publish { digest } => {
+                self.publisher.want_digest |= digest;
+                self.publish(false);
+            }
             Command::Sync => {
                 if let Some(Err(e)) = self.durable.as_mut().map(|d| d.journal.sync()) {
                     self.storage_failed(e);
@@ -533,8 +639,9 @@ impl Writer {
         }
         // Memory only: retention runs on the event clock inside `apply`,
         // so nothing here is journaled.
-        self.shared.engine.write().tick();
+        self.engine.tick();
         self.heartbeat(now);
+        self.publish(false);
         self.maybe_snapshot();
     }
 
@@ -547,7 +654,7 @@ impl Writer {
         if !self.settings.wall_clock {
             return;
         }
-        let behind = now - self.shared.engine.read().clock_ms();
+        let behind = now - self.engine.clock_ms();
         if behind < HEARTBEAT_AFTER_MS {
             return;
         }
@@ -572,6 +679,43 @@ impl Writer {
         }]);
     }
 
+    /// Publishes a view of the state if one is due (see the module doc);
+    /// `force` after recovery.
+    fn publish(&mut self, force: bool) {
+        let p = &mut self.publisher;
+        let version = self.engine.version();
+        let now = Instant::now();
+        if !force {
+            let Some(last) = p.last_at else { return };
+            let since = now.duration_since(last);
+            let changed = p.dirty || p.want_digest;
+            if !(changed || since >= Duration::from_secs(1)) {
+                return;
+            }
+            if since < p.every.max(p.last_cost * 4) {
+                return;
+            }
+        }
+        let digest = if p.want_digest {
+            match &p.digest {
+                Some((v, d)) if *v == version => Some(d.clone()),
+                _ => {
+                    let d = self.engine.digest();
+                    p.digest = Some((version, d.clone()));
+                    Some(d)
+                }
+            }
+        } else {
+            None
+        };
+        p.want_digest = false;
+        let view = View::build(&self.engine, self.shared.now_ms(), digest, self.groups);
+        p.last_cost = now.elapsed();
+        p.last_at = Some(Instant::now());
+        p.dirty = false;
+        self.shared.view.send_replace(Arc::new(view));
+    }
+
     fn maybe_snapshot(&mut self) {
         let Some(d) = self.durable.as_mut() else {
             return;
@@ -589,7 +733,7 @@ impl Writer {
         }
         let seq = d.journal.next();
         let started = Instant::now();
-        let bytes = self.shared.engine.read().save();
+        let bytes = self.engine.save();
         let result = bytes
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|bytes| {

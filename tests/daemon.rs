@@ -581,6 +581,111 @@ async fn tokens_guard_ingest_and_reads() {
     );
 }
 
+/// Runs `promtool check metrics` on an exposition; panics with its
+/// findings.
+fn promtool_check(text: &str, when: &str) {
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (apt-get install prometheus)");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed {when}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn promtool_accepts_every_scrape_open_tasks_in_every_band_restart_and_retention() {
+    let cfg = config("[limits]\nevent_max_age = \"30d\"\n");
+    let data = tempfile::tempdir().expect("data");
+    let dir = data.path().to_str().expect("path").to_string();
+    let d = Daemon::start_args(&cfg, &["--data-dir", &dir]);
+    // Before any event: every family is there, the configured queues and
+    // task kinds at 0.
+    let fresh = metrics_text(&d).await;
+    promtool_check(&fresh, "before any event");
+    let m = parse_metrics(&fresh);
+    for kind in ["callback", "offer", "order_confirmation"] {
+        for queue in ["orders", "service"] {
+            let s = format!(r#"callwatch_backlog_tasks{{kind="{kind}",queue="{queue}"}}"#);
+            assert_eq!(metric(&m, &s), 0.0, "{s}");
+        }
+    }
+    assert!(fresh.contains("# TYPE callwatch_task_completion_seconds histogram"));
+    assert!(
+        m.keys().any(|k| k.starts_with("process_")),
+        "process metrics"
+    );
+    // Open tasks of every kind in every age band (the last event, at
+    // 2026-03-10T12:00Z, is "now" on the event clock).
+    let now = chrono::DateTime::parse_from_rfc3339("2026-03-10T12:00:00Z").expect("ts");
+    let ages_min: [i64; 9] = [5, 30, 120, 360, 720, 1800, 4000, 8000, 11_000];
+    let mut lines = Vec::new();
+    for (k, kind) in ["callback", "offer", "order_confirmation"]
+        .iter()
+        .enumerate()
+    {
+        for (i, age) in ages_min.iter().enumerate() {
+            let ts = (now - chrono::Duration::minutes(*age)).to_rfc3339();
+            lines.push(format!(
+                r#"{{"id":"t{k}-{i}","ts":"{ts}","type":"task_created","task":"task-{k}-{i}","kind":"{kind}","queue":"orders","customer":"C-{k}{i}"}}"#
+            ));
+        }
+    }
+    lines.sort_by_key(|l| l[l.find("\"ts\"").unwrap_or(0)..].to_string());
+    lines.push(format!(
+        r#"{{"id":"a1","ts":"{}","type":"agent_login","agent":"agent-7","team":"sales","queues":["orders"]}}"#,
+        now.to_rfc3339()
+    ));
+    let (status, reply) = post(&d, lines.join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    let text = metrics_text(&d).await;
+    promtool_check(&text, "with open tasks in every band");
+    let m = parse_metrics(&text);
+    for kind in ["callback", "offer", "order_confirmation"] {
+        for band in [
+            "0-15m", "15m-1h", "1h-4h", "4h-8h", "8h-1d", "1d-2d", "2d-4d", "4d-7d", "7d+",
+        ] {
+            let s = format!(
+                r#"callwatch_backlog_tasks_by_age_band{{kind="{kind}",queue="orders",age_band="{band}"}}"#
+            );
+            assert_eq!(metric(&m, &s), 1.0, "{s}");
+        }
+    }
+    assert!(m.contains_key(r#"callwatch_agent_state{agent="agent-7",state="available"}"#));
+    // A minute of event time later the retention sweep has run.
+    let hb = (now + chrono::Duration::seconds(61)).to_rfc3339();
+    let (status, _) = post(
+        &d,
+        format!(r#"{{"id":"hb","ts":"{hb}","type":"heartbeat"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    promtool_check(&metrics_text(&d).await, "after a retention sweep");
+    // After a restart on the same data.
+    let before = parse_metrics(&metrics_text(&d).await);
+    d.terminate();
+    let d = Daemon::start_args(&cfg, &["--data-dir", &dir]);
+    let text = metrics_text(&d).await;
+    promtool_check(&text, "after a restart");
+    let after = parse_metrics(&text);
+    let band = r#"callwatch_backlog_tasks_by_age_band{kind="offer",queue="orders",age_band="7d+"}"#;
+    assert_eq!(metric(&after, band), metric(&before, band));
+}
+
 #[tokio::test]
 async fn promtool_accepts_a_scrape_under_simulated_load() {
     let d = Daemon::start_args(
@@ -599,27 +704,7 @@ async fn promtool_accepts_a_scrape_under_simulated_load() {
         (answered >= 3.0).then_some(t)
     })
     .await;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (apt-get install prometheus)");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&text, "under simulated load");
     let m = parse_metrics(&text);
     assert!(metric(&m, r#"callwatch_events_received_total{source="simulator"}"#) > 0.0);
     assert_eq!(metric(&m, r#"callwatch_build_info{version="0.1.0"}"#), 1.0);

@@ -1,4 +1,38 @@
-//! Keeps the docs true: examples decode, every metric is documented.
+//! Keeps the docs true: examples decode, every metric is documented,
+//! the privacy table is the policy's. `CALLWATCH_BLESS=1` rewrites the
+//! generated tables in place (then review the diff).
+
+/// Checks that `doc` holds `table` (a markdown table starting with the
+/// same header line); with `CALLWATCH_BLESS=1` replaces it instead.
+fn holds_table(path: &str, table: &str) {
+    let doc = std::fs::read_to_string(path).expect("doc");
+    if doc.contains(table) {
+        return;
+    }
+    if std::env::var_os("CALLWATCH_BLESS").is_some() {
+        let header = table.lines().next().expect("header");
+        let start = doc
+            .find(header)
+            .expect("the table's header line in the doc");
+        let rest = &doc[start..];
+        let end = rest
+            .find("\n\n")
+            .map(|i| start + i + 1)
+            .unwrap_or(doc.len());
+        let new = format!("{}{}{}", &doc[..start], table, &doc[end..]);
+        std::fs::write(path, new).expect("write");
+        return;
+    }
+    panic!("{path}'s generated table is stale; it should be:\n{table}");
+}
+
+#[test]
+fn the_privacy_table_is_the_policy() {
+    holds_table(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docs/privacy.md"),
+        &callwatch::privacy::doc_table(),
+    );
+}
 
 #[test]
 fn every_event_example_in_the_docs_decodes() {
@@ -25,11 +59,8 @@ fn every_event_example_in_the_docs_decodes() {
 
 #[test]
 fn every_metric_family_is_documented() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
-        .expect("docs/metrics.md");
-    let table = callwatch::metric::doc_table();
-    assert!(
-        doc.contains(&table),
-        "docs/metrics.md's family table is stale; it should end with:\n{table}"
+    holds_table(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"),
+        &callwatch::metric::doc_table(),
     );
 }

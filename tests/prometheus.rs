@@ -146,6 +146,8 @@ fn panel_queries() -> Vec<(String, String, bool)> {
     out
 }
 
+const SCRAPE_TOKEN: &str = "prometheus-read-token-0123";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
     // callwatch: the simulator plus a scripted overdue callback.
@@ -159,6 +161,12 @@ async fn prometheus_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
             "ingest_tcp = \"127.0.0.1:0\"",
         )
         .replace("per_agent_metrics = false", "per_agent_metrics = true")
+        // Per-agent series go to the supervisor role only: Prometheus
+        // scrapes with the read token, as docs/privacy.md says it must.
+        .replace(
+            "# read_token = \"at-least-16-characters\"",
+            &format!("read_token = \"{SCRAPE_TOKEN}\""),
+        )
         .replace("agents = 24\nrate = 4.0", "agents = 40\nrate = 40.0");
     let d = Daemon::start_args(&cfg, &["--demo"]);
     let now = chrono::Utc::now();
@@ -187,7 +195,7 @@ async fn prometheus_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
         dir.path().join("prometheus.yml"),
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml, alerts.yml]\n\
-             scrape_configs:\n  - job_name: callwatch\n    static_configs:\n      - targets: [\"{}\"]\n",
+             scrape_configs:\n  - job_name: callwatch\n    authorization:\n      credentials: \"{SCRAPE_TOKEN}\"\n    static_configs:\n      - targets: [\"{}\"]\n",
             d.http
         ),
     )

@@ -15,8 +15,8 @@ use super::{
     Agent, ClosedTask, EndedCall, Engine, EngineCounters, Map, Queue, SaleRecord, Site, TaskStats,
     Team,
 };
+use crate::buckets;
 use crate::event::Text;
-use crate::metric::buckets;
 
 /// Bumped whenever the layout below changes.
 pub const FORMAT: u32 = 2;

@@ -8,7 +8,7 @@ use super::histogram::Histogram;
 use super::settings::QueueParams;
 use super::tally::{DayTally, SalesTotals};
 use super::window::{Daily, Rolling};
-use crate::metric::buckets;
+use crate::buckets;
 
 /// Call counters of a queue (cumulative, or per day / minute).
 #[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

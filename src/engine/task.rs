@@ -21,9 +21,9 @@ use super::call::Contact;
 use super::histogram::Histogram;
 use super::room::Room;
 use super::Engine;
+use crate::buckets;
 use crate::config::NO_QUEUE;
 use crate::event::{AttemptResult, Text};
-use crate::metric::buckets;
 use crate::reject::{Reason, Rejection};
 
 pub const CALLBACK: &str = "callback";

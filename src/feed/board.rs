@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::Kpi;
 use crate::engine::{CallPhase, Engine};
 use crate::event::AgentStatus;
-use crate::snapshot::{self, KpiView};
+use crate::snapshot::{KpiView, Snapshot};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QueueTile {
@@ -33,10 +33,13 @@ pub struct QueueTile {
     pub hold_s: Option<f64>,
     pub wrap_s: Option<f64>,
     pub conversion: Option<f64>,
-    pub revenue_today: f64,
+    pub revenue_today: Option<f64>,
     /// KPI targets and statuses. `oldest_wait` carries no value (it grows
     /// by the second; the client computes it from `oldest_since`).
     pub kpis: BTreeMap<&'static str, KpiView>,
+    /// Figures withheld by the privacy policy (see `QueueView`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -52,14 +55,22 @@ pub struct TeamTile {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AgentTile {
-    /// What the viewer may see: a name, a pseudonym, or the id (supervisor).
+    /// What the viewer may see: a name, a pseudonym, or (supervisor) the
+    /// name or else the id.
     pub label: String,
+    /// The configured name, for the policy's labelling (never sent).
+    #[serde(skip)]
+    pub name: Option<String>,
+    /// Queue membership, for the policy's group sizes (never sent).
+    #[serde(skip)]
+    pub queues: Vec<String>,
     pub team: String,
     pub site: String,
     pub state: AgentStatus,
     pub reason: Option<String>,
     pub since: i64,
-    pub contacts_today: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts_today: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversion_today: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,9 +117,9 @@ pub struct Board {
     pub overdue: BTreeMap<String, OverdueItem>,
 }
 
-/// Builds the full board (every queue, agent and task, supervisor detail).
-pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
-    let snap = snapshot::build(engine, now_ms);
+/// Builds the full board (every queue, agent and task, supervisor
+/// detail) from the engine and its snapshot at `now_ms`.
+pub fn build(engine: &Engine, snap: &Snapshot, now_ms: i64, overdue_max: usize) -> Board {
     let mut oldest: BTreeMap<&str, i64> = BTreeMap::new();
     for c in engine.calls.values() {
         if matches!(c.phase, CallPhase::Waiting) {
@@ -140,8 +151,9 @@ pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
                 hold_s: t.hold_s,
                 wrap_s: t.wrap_s,
                 conversion: t.conversion,
-                revenue_today: t.revenue,
+                revenue_today: Some(t.revenue),
                 kpis,
+                withheld: Vec::new(),
             };
             (q.name.clone(), tile)
         })
@@ -175,12 +187,14 @@ pub fn build(engine: &Engine, now_ms: i64, overdue_max: usize) -> Board {
             let day = a.today.get(now_ms).copied().unwrap_or_default();
             let tile = AgentTile {
                 label: a.name.as_deref().unwrap_or(id).to_string(),
+                name: a.name.as_ref().map(|n| n.to_string()),
+                queues: a.queues.iter().map(|q| q.to_string()).collect(),
                 team: a.team.to_string(),
                 site: a.site.to_string(),
                 state: a.status,
                 reason: a.reason.as_ref().map(|r| r.to_string()),
                 since: a.since_ms,
-                contacts_today: day.tally.contacts,
+                contacts_today: Some(day.tally.contacts),
                 conversion_today: day.tally.conversion(),
                 revenue_today: Some(day.tally.revenue.units()),
             };
@@ -295,18 +309,9 @@ impl Scope {
 }
 
 impl Board {
-    /// The part of the board a viewer may see: within `scope`, and
-    /// redacted for `role` (see `privacy.rs`).
-    pub fn scoped(
-        &self,
-        scope: &Scope,
-        role: crate::privacy::Role,
-        privacy: &crate::privacy::Privacy,
-        now_ms: i64,
-    ) -> Board {
-        use crate::config::AgentDisplay;
-        use crate::privacy::Role;
-        let wallboard = role == Role::Wallboard;
+    /// The part of the board within `scope` (redaction for the viewer's
+    /// role is `privacy::Policy::board`'s, applied after this).
+    pub fn scoped(&self, scope: &Scope) -> Board {
         let queues: BTreeMap<String, QueueTile> = self
             .queues
             .iter()
@@ -323,35 +328,14 @@ impl Board {
             .teams
             .iter()
             .filter(|(n, t)| scope.team(n, t))
-            .filter(|(_, t)| !wallboard || t.size >= privacy.min_group_size)
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect();
-        let agents = if wallboard && privacy.agents == AgentDisplay::Hidden {
-            BTreeMap::new()
-        } else {
-            self.agents
-                .iter()
-                .filter(|(_, a)| scope.agent(a))
-                .map(|(id, a)| {
-                    let mut a = a.clone();
-                    if !wallboard {
-                        return (id.clone(), a);
-                    }
-                    if !privacy.agent_sales {
-                        a.conversion_today = None;
-                        a.revenue_today = None;
-                    }
-                    match privacy.agents {
-                        AgentDisplay::Names => (id.clone(), a),
-                        _ => {
-                            let p = privacy.pseudonym(id, now_ms);
-                            a.label = p.clone();
-                            (p, a)
-                        }
-                    }
-                })
-                .collect()
-        };
+        let agents = self
+            .agents
+            .iter()
+            .filter(|(_, a)| scope.agent(a))
+            .map(|(id, a)| (id.clone(), a.clone()))
+            .collect();
         let backlog = self
             .backlog
             .iter()
@@ -362,13 +346,7 @@ impl Board {
             .overdue
             .iter()
             .filter(|(_, o)| queue_ok(&o.queue) && Scope::has(&scope.kinds, &o.kind))
-            .map(|(id, o)| {
-                let mut o = o.clone();
-                if wallboard {
-                    o.customer = None;
-                }
-                (id.clone(), o)
-            })
+            .map(|(id, o)| (id.clone(), o.clone()))
             .collect();
         Board {
             built: self.built,

@@ -14,6 +14,7 @@
 //! bounded broadcast channel; a client that falls behind on alerts gets a
 //! fresh snapshot instead.
 
+pub mod alert;
 pub mod board;
 
 use std::collections::{BTreeMap, HashSet};
@@ -28,104 +29,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::FeedConfig;
 use crate::event::AgentStatus;
-use crate::privacy::{Privacy, Role};
+use crate::privacy::{Policy, Role};
 use crate::writer::Shared;
+pub use alert::Alert;
 use board::{Board, Scope};
 
 pub const PROTOCOL: u32 = 1;
-
-/// Something that needs attention now.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Alert {
-    /// A task passed its deadline.
-    TaskOverdue {
-        task: String,
-        task_kind: String,
-        queue: String,
-        due: i64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        customer: Option<String>,
-    },
-    /// A queue's oldest wait crossed its warn or critical threshold.
-    OldestWait {
-        queue: String,
-        level: &'static str,
-        since: i64,
-        threshold_s: f64,
-    },
-    /// An agent has been paused longer than allowed for the reason.
-    PauseTooLong {
-        agent: String,
-        team: String,
-        site: String,
-        reason: Option<String>,
-        since: i64,
-        limit_s: f64,
-    },
-}
-
-impl Alert {
-    /// The same alert as the viewer may see it, or `None` out of scope.
-    fn for_viewer(
-        &self,
-        board: &Board,
-        scope: &Scope,
-        role: Role,
-        privacy: &Privacy,
-        now_ms: i64,
-    ) -> Option<Alert> {
-        let wallboard = role == Role::Wallboard;
-        match self {
-            Alert::TaskOverdue {
-                queue, task_kind, ..
-            } => {
-                let in_scope = board
-                    .queues
-                    .get(queue)
-                    .is_some_and(|q| scope.queue(queue, q))
-                    || (queue == crate::config::NO_QUEUE
-                        && scope.queues.is_empty()
-                        && scope.teams.is_empty());
-                let kinds_ok = scope.kinds.is_empty() || scope.kinds.iter().any(|k| k == task_kind);
-                (in_scope && kinds_ok).then(|| {
-                    let mut a = self.clone();
-                    if let (Alert::TaskOverdue { customer, .. }, true) = (&mut a, wallboard) {
-                        *customer = None;
-                    }
-                    a
-                })
-            }
-            Alert::OldestWait { queue, .. } => board
-                .queues
-                .get(queue)
-                .is_some_and(|q| scope.queue(queue, q))
-                .then(|| self.clone()),
-            Alert::PauseTooLong {
-                agent, team, site, ..
-            } => {
-                let tile = board.agents.get(agent)?;
-                if !scope.agent(tile) {
-                    return None;
-                }
-                if !wallboard {
-                    return Some(self.clone());
-                }
-                let label = match privacy.agents {
-                    crate::config::AgentDisplay::Hidden => return None,
-                    crate::config::AgentDisplay::Names => tile.label.clone(),
-                    crate::config::AgentDisplay::Pseudonyms => privacy.pseudonym(agent, now_ms),
-                };
-                let mut a = self.clone();
-                if let Alert::PauseTooLong { agent, .. } = &mut a {
-                    *agent = label;
-                }
-                let _ = (team, site);
-                Some(a)
-            }
-        }
-    }
-}
 
 /// Messages from the daemon to a client.
 #[derive(Debug, Serialize)]
@@ -305,7 +214,7 @@ pub struct Hub {
     slots: Arc<Semaphore>,
     views: Views,
     pub opts: FeedOptions,
-    pub privacy: Privacy,
+    pub policy: Policy,
     shared: Arc<Shared>,
 }
 
@@ -314,7 +223,7 @@ impl Hub {
     pub fn start(
         shared: Arc<Shared>,
         opts: FeedOptions,
-        privacy: Privacy,
+        policy: Policy,
         cancel: CancellationToken,
     ) -> Arc<Hub> {
         let (board_tx, board) = watch::channel(Arc::new(Board::default()));
@@ -325,7 +234,7 @@ impl Hub {
             slots: Arc::new(Semaphore::new(opts.max_clients)),
             views: Views::default(),
             opts: opts.clone(),
-            privacy,
+            policy,
             shared: shared.clone(),
         });
         tokio::spawn(run_hub(
@@ -353,31 +262,25 @@ async fn run_hub(
     cancel: CancellationToken,
 ) {
     let max_clients = opts.max_clients;
-    let mut changes = shared.changes.subscribe();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut prev: Option<Board> = None;
+    let mut views = shared.view.subscribe();
+    let mut prev: Option<Arc<crate::view::View>> = None;
     let mut paused_alerted: HashSet<(String, i64)> = HashSet::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            r = changes.changed() => if r.is_err() { return },
-            _ = tick.tick() => {}
+            r = views.changed() => if r.is_err() { return },
         }
-        // Nobody listening: building boards would only take the read
-        // lock from the writer. (Alerts start with the first client.)
-        if !shared.is_ready() || slots.available_permits() == max_clients {
+        // The writer publishes views (at least once a second); the hub
+        // only turns them into boards for clients, and alerts start with
+        // the first client.
+        let view = views.borrow_and_update().clone();
+        if view.empty || slots.available_permits() == max_clients {
             prev = None;
             continue;
         }
-        let started = tokio::time::Instant::now();
-        let now = shared.now_ms();
-        let board = {
-            let engine = shared.engine.read();
-            board::build(&engine, now, opts.overdue_list.max(1000))
-        };
+        let board = &view.board;
         if let Some(prev) = &prev {
-            for a in detect(prev, &board, now, &opts, &mut paused_alerted) {
+            for a in detect(&prev.board, board, view.at_ms, &opts, &mut paused_alerted) {
                 shared.telemetry.feed_message("alert_built");
                 let _ = alerts.send(Arc::new(a));
             }
@@ -395,12 +298,7 @@ async fn run_hub(
         if board_tx.borrow().as_ref() != &shown {
             board_tx.send_replace(Arc::new(shown));
         }
-        prev = Some(board);
-        // Coalesce bursts of events into one build per interval.
-        // A large state makes a build slow, and a build holds the read
-        // lock: keep builds to a fifth of the time at most, so the writer
-        // always gets most of it.
-        tokio::time::sleep_until(started + opts.build_interval.max(started.elapsed() * 4)).await;
+        prev = Some(view);
     }
 }
 
@@ -534,7 +432,9 @@ fn view_for(
     role: Role,
 ) -> Arc<View> {
     hub.views.view(board, key, || {
-        board.scoped(scope, role, &hub.privacy, hub.shared.now_ms())
+        let mut b = board.scoped(scope);
+        hub.policy.board(&mut b, role, hub.shared.now_ms());
+        b
     })
 }
 
@@ -633,7 +533,10 @@ async fn client_loop(
                 Ok(alert) => {
                     let now = hub.shared.now_ms();
                     let b = board_rx.borrow().clone();
-                    if let Some(mine) = alert.for_viewer(&b, scope, role, &hub.privacy, now) {
+                    let mine = alert
+                        .in_scope(&b, scope)
+                        .and_then(|name| hub.policy.alert(&alert, role, name, now));
+                    if let Some(mine) = mine {
                         seq += 1;
                         send!(Out::Alert { seq, now, alert: &mine }, "alert");
                     }

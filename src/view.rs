@@ -1,0 +1,204 @@
+//! The published view: one immutable read model of the state, built by
+//! the writer and shared by every reader.
+//!
+//! Readers (`/metrics`, the API, the feed hub) never touch the engine:
+//! the engine is owned by the writer thread, and after a group of
+//! batches the writer builds a `View` and publishes it as an `Arc` on a
+//! `watch` channel. A slow scrape or a thousand feed clients therefore
+//! cannot delay ingest; what publishing costs the writer is bounded by
+//! the publication rule in `writer.rs` (at most every
+//! `feed.build_interval`, and never more than a fifth of the writer's
+//! time).
+//!
+//! Figures that depend on "now" (waits, ages, overdue, due soon) are
+//! computed at the view's `at_ms`; the writer republishes at least once
+//! a second, so they are never more than about a second old.
+
+use std::collections::HashMap;
+
+use crate::engine::histogram::Histogram;
+use crate::engine::{Engine, EngineCounters};
+use crate::feed::board::{self, Board};
+use crate::snapshot::{self, BacklogList, BacklogQuery, Snapshot, TaskView};
+
+/// Most overdue tasks a view lists for the feed (`feed.overdue_list` is
+/// at most this).
+pub const OVERDUE_MAX: usize = 1000;
+
+/// The wait, talk, hold and wrap histograms of one queue.
+#[derive(Debug, Clone)]
+pub struct QueueHistograms {
+    pub queue: String,
+    pub wait: Histogram,
+    pub talk: Histogram,
+    pub hold: Histogram,
+    pub wrap: Histogram,
+}
+
+/// Completion times of one (task kind, queue).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub kind: String,
+    pub queue: String,
+    pub histogram: Histogram,
+}
+
+/// Everything a reader may answer from, as of one instant.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// The writer's group count it was built after (it grows with every
+    /// group, duplicates-only groups included, unlike the engine version).
+    pub version: u64,
+    /// The instant "now"-dependent figures were computed at.
+    pub at_ms: i64,
+    /// The engine's clock (latest event time).
+    pub clock_ms: i64,
+    /// The state digest, when a reader asked for it.
+    pub digest: Option<String>,
+    /// Unredacted: only `privacy::Policy` turns it into what a role sees.
+    pub snapshot: Snapshot,
+    pub board: Board,
+    /// Open tasks, most urgent first: at most `snapshot::BACKLOG_MAX` of
+    /// each (kind, queue), so that any filter of the backlog list can be
+    /// answered up to its largest `limit`.
+    pub tasks: Vec<TaskView>,
+    pub histograms: Vec<QueueHistograms>,
+    pub completion: Vec<Completion>,
+    pub counters: EngineCounters,
+    /// Set only on the placeholder before the first build.
+    pub empty: bool,
+}
+
+impl View {
+    /// The placeholder published before recovery has finished.
+    pub fn placeholder() -> View {
+        View {
+            empty: true,
+            ..View::default()
+        }
+    }
+
+    /// The view of `engine` at `now_ms`.
+    pub fn build(engine: &Engine, now_ms: i64, digest: Option<String>, seq: u64) -> View {
+        let snapshot = snapshot::build(engine, now_ms);
+        let mut board = board::build(engine, &snapshot, now_ms, OVERDUE_MAX);
+        board.version = seq;
+        let mut histograms: Vec<QueueHistograms> = engine
+            .queues
+            .iter()
+            .map(|(name, q)| QueueHistograms {
+                queue: name.to_string(),
+                wait: q.wait.clone(),
+                talk: q.talk.clone(),
+                hold: q.hold.clone(),
+                wrap: q.wrap.clone(),
+            })
+            .collect();
+        histograms.sort_by(|a, b| a.queue.cmp(&b.queue));
+        let mut completion: Vec<Completion> = engine
+            .task_stats
+            .iter()
+            .map(|((k, q), st)| Completion {
+                kind: engine.kind_name(*k).to_string(),
+                queue: q.to_string(),
+                histogram: st.completion.clone(),
+            })
+            .collect();
+        completion.sort_by(|a, b| (&a.kind, &a.queue).cmp(&(&b.kind, &b.queue)));
+        View {
+            version: seq,
+            at_ms: now_ms,
+            clock_ms: engine.clock_ms(),
+            digest,
+            tasks: urgent_tasks(engine, now_ms),
+            snapshot,
+            board,
+            histograms,
+            completion,
+            counters: *engine.counters(),
+            empty: false,
+        }
+    }
+
+    /// The open-task list for a filter: rows from `tasks`, the total from
+    /// the backlog aggregates (exact even where rows were capped).
+    pub fn backlog_list(&self, q: &BacklogQuery) -> BacklogList {
+        let site_of = |queue: &str| {
+            self.snapshot
+                .queues
+                .iter()
+                .find(|v| v.name == queue)
+                .map(|v| v.site.as_str())
+        };
+        let group_ok = |kind: &str, queue: &str| {
+            q.kind.as_deref().is_none_or(|k| k == kind)
+                && q.queue.as_deref().is_none_or(|x| x == queue)
+                && q.site.as_deref().is_none_or(|s| site_of(queue) == Some(s))
+        };
+        let total = self
+            .snapshot
+            .backlog
+            .iter()
+            .filter(|b| group_ok(&b.kind, &b.queue))
+            .map(|b| {
+                // `due_soon` excludes overdue tasks.
+                let rest = b.open - b.overdue - b.due_soon;
+                match (q.overdue, q.due_soon) {
+                    (None, None) => b.open,
+                    (Some(true), Some(true)) => 0,
+                    (Some(true), _) => b.overdue,
+                    (_, Some(true)) => b.due_soon,
+                    (Some(false), None) => b.open - b.overdue,
+                    (None, Some(false)) => b.open - b.due_soon,
+                    (Some(false), Some(false)) => rest,
+                }
+            })
+            .sum::<u64>() as usize;
+        let limit = q.limit.unwrap_or(500).min(snapshot::BACKLOG_MAX);
+        let tasks = self
+            .tasks
+            .iter()
+            .filter(|t| {
+                group_ok(&t.kind, &t.queue)
+                    && q.overdue.is_none_or(|w| w == t.overdue)
+                    && q.due_soon.is_none_or(|w| w == t.due_soon)
+            })
+            .take(limit)
+            .cloned()
+            .collect();
+        BacklogList {
+            now: snapshot::rfc3339(self.at_ms),
+            total,
+            tasks,
+        }
+    }
+}
+
+/// The most urgent `BACKLOG_MAX` open tasks of each (kind, queue), most
+/// urgent first: a selection per group (linear), then a sort of what was
+/// kept, so a million open tasks cost a pass, not a full sort.
+fn urgent_tasks(engine: &Engine, now_ms: i64) -> Vec<TaskView> {
+    type Row<'a> = (i64, i32, &'a str, &'a crate::engine::Task);
+    let urgency = |a: &Row, b: &Row| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2));
+    let mut groups: HashMap<(u8, &str), Vec<Row>> = HashMap::new();
+    for (id, t) in &engine.tasks {
+        groups.entry((t.kind, t.queue.as_str())).or_default().push((
+            t.due_ms,
+            t.priority,
+            id.as_str(),
+            t,
+        ));
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for (_, mut g) in groups {
+        if g.len() > snapshot::BACKLOG_MAX {
+            g.select_nth_unstable_by(snapshot::BACKLOG_MAX, urgency);
+            g.truncate(snapshot::BACKLOG_MAX);
+        }
+        rows.extend(g);
+    }
+    rows.sort_unstable_by(urgency);
+    rows.into_iter()
+        .map(|(_, _, id, t)| snapshot::task_view(engine, id, t, now_ms))
+        .collect()
+}
