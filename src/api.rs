@@ -24,7 +24,7 @@ use crate::metric;
 use crate::privacy::{self, Endpoint, Role};
 use crate::reject::{Reason, Rejection};
 use crate::snapshot::BacklogQuery;
-use crate::writer::{Ingest, IngestError, Outcome, Shared};
+use crate::writer::{Ingest, IngestError, Outcome, Shared, Wanted};
 
 pub const SOURCE: &str = "http";
 
@@ -342,7 +342,11 @@ async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let Some(view) = app.ingest.view_with_digest(FRESH_WAIT).await else {
+    let want = Wanted {
+        digest: true,
+        ..Wanted::default()
+    };
+    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
         return busy();
     };
     let mut snap = app
@@ -444,7 +448,11 @@ async fn get_state(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = reader(&app, &headers, None, Endpoint::State) {
         return r.into_response();
     }
-    let Some(v) = app.ingest.view_with_digest(FRESH_WAIT).await else {
+    let want = Wanted {
+        digest: true,
+        ..Wanted::default()
+    };
+    let Some(v) = app.ingest.view(want, FRESH_WAIT).await else {
         return busy();
     };
     let clock = v.clock_ms;
@@ -476,7 +484,13 @@ async fn get_backlog(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
     };
-    let view = app.shared.fresh_view(FRESH_WAIT).await;
+    let want = Wanted {
+        tasks: true,
+        ..Wanted::default()
+    };
+    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
+        return busy();
+    };
     let mut list = view.backlog_list(&q);
     app.hub.policy.backlog(&mut list, role, view.at_ms);
     Json(list).into_response()
@@ -487,7 +501,9 @@ async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let view = app.shared.fresh_view(FRESH_WAIT).await;
+    let Some(view) = app.ingest.view(Wanted::default(), FRESH_WAIT).await else {
+        return busy();
+    };
     let mut buf = String::with_capacity(64 * 1024);
     let policy = &app.hub.policy;
     let snap = policy.snapshot(&view.snapshot, role, view.at_ms);

@@ -25,6 +25,10 @@ use crate::snapshot::{self, BacklogList, BacklogQuery, Snapshot, TaskView};
 /// at most this).
 pub const OVERDUE_MAX: usize = 1000;
 
+/// Task rows a view holds per (kind, queue) besides the overall most
+/// urgent: what a filtered backlog list can return at most.
+pub const PER_GROUP: usize = 1000;
+
 /// The wait, talk, hold and wrap histograms of one queue.
 #[derive(Debug, Clone)]
 pub struct QueueHistograms {
@@ -58,10 +62,11 @@ pub struct View {
     /// Unredacted: only `privacy::Policy` turns it into what a role sees.
     pub snapshot: Snapshot,
     pub board: Board,
-    /// Open tasks, most urgent first: at most `snapshot::BACKLOG_MAX` of
-    /// each (kind, queue), so that any filter of the backlog list can be
-    /// answered up to its largest `limit`.
+    /// Open tasks, most urgent first (only when `with_tasks`): the
+    /// `snapshot::BACKLOG_MAX` most urgent of all, and the `PER_GROUP`
+    /// most urgent of each (kind, queue).
     pub tasks: Vec<TaskView>,
+    pub with_tasks: bool,
     pub histograms: Vec<QueueHistograms>,
     pub completion: Vec<Completion>,
     pub counters: EngineCounters,
@@ -79,7 +84,13 @@ impl View {
     }
 
     /// The view of `engine` at `now_ms`.
-    pub fn build(engine: &Engine, now_ms: i64, digest: Option<String>, seq: u64) -> View {
+    pub fn build(
+        engine: &Engine,
+        now_ms: i64,
+        digest: Option<String>,
+        seq: u64,
+        with_tasks: bool,
+    ) -> View {
         let snapshot = snapshot::build(engine, now_ms);
         let mut board = board::build(engine, &snapshot, now_ms, OVERDUE_MAX);
         board.version = seq;
@@ -110,7 +121,12 @@ impl View {
             at_ms: now_ms,
             clock_ms: engine.clock_ms(),
             digest,
-            tasks: urgent_tasks(engine, now_ms),
+            tasks: if with_tasks {
+                urgent_tasks(engine, now_ms)
+            } else {
+                Vec::new()
+            },
+            with_tasks,
             snapshot,
             board,
             histograms,
@@ -174,30 +190,48 @@ impl View {
     }
 }
 
-/// The most urgent `BACKLOG_MAX` open tasks of each (kind, queue), most
-/// urgent first: a selection per group (linear), then a sort of what was
-/// kept, so a million open tasks cost a pass, not a full sort.
+/// The `BACKLOG_MAX` most urgent open tasks, and the `PER_GROUP` most
+/// urgent of each (kind, queue), most urgent first: selections (linear)
+/// over references, then rows only for what was kept, so a million open
+/// tasks cost a pass, not a sort or a million rows.
 fn urgent_tasks(engine: &Engine, now_ms: i64) -> Vec<TaskView> {
     type Row<'a> = (i64, i32, &'a str, &'a crate::engine::Task);
-    let urgency = |a: &Row, b: &Row| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2));
-    let mut groups: HashMap<(u8, &str), Vec<Row>> = HashMap::new();
-    for (id, t) in &engine.tasks {
-        groups.entry((t.kind, t.queue.as_str())).or_default().push((
-            t.due_ms,
-            t.priority,
-            id.as_str(),
-            t,
-        ));
+    fn urgency(a: &Row, b: &Row) -> std::cmp::Ordering {
+        a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2))
     }
-    let mut rows: Vec<Row> = Vec::new();
-    for (_, mut g) in groups {
-        if g.len() > snapshot::BACKLOG_MAX {
-            g.select_nth_unstable_by(snapshot::BACKLOG_MAX, urgency);
-            g.truncate(snapshot::BACKLOG_MAX);
+    let all: Vec<Row> = engine
+        .tasks
+        .iter()
+        .map(|(id, t)| (t.due_ms, t.priority, id.as_str(), t))
+        .collect();
+    let mut keep = vec![false; all.len()];
+    let mut pick = |mut idx: Vec<u32>, n: usize| {
+        let by = |a: &u32, b: &u32| urgency(&all[*a as usize], &all[*b as usize]);
+        if idx.len() > n {
+            idx.select_nth_unstable_by(n, by);
+            idx.truncate(n);
         }
-        rows.extend(g);
+        for i in idx {
+            keep[i as usize] = true;
+        }
+    };
+    let mut groups: HashMap<(u8, &str), Vec<u32>> = HashMap::new();
+    for (i, r) in all.iter().enumerate() {
+        groups
+            .entry((r.3.kind, r.3.queue.as_str()))
+            .or_default()
+            .push(i as u32);
     }
-    rows.sort_unstable_by(urgency);
+    pick((0..all.len() as u32).collect(), snapshot::BACKLOG_MAX);
+    for (_, g) in groups {
+        pick(g, PER_GROUP);
+    }
+    let mut rows: Vec<&Row> = all
+        .iter()
+        .zip(&keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect();
+    rows.sort_unstable_by(|a, b| urgency(a, b));
     rows.into_iter()
         .map(|(_, _, id, t)| snapshot::task_view(engine, id, t, now_ms))
         .collect()

@@ -14,11 +14,13 @@
 //!
 //! The engine belongs to this thread alone: readers answer from the
 //! immutable view it publishes (`view.rs`), so no reader ever holds up
-//! ingest. A view is published after a group or on the publish timer,
-//! when the state changed or a second has passed, but never sooner than
-//! `feed.build_interval` after the last and never more often than four
-//! times its own build time allows (publishing takes at most a fifth of
-//! the writer's time, however large the state).
+//! ingest. A view is built only when someone reads: when a reader asks
+//! (its view lacks the latest group, is over a second old, or lacks the
+//! digest or task rows it needs), and while feed clients are connected,
+//! after each change and every second. Never sooner than
+//! `feed.build_interval` after the last, and never more often than four
+//! times its own build time allows: publishing takes at most a fifth of
+//! the writer's time, however large the state and however many readers.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +58,9 @@ pub struct Shared {
     /// The writer's group count, after each group (and recovery), for
     /// readers that want a view including what they just sent.
     pub changes: watch::Sender<u64>,
+    /// Feed clients connected: while there are any, the writer keeps
+    /// publishing views on its own (else only when a reader asks).
+    pub feed_clients: std::sync::atomic::AtomicUsize,
     pub deadletters: Option<DeadLetters>,
     /// Events are journaled (there is a data directory).
     pub journaled: bool,
@@ -78,6 +83,7 @@ impl Shared {
             telemetry,
             ready: AtomicBool::new(false),
             changes: watch::Sender::new(0),
+            feed_clients: Default::default(),
             deadletters,
             journaled,
             journal_seq: Default::default(),
@@ -88,16 +94,6 @@ impl Shared {
         self.clock.now_ms()
     }
 
-    /// The latest view, once it includes every group applied before the
-    /// call (read-your-writes for a sender that reads after its POST);
-    /// after `wait` the latest there is.
-    pub async fn fresh_view(&self, wait: Duration) -> Arc<View> {
-        let want = *self.changes.borrow();
-        let mut rx = self.view.subscribe();
-        let _ = tokio::time::timeout(wait, rx.wait_for(|v| !v.empty && v.version >= want)).await;
-        let v = rx.borrow().clone();
-        v
-    }
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
@@ -160,15 +156,25 @@ impl Encoded {
 
 enum Command {
     Batch(Batch),
-    /// Publish a view if one is due; with `digest`, one that carries the
-    /// state digest.
+    /// Publish a view if one is due; `asked` by a reader (then with what
+    /// it wants), else the timer.
     Publish {
-        digest: bool,
+        want: Wanted,
+        asked: bool,
     },
     /// Housekeeping (retention; probing storage after a failure).
     Tick,
     /// The `interval` fsync policy's timer.
     Sync,
+}
+
+/// What a reader needs in a view beyond the live figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted {
+    /// The state digest (O(state) to compute; cached while unchanged).
+    pub digest: bool,
+    /// The open-task rows of the backlog list.
+    pub tasks: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -204,17 +210,27 @@ impl Ingest {
         self.shared.dead_letter(source, r, input);
     }
 
-    /// Asks the writer for a view that carries the state digest and
-    /// returns it once published (or, after `wait`, `None`).
-    pub async fn view_with_digest(&self, wait: Duration) -> Option<Arc<View>> {
-        let want = *self.shared.changes.borrow();
+    /// A view that includes every group applied before the call
+    /// (read-your-writes for a sender that reads after its POST), is at
+    /// most a second old, and has what `want` asks for; the writer builds
+    /// one if the latest does not do. `None` if none came within `wait`.
+    pub async fn view(&self, want: Wanted, wait: Duration) -> Option<Arc<View>> {
+        let seq = *self.shared.changes.borrow();
+        let now = self.shared.now_ms();
+        let ok = |v: &Arc<View>| {
+            !v.empty
+                && v.version >= seq
+                && v.at_ms + 1000 >= now
+                && (!want.digest || v.digest.is_some())
+                && (!want.tasks || v.with_tasks)
+        };
         let mut rx = self.shared.view.subscribe();
-        self.tx.send(Command::Publish { digest: true }).await.ok()?;
-        let fresh = |v: &Arc<View>| !v.empty && v.version >= want && v.digest.is_some();
-        let published = matches!(
-            tokio::time::timeout(wait, rx.wait_for(fresh)).await,
-            Ok(Ok(_))
-        );
+        if ok(&rx.borrow_and_update()) {
+            return Some(rx.borrow().clone());
+        }
+        let ask = self.tx.send(Command::Publish { want, asked: true });
+        tokio::time::timeout(wait, ask).await.ok()?.ok()?;
+        let published = matches!(tokio::time::timeout(wait, rx.wait_for(ok)).await, Ok(Ok(_)));
         let v = rx.borrow().clone();
         published.then_some(v)
     }
@@ -346,7 +362,7 @@ pub fn start(
             let cmd = tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => Command::Tick,
-                _ = publish.tick() => Command::Publish { digest: false },
+                _ = publish.tick() => Command::Publish { want: Wanted::default(), asked: false },
                 _ = sync.tick(), if sync_every.is_some() => Command::Sync,
             };
             if tx.send(cmd).await.is_err() {
@@ -388,7 +404,9 @@ struct Publisher {
     /// Something was applied (or counted: duplicates) since the last view.
     dirty: bool,
     last_cost: Duration,
-    want_digest: bool,
+    /// A reader asked for a view (and for what).
+    asked: bool,
+    want: Wanted,
     /// The digest of `digest_version`, kept while the state is unchanged.
     digest: Option<(u64, String)>,
 }
@@ -423,7 +441,8 @@ impl Writer {
                 last_at: None,
                 dirty: true,
                 last_cost: Duration::ZERO,
-                want_digest: false,
+                asked: false,
+                want: Wanted::default(),
                 digest: None,
             },
             settings,
@@ -607,8 +626,11 @@ impl Writer {
     fn housekeeping(&mut self, cmd: Command) {
         match cmd {
             Command::Tick => self.tick(),
-            Command::Publish { digest } => {
-                self.publisher.want_digest |= digest;
+            Command::Publish { want, asked } => {
+                let p = &mut self.publisher;
+                p.asked |= asked;
+                p.want.digest |= want.digest;
+                p.want.tasks |= want.tasks;
                 self.publish(false);
             }
             Command::Sync => {
@@ -688,15 +710,17 @@ impl Writer {
         if !force {
             let Some(last) = p.last_at else { return };
             let since = now.duration_since(last);
-            let changed = p.dirty || p.want_digest;
-            if !(changed || since >= Duration::from_secs(1)) {
+            let live = self.shared.feed_clients.load(Ordering::Relaxed) > 0;
+            // Nobody reading: nothing to build. A reader that asked gets
+            // one; feed clients get every change and the passing seconds.
+            if !(p.asked || (live && (p.dirty || since >= Duration::from_secs(1)))) {
                 return;
             }
             if since < p.every.max(p.last_cost * 4) {
                 return;
             }
         }
-        let digest = if p.want_digest {
+        let digest = if p.want.digest {
             match &p.digest {
                 Some((v, d)) if *v == version => Some(d.clone()),
                 _ => {
@@ -708,11 +732,18 @@ impl Writer {
         } else {
             None
         };
-        p.want_digest = false;
-        let view = View::build(&self.engine, self.shared.now_ms(), digest, self.groups);
+        let view = View::build(
+            &self.engine,
+            self.shared.now_ms(),
+            digest,
+            self.groups,
+            p.want.tasks,
+        );
+        p.want = Wanted::default();
+        p.asked = false;
+        p.dirty = false;
         p.last_cost = now.elapsed();
         p.last_at = Some(Instant::now());
-        p.dirty = false;
         self.shared.view.send_replace(Arc::new(view));
     }
 

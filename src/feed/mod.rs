@@ -411,7 +411,11 @@ pub async fn serve(
 ) {
     let t = hub.shared.telemetry.clone();
     t.feed_clients(1.0);
+    // While clients are connected the writer publishes views by itself.
+    let live = &hub.shared.feed_clients;
+    live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let why = client_loop(socket, &hub, role, &mut scope).await;
+    live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     t.feed_clients(-1.0);
     t.feed_disconnect(why);
     drop(permit);
