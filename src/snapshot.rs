@@ -267,6 +267,11 @@ pub struct BacklogView {
     pub attempts: BTreeMap<&'static str, u64>,
     /// Open tasks by age: how many are at most `le_s` old (cumulative).
     pub by_age: Vec<AgeBucket>,
+    /// Instants behind `oldest_age_s` and `next_due_s`, for the board.
+    #[serde(skip)]
+    pub oldest_created_ms: Option<i64>,
+    #[serde(skip)]
+    pub next_due_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Clone, Default)]
@@ -316,6 +321,15 @@ const ATTEMPTS: [AttemptResult; 5] = [
 
 /// Builds the view of `engine` at `now_ms`.
 pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
+    build_parts(engine, now_ms).0
+}
+
+/// An overdue open task, for the board: (due, id, task).
+pub type Overdue<'a> = (i64, &'a str, &'a crate::engine::Task);
+
+/// The snapshot and the overdue open tasks, from one pass over the open
+/// tasks (at a million open tasks that pass is most of a view's build).
+pub fn build_parts(engine: &Engine, now_ms: i64) -> (Snapshot, Vec<Overdue<'_>>) {
     let s = engine.settings();
     // One pass over live calls: waiting count and oldest wait per queue.
     let mut waits: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
@@ -326,7 +340,7 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
             w.1 = w.1.max(now_ms - c.offered_ms);
         }
     }
-    let backlog = backlog(engine, now_ms);
+    let (backlog, overdue) = backlog(engine, now_ms);
     let mut queues: Vec<QueueView> = engine
         .queues
         .iter()
@@ -467,7 +481,7 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
     teams.sort_by(|a, b| a.name.cmp(&b.name));
 
     let c = engine.counters();
-    Snapshot {
+    let snap = Snapshot {
         digest: None,
         version: VERSION,
         now: rfc3339(now_ms),
@@ -481,7 +495,8 @@ pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
         teams,
         agents,
         backlog,
-    }
+    };
+    (snap, overdue)
 }
 
 /// Start of the agent's current day (for time-in-state booked today).
@@ -491,7 +506,8 @@ fn a_day_start(a: &crate::engine::Agent, now_ms: i64) -> i64 {
     start
 }
 
-fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
+fn backlog(engine: &Engine, now_ms: i64) -> (Vec<BacklogView>, Vec<Overdue<'_>>) {
+    let mut overdue = Vec::new();
     let clock_ms = engine.clock_ms();
     // Keyed by (kind, queue) as the engine has them: no allocation per
     // task, which at a million open tasks was most of a build.
@@ -529,7 +545,7 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
             .map(|r| (r.as_str(), st.attempts[*r as usize]))
             .collect();
     }
-    for t in engine.tasks.values() {
+    for (id, t) in &engine.tasks {
         let v = by
             .entry((engine.kind_name(t.kind), t.queue.as_str()))
             .or_insert_with(fresh);
@@ -545,8 +561,14 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
         }
         let left = secs(t.due_ms - now_ms);
         v.next_due_s = Some(v.next_due_s.map_or(left, |n: f64| n.min(left)));
+        v.oldest_created_ms = Some(
+            v.oldest_created_ms
+                .map_or(t.created_ms, |o| o.min(t.created_ms)),
+        );
+        v.next_due_ms = Some(v.next_due_ms.map_or(t.due_ms, |n| n.min(t.due_ms)));
         if t.overdue(now_ms) {
             v.overdue += 1;
+            overdue.push((t.due_ms, id.as_str(), t));
         } else if t.due_soon(now_ms) {
             v.due_soon += 1;
         }
@@ -555,13 +577,15 @@ fn backlog(engine: &Engine, now_ms: i64) -> Vec<BacklogView> {
             v.breaches += 1;
         }
     }
-    by.into_iter()
+    let views = by
+        .into_iter()
         .map(|((kind, queue), mut v)| {
             v.kind = kind.to_string();
             v.queue = queue.to_string();
             v
         })
-        .collect()
+        .collect();
+    (views, overdue)
 }
 
 /// Filter for the open-task list.

@@ -91,8 +91,8 @@ impl View {
         seq: u64,
         with_tasks: bool,
     ) -> View {
-        let snapshot = snapshot::build(engine, now_ms);
-        let mut board = board::build(engine, &snapshot, now_ms, OVERDUE_MAX);
+        let (snapshot, overdue) = snapshot::build_parts(engine, now_ms);
+        let mut board = board::build(engine, &snapshot, overdue, now_ms, OVERDUE_MAX);
         board.version = seq;
         let mut histograms: Vec<QueueHistograms> = engine
             .queues

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::Kpi;
 use crate::engine::{CallPhase, Engine};
 use crate::event::AgentStatus;
-use crate::snapshot::{KpiView, Snapshot};
+use crate::snapshot::{self, KpiView, Snapshot};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QueueTile {
@@ -119,7 +119,13 @@ pub struct Board {
 
 /// Builds the full board (every queue, agent and task, supervisor
 /// detail) from the engine and its snapshot at `now_ms`.
-pub fn build(engine: &Engine, snap: &Snapshot, now_ms: i64, overdue_max: usize) -> Board {
+pub fn build(
+    engine: &Engine,
+    snap: &Snapshot,
+    mut overdue: Vec<snapshot::Overdue>,
+    now_ms: i64,
+    overdue_max: usize,
+) -> Board {
     let mut oldest: BTreeMap<&str, i64> = BTreeMap::new();
     for c in engine.calls.values() {
         if matches!(c.phase, CallPhase::Waiting) {
@@ -201,47 +207,50 @@ pub fn build(engine: &Engine, snap: &Snapshot, now_ms: i64, overdue_max: usize) 
             (id.to_string(), tile)
         })
         .collect();
-    let mut backlog: BTreeMap<String, BacklogTile> = BTreeMap::new();
-    let mut overdue: Vec<(i64, String, OverdueItem)> = Vec::new();
-    for (id, t) in &engine.tasks {
-        let kind = engine.kind_name(t.kind);
-        let b = backlog
-            .entry(format!("{kind}/{}", t.queue))
-            .or_insert_with(|| BacklogTile {
-                kind: kind.to_string(),
-                queue: t.queue.to_string(),
-                open: 0,
-                overdue: 0,
-                due_soon: 0,
-                oldest_created: None,
-                next_due: None,
-            });
-        b.open += 1;
-        b.oldest_created = Some(
-            b.oldest_created
-                .map_or(t.created_ms, |o| o.min(t.created_ms)),
-        );
-        b.next_due = Some(b.next_due.map_or(t.due_ms, |n| n.min(t.due_ms)));
-        if t.overdue(now_ms) {
-            b.overdue += 1;
-            overdue.push((
-                t.due_ms,
+    // The backlog tiles and the overdue tasks come from the snapshot's
+    // one pass over the open tasks; only the `overdue_max` most overdue
+    // become items.
+    let order = |a: &(i64, &str, &crate::engine::Task), b: &(i64, &str, &crate::engine::Task)| {
+        a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1))
+    };
+    if overdue.len() > overdue_max {
+        overdue.select_nth_unstable_by(overdue_max, order);
+        overdue.truncate(overdue_max);
+    }
+    overdue.sort_unstable_by(order);
+    let overdue = overdue
+        .into_iter()
+        .map(|(_, id, t)| {
+            (
                 id.to_string(),
                 OverdueItem {
-                    kind: kind.to_string(),
+                    kind: engine.kind_name(t.kind).to_string(),
                     queue: t.queue.to_string(),
                     created: t.created_ms,
                     due: t.due_ms,
                     attempts: t.attempts,
                     customer: t.customer.as_ref().map(|c| c.to_string()),
                 },
-            ));
-        } else if t.due_soon(now_ms) {
-            b.due_soon += 1;
-        }
-    }
-    overdue.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    overdue.truncate(overdue_max);
+            )
+        })
+        .collect();
+    let backlog = snap
+        .backlog
+        .iter()
+        .filter(|b| b.open > 0)
+        .map(|b| {
+            let tile = BacklogTile {
+                kind: b.kind.clone(),
+                queue: b.queue.clone(),
+                open: b.open,
+                overdue: b.overdue,
+                due_soon: b.due_soon,
+                oldest_created: b.oldest_created_ms,
+                next_due: b.next_due_ms,
+            };
+            (format!("{}/{}", b.kind, b.queue), tile)
+        })
+        .collect();
     Board {
         built: true,
         version: engine.version(),
@@ -249,7 +258,7 @@ pub fn build(engine: &Engine, snap: &Snapshot, now_ms: i64, overdue_max: usize) 
         teams,
         agents,
         backlog,
-        overdue: overdue.into_iter().map(|(_, id, o)| (id, o)).collect(),
+        overdue,
     }
 }
 
