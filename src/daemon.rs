@@ -201,19 +201,8 @@ pub async fn run(
         });
     }
 
-    if config.privacy.anonymous_role == crate::config::Role::Supervisor
-        && config.auth.read_token.is_none()
-    {
-        tracing::warn!(
-            "privacy.anonymous_role = \"supervisor\" without auth.read_token: every request \
-             without a token sees agent ids, names, per-agent figures and customer references \
-             (docs/privacy.md)"
-        );
-    }
-    if config.privacy.pseudonym_key.is_none()
-        && config.privacy.wallboard_agents == crate::config::AgentDisplay::Pseudonyms
-    {
-        tracing::warn!("privacy.pseudonym_key is not set: pseudonyms change at every restart");
+    for w in crate::privacy::warnings(&config.auth, &config.privacy) {
+        tracing::warn!("{w}");
     }
     let hub = Hub::start(
         shared.clone(),

@@ -377,6 +377,24 @@ impl Policy {
     }
 }
 
+/// What an operator should know about a configuration that is valid
+/// but exposes more than the defaults (logged at start-up).
+pub fn warnings(auth: &AuthConfig, p: &PrivacyConfig) -> Vec<String> {
+    let mut w = Vec::new();
+    if p.anonymous_role == Role::Supervisor && auth.read_token.is_none() {
+        w.push(
+            "privacy.anonymous_role = \"supervisor\" without auth.read_token: every request \
+             without a token sees agent ids, names, per-agent figures and customer references \
+             (docs/privacy.md)"
+                .to_string(),
+        );
+    }
+    if p.pseudonym_key.is_none() && p.wallboard_agents == AgentDisplay::Pseudonyms {
+        w.push("privacy.pseudonym_key is not set: pseudonyms change at every restart".into());
+    }
+    w
+}
+
 /// docs/privacy.md's "what each role sees" table, generated from the
 /// policy as the default configuration resolves it (the settings that
 /// change a cell are named in it). A test holds the document to it.
@@ -541,5 +559,21 @@ mod tests {
             ..auth
         };
         assert_eq!(resolve(None, &locked, &p), Err(Unauthorized));
+    }
+
+    #[test]
+    fn an_open_supervisor_role_is_warned_about() {
+        let open = PrivacyConfig {
+            anonymous_role: Role::Supervisor,
+            pseudonym_key: Some("0123456789abcdef-key".into()),
+            ..PrivacyConfig::default()
+        };
+        let w = warnings(&AuthConfig::default(), &open);
+        assert!(w.len() == 1 && w[0].contains("anonymous_role"), "{w:?}");
+        let locked = AuthConfig {
+            read_token: Some("read-token-1234567".into()),
+            ..AuthConfig::default()
+        };
+        assert!(warnings(&locked, &open).is_empty());
     }
 }
