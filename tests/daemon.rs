@@ -629,6 +629,22 @@ async fn promtool_accepts_every_scrape_open_tasks_in_every_band_restart_and_rete
         m.keys().any(|k| k.starts_with("process_")),
         "process metrics"
     );
+    // Gzip when asked, the same exposition inside.
+    let r = reqwest::Client::new()
+        .get(d.url("/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let zipped = r.bytes().await.expect("body");
+    let mut text = String::new();
+    use std::io::Read as _;
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut text)
+        .expect("gzip");
+    assert!(text.contains("callwatch_backlog_tasks{kind=\"offer\",queue=\"orders\"} 0"));
+    assert!(zipped.len() * 3 < text.len(), "compressed");
     // Open tasks of every kind in every age band (the last event, at
     // 2026-03-10T12:00Z, is "now" on the event clock).
     let now = chrono::DateTime::parse_from_rfc3339("2026-03-10T12:00:00Z").expect("ts");
