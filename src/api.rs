@@ -32,7 +32,6 @@ pub const SOURCE: &str = "http";
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub ingest_token: Option<String>,
-    pub read_token: Option<String>,
     pub max_body_bytes: usize,
     pub max_events_per_request: usize,
     pub auth: AuthConfig,

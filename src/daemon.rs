@@ -215,7 +215,6 @@ pub async fn run(
         ingest,
         HttpOptions {
             ingest_token: config.auth.ingest_token.clone(),
-            read_token: config.auth.read_token.clone(),
             max_body_bytes: s.max_body_bytes,
             max_events_per_request: s.max_events_per_request,
             auth: config.auth.clone(),

@@ -118,6 +118,9 @@ pub struct Grants {
     pub endpoints: &'static [Endpoint],
 }
 
+/// KPIs withheld from a group smaller than `min_group_size`.
+const GROUP_WITHHELD_KPIS: [&str; 3] = ["aht", "conversion", "revenue_today"];
+
 /// Figures withheld from a group smaller than `min_group_size`.
 pub const GROUP_WITHHELD: [&str; 5] = ["aht", "talk_hold_wrap", "conversion", "sales", "revenue"];
 
@@ -233,7 +236,7 @@ impl Policy {
             if members < min {
                 q.today_contacts = Default::default();
                 q.sales = SalesView::default();
-                for k in ["aht", "conversion", "revenue_today"] {
+                for k in GROUP_WITHHELD_KPIS {
                     q.kpis.remove(k);
                 }
                 q.withheld = GROUP_WITHHELD.to_vec();
@@ -318,7 +321,7 @@ impl Policy {
                 q.wrap_s = None;
                 q.conversion = None;
                 q.revenue_today = None;
-                for k in ["aht", "conversion", "revenue_today"] {
+                for k in GROUP_WITHHELD_KPIS {
                     q.kpis.remove(k);
                 }
                 q.withheld = GROUP_WITHHELD.to_vec();
