@@ -17,12 +17,15 @@ use subtle::ConstantTimeEq;
 
 use axum::extract::ws::WebSocketUpgrade;
 
+use crate::config::Period;
 use crate::config::{AuthConfig, PrivacyConfig};
 use crate::event;
 use crate::feed::{self, board::Scope, Hub};
+use crate::goal::Scope as GoalScope;
 use crate::metric;
 use crate::privacy::{self, Endpoint, Role};
 use crate::reject::{Reason, Rejection};
+use crate::scorecard::{self, Scorecard};
 use crate::snapshot::BacklogQuery;
 use crate::writer::{Ingest, IngestError, Outcome, Shared, Wanted};
 
@@ -36,6 +39,9 @@ pub struct HttpOptions {
     pub max_events_per_request: usize,
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
+    /// The goal matrix, for the goal sheet.
+    pub matrix: Arc<crate::goal::Matrix>,
+    pub currency: String,
 }
 
 #[derive(Clone)]
@@ -57,6 +63,10 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<H
         .route("/api/v1/snapshot", get(get_snapshot))
         .route("/api/v1/backlog", get(get_backlog))
         .route("/api/v1/state", get(get_state))
+        .route("/api/v1/scorecards", get(get_scorecards))
+        .route("/api/v1/scorecards/compare", get(get_compare))
+        .route("/api/v1/goals", get(get_goals))
+        .route("/goals", get(goals_page))
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -358,6 +368,166 @@ async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
     Json(snap).into_response()
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CardsQuery {
+    /// `kind:name`, e.g. `team:sales`; all scopes without it.
+    scope: Option<String>,
+    /// `today`, `week`, `month` or `60m`; each goal's own without it.
+    period: Option<String>,
+}
+
+fn parse_period(p: Option<&str>) -> Result<Option<Period>, String> {
+    match p {
+        None => Ok(None),
+        Some(s) => Period::parse(s)
+            .map(Some)
+            .ok_or_else(|| format!("period {s:?} is not one of today, week, month, 60m")),
+    }
+}
+
+/// Scorecards as `role` may see them, for the period asked.
+async fn cards_for(
+    app: &App,
+    role: Role,
+    period: Option<Period>,
+) -> Option<(Arc<crate::view::View>, Vec<Scorecard>)> {
+    let want = Wanted {
+        period,
+        ..Wanted::default()
+    };
+    let view = app.ingest.view(want, FRESH_WAIT).await?;
+    let mut cards = match (&view.period_cards, period) {
+        (Some((p, c)), Some(asked)) if *p == asked => c.clone(),
+        _ => view.scorecards.clone(),
+    };
+    app.hub.policy.scorecards(&mut cards, role);
+    Some((view, cards))
+}
+
+async fn get_scorecards(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<CardsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let role = match reader(&app, &headers, None, Endpoint::Scorecards) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
+    };
+    let period = match parse_period(q.period.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
+    };
+    let scope = match q.scope.as_deref().map(|s| (s, GoalScope::parse(s))) {
+        None => None,
+        Some((s, None)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                &format!("scope {s:?} must be site:NAME, team:NAME, queue:NAME or partner:NAME"),
+            )
+        }
+        Some((_, Some(sc))) => Some(sc),
+    };
+    let Some((view, mut cards)) = cards_for(&app, role, period).await else {
+        return busy();
+    };
+    if let Some(sc) = &scope {
+        cards.retain(|c| c.kind == sc.kind && c.name == sc.name);
+        if cards.is_empty() {
+            return error(
+                StatusCode::NOT_FOUND,
+                None,
+                &format!("no scorecard for {sc}: not a configured or seen scope"),
+            );
+        }
+    }
+    Json(serde_json::json!({
+        "now": crate::snapshot::rfc3339(view.at_ms),
+        "period": period.map_or("own", |p| p.as_str()),
+        "currency": view.snapshot.currency,
+        "scorecards": cards,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompareQuery {
+    by: Option<String>,
+    period: Option<String>,
+}
+
+async fn get_compare(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<CompareQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let role = match reader(&app, &headers, None, Endpoint::Scorecards) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
+    };
+    let by = q.by.as_deref().unwrap_or("partner");
+    let Some(kind) = crate::kpi::ScopeKind::parse(by) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            None,
+            &format!("by {by:?} is not one of site, team, queue, partner"),
+        );
+    };
+    let period = match parse_period(q.period.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
+    };
+    let Some((view, cards)) = cards_for(&app, role, period).await else {
+        return busy();
+    };
+    let scores: std::collections::BTreeMap<&str, serde_json::Value> = cards
+        .iter()
+        .filter(|c| c.kind == kind)
+        .map(|c| {
+            (
+                c.name.as_str(),
+                serde_json::json!({"primary_score": c.primary_score, "sales_score": c.sales_score, "guardrail_met": c.guardrail.met}),
+            )
+        })
+        .collect();
+    Json(serde_json::json!({
+        "now": crate::snapshot::rfc3339(view.at_ms),
+        "by": kind.as_str(),
+        "period": period.map_or("own", |p| p.as_str()),
+        "scores": scores,
+        "goals": scorecard::compare(&cards, kind),
+    }))
+    .into_response()
+}
+
+async fn get_goals(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = reader(&app, &headers, None, Endpoint::Goals) {
+        return r.into_response();
+    }
+    Json(&*app.opts.matrix).into_response()
+}
+
+async fn goals_page(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = reader(&app, &headers, None, Endpoint::Goals) {
+        return r.into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        crate::sheet::html(&app.opts.matrix, &app.opts.currency),
+    )
+        .into_response()
+}
+
 /// The writer did not publish in time (it is overloaded or stopping).
 fn busy() -> Response {
     (
@@ -506,7 +676,15 @@ async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     let mut buf = String::with_capacity(64 * 1024);
     let policy = &app.hub.policy;
     let snap = policy.snapshot(&view.snapshot, role, view.at_ms);
-    metric::render_state(&view, &snap, policy.grants(role).agent_metrics, &mut buf);
+    let mut cards = view.scorecards.clone();
+    policy.scorecards(&mut cards, role);
+    metric::render_state(
+        &view,
+        &snap,
+        &cards,
+        policy.grants(role).agent_metrics,
+        &mut buf,
+    );
     app.shared.telemetry.render(&mut buf);
     let gzip = headers
         .get(header::ACCEPT_ENCODING)

@@ -204,6 +204,11 @@ pub async fn run(
     for w in crate::privacy::warnings(&config.auth, &config.privacy) {
         tracing::warn!("{w}");
     }
+    if crate::config::goals::legacy_targets_set(&config) {
+        tracing::warn!(
+            "[targets] is deprecated: it is mapped onto the goal matrix ([goals], docs/goals.md);              run `callwatch goals` to see the result and move it into [goals.matrix]"
+        );
+    }
     let hub = Hub::start(
         shared.clone(),
         FeedOptions::from_config(&config.feed),
@@ -219,6 +224,8 @@ pub async fn run(
             max_events_per_request: s.max_events_per_request,
             auth: config.auth.clone(),
             privacy: config.privacy.clone(),
+            matrix: Arc::new(crate::goal::Matrix::from_config(&config)),
+            currency: config.sales.currency.clone(),
         },
         hub,
     );

@@ -50,6 +50,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print the goal sheet: every goal, how it is measured, its thresholds.
+    Goals {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write the Prometheus recording rules, alerts and their promtool tests.
+    Rules(GenArgs),
+    /// Write the Grafana dashboards.
+    Dashboards(GenArgs),
     /// Validate a configuration file; exit status 1 when invalid.
     CheckConfig { file: PathBuf },
     /// Send an NDJSON events file to a daemon, or apply it offline.
@@ -80,6 +89,52 @@ enum Command {
         #[arg(long)]
         only: Option<String>,
     },
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// Configuration (default: the embedded one).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory to write to (default: config/prometheus or dashboards).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write nothing; exit 1 if a file there differs from the output.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Writes (or with `check`, compares) generated files under `dir`.
+fn generate(dir: &Path, files: Vec<(String, String)>, check: bool) -> anyhow::Result<ExitCode> {
+    let mut stale = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(&name);
+        if check {
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                stale.push(path.display().to_string());
+            }
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if stale.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("stale generated file(s): {}", stale.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Loads and validates a configuration for a generator.
+fn valid(path: Option<&Path>) -> anyhow::Result<Config> {
+    let cfg = load(path)?;
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 #[derive(Args)]
@@ -233,6 +288,26 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("reading dead letters in {}", dir.display()))?;
             eprintln!("{n} dead letter(s) in {}", dir.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Goals { config } => {
+            let cfg = valid(config.as_deref())?;
+            let m = callwatch::goal::Matrix::from_config(&cfg);
+            print!("{}", callwatch::sheet::text(&m, &cfg.sales.currency));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules(a) => {
+            let cfg = valid(a.config.as_deref())?;
+            let files = callwatch::rules::files(&cfg)
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .collect();
+            let dir = a.out.unwrap_or_else(|| PathBuf::from("config/prometheus"));
+            generate(&dir, files, a.check)
+        }
+        Command::Dashboards(a) => {
+            let cfg = valid(a.config.as_deref())?;
+            let dir = a.out.unwrap_or_else(|| PathBuf::from("dashboards"));
+            generate(&dir, callwatch::dashboard::files(&cfg), a.check)
         }
         Command::CheckConfig { file } => {
             let cfg = match Config::load(&file) {

@@ -22,7 +22,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 
 use crate::engine::histogram::Histogram;
 use crate::reject::Reason;
-use crate::snapshot::{KpiView, Snapshot};
+use crate::scorecard::Scorecard;
+use crate::snapshot::Snapshot;
 use crate::view::View;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +90,15 @@ families! {
     TEAM_REVENUE = "callwatch_team_revenue_total", Counter, "Revenue of sales by agents of the team.";
     TEAM_INCREMENTAL = "callwatch_team_incremental_revenue_total", Counter, "Incremental revenue by agents of the team, gained or lost.";
     TEAM_REVENUE_CANCELLED = "callwatch_team_revenue_cancelled_total", Counter, "Revenue of cancelled sales by agents of the team.";
-    KPI_VALUE = "callwatch_kpi_value", Gauge, "Current value of a KPI that carries a target (scope queue or team).";
-    KPI_STATUS = "callwatch_kpi_status", Gauge, "KPI status against its target: 0 ok, 1 warn, 2 critical; absent without data.";
-    KPI_THRESHOLD = "callwatch_kpi_threshold", Gauge, "Configured target, warn and critical threshold of a KPI.";
+    GOAL_VALUE = "callwatch_goal_value", Gauge, "A goal's KPI over the goal's period, per scope (docs/goals.md); absent without data.";
+    GOAL_STATUS = "callwatch_goal_status", Gauge, "A goal's status for the scope: 0 ok, 1 warn, 2 critical (worse than the minimum); absent without data.";
+    GOAL_THRESHOLD = "callwatch_goal_threshold", Gauge, "The scope's target, warn and minimum of a goal (after overrides).";
+    GOAL_POINTS = "callwatch_goal_points", Gauge, "Attainment points of a goal for the scope: weight x attainment (sales goals: of the credited value).";
+    GOAL_WEIGHT = "callwatch_goal_weight", Gauge, "The scope's weight of a goal.";
+    SCORE = "callwatch_score", Gauge, "Weighted score of the scope's goals of a category (primary, sales), 0 to 1.";
+    GUARDRAIL_MET = "callwatch_guardrail_met", Gauge, "1 when every interval of the period met the guardrail, so all sales were credited.";
+    GUARDRAIL_WITHHELD = "callwatch_guardrail_withheld_revenue", Gauge, "Revenue of the period not credited to the sales goals because the primary goals failed.";
+    GUARDRAIL_CREDITED = "callwatch_guardrail_credited_revenue", Gauge, "Revenue of the period credited to the sales goals.";
     AGENT_STATE = "callwatch_agent_state", Gauge, "1 for the agent's current state (per-agent series; privacy.per_agent_metrics).";
     AGENT_STATE_SECONDS = "callwatch_agent_state_seconds", Gauge, "Time the agent has been in the current state.";
     AGENT_CONTACTS = "callwatch_agent_contacts_handled_total", Counter, "Contacts the agent handled (conversations ended, tasks completed).";
@@ -209,7 +216,13 @@ impl std::fmt::Display for Num {
 /// `view` supplies histograms and counters. Every family is written with
 /// its header even when it has no series yet, and every configured
 /// queue, task kind and state has its series from the start.
-pub fn render_state(view: &View, snap: &Snapshot, per_agent: bool, buf: &mut String) {
+pub fn render_state(
+    view: &View,
+    snap: &Snapshot,
+    cards: &[Scorecard],
+    per_agent: bool,
+    buf: &mut String,
+) {
     let mut o = Out { buf };
     macro_rules! each {
         ($fam:expr, $iter:expr, |$x:ident| $labels:expr, $value:expr) => {{
@@ -543,59 +556,7 @@ pub fn render_state(view: &View, snap: &Snapshot, per_agent: bool, buf: &mut Str
         t.sales.cancelled_revenue
     );
 
-    let kpis = qs
-        .iter()
-        .map(|q| ("queue", q.name.as_str(), &q.kpis))
-        .chain(ts.iter().map(|t| ("team", t.name.as_str(), &t.kpis)));
-    let kpis: Vec<(&str, &str, &std::collections::BTreeMap<&str, KpiView>)> = kpis.collect();
-    o.head(&KPI_VALUE);
-    for (scope, name, m) in &kpis {
-        for (kpi, v) in m.iter() {
-            if let Some(value) = v.value {
-                o.sample(
-                    KPI_VALUE.name,
-                    "",
-                    &[("scope", scope), ("name", name), ("kpi", kpi)],
-                    value,
-                );
-            }
-        }
-    }
-    o.head(&KPI_STATUS);
-    for (scope, name, m) in &kpis {
-        for (kpi, v) in m.iter() {
-            if let Some(level) = v.status.level() {
-                o.sample(
-                    KPI_STATUS.name,
-                    "",
-                    &[("scope", scope), ("name", name), ("kpi", kpi)],
-                    level as f64,
-                );
-            }
-        }
-    }
-    o.head(&KPI_THRESHOLD);
-    for (scope, name, m) in &kpis {
-        for (kpi, v) in m.iter() {
-            for (level, x) in [
-                ("target", v.target),
-                ("warn", v.warn),
-                ("critical", v.critical),
-            ] {
-                o.sample(
-                    KPI_THRESHOLD.name,
-                    "",
-                    &[
-                        ("scope", scope),
-                        ("name", name),
-                        ("kpi", kpi),
-                        ("level", level),
-                    ],
-                    x,
-                );
-            }
-        }
-    }
+    render_goals(&mut o, cards);
 
     if per_agent {
         let ags = &snap.agents;
@@ -898,8 +859,14 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_team_sales_total" => "team, kind",
         "callwatch_team_incremental_revenue_total" => "team, direction",
         n if n.starts_with("callwatch_team_") => "team",
-        "callwatch_kpi_value" | "callwatch_kpi_status" => "scope (queue, team), name, kpi",
-        "callwatch_kpi_threshold" => "scope, name, kpi, level (target, warn, critical)",
+        "callwatch_goal_threshold" => {
+            "scope_kind (site, team, queue, partner), scope, goal, kpi, category, level (target, warn, minimum)"
+        }
+        n if n.starts_with("callwatch_goal_") => {
+            "scope_kind (site, team, queue, partner), scope, goal, kpi, category (primary, sales)"
+        }
+        "callwatch_score" => "scope_kind, scope, category (primary, sales)",
+        n if n.starts_with("callwatch_guardrail_") => "scope_kind, scope",
         "callwatch_agent_state" => "agent, state",
         "callwatch_agent_handle_seconds_total" => "agent, phase (talk, hold, wrap)",
         "callwatch_agent_conversion_ratio" => "agent, window (today)",
@@ -926,4 +893,116 @@ pub fn doc_table() -> String {
         let _ = writeln!(s, "| `{}` | {ty} | {} | {} |", f.name, labels_of(f), f.help);
     }
     s
+}
+
+/// The scorecards: one series per scope and goal (labels `scope_kind`,
+/// `scope`, `goal`, `kpi`, `category`), the scores and the guardrail.
+fn render_goals(o: &mut Out, cards: &[Scorecard]) {
+    fn labels<'a>(
+        c: &'a Scorecard,
+        g: &'a crate::scorecard::GoalCard,
+    ) -> [(&'static str, &'a str); 5] {
+        [
+            ("scope_kind", c.kind.as_str()),
+            ("scope", c.name.as_str()),
+            ("goal", g.goal.as_str()),
+            ("kpi", g.kpi),
+            ("category", g.category.as_str()),
+        ]
+    }
+    o.head(&GOAL_VALUE);
+    for c in cards {
+        for g in &c.goals {
+            if let Some(v) = g.value {
+                o.sample(GOAL_VALUE.name, "", &labels(c, g), v);
+            }
+        }
+    }
+    o.head(&GOAL_STATUS);
+    for c in cards {
+        for g in &c.goals {
+            if let Some(l) = g.status.level() {
+                o.sample(GOAL_STATUS.name, "", &labels(c, g), l as f64);
+            }
+        }
+    }
+    o.head(&GOAL_THRESHOLD);
+    for c in cards {
+        for g in &c.goals {
+            for (level, v) in [
+                ("target", g.target),
+                ("warn", g.warn),
+                ("minimum", g.minimum),
+            ] {
+                let l = labels(c, g);
+                o.sample(
+                    GOAL_THRESHOLD.name,
+                    "",
+                    &[l[0], l[1], l[2], l[3], l[4], ("level", level)],
+                    v,
+                );
+            }
+        }
+    }
+    o.head(&GOAL_POINTS);
+    for c in cards {
+        for g in &c.goals {
+            if let Some(p) = g.points {
+                o.sample(GOAL_POINTS.name, "", &labels(c, g), p);
+            }
+        }
+    }
+    o.head(&GOAL_WEIGHT);
+    for c in cards {
+        for g in &c.goals {
+            o.sample(GOAL_WEIGHT.name, "", &labels(c, g), g.weight);
+        }
+    }
+    o.head(&SCORE);
+    for c in cards {
+        for (cat, v) in [("primary", c.primary_score), ("sales", c.sales_score)] {
+            if let Some(v) = v {
+                o.sample(
+                    SCORE.name,
+                    "",
+                    &[
+                        ("scope_kind", c.kind.as_str()),
+                        ("scope", &c.name),
+                        ("category", cat),
+                    ],
+                    v,
+                );
+            }
+        }
+    }
+    fn scope(c: &Scorecard) -> [(&'static str, &str); 2] {
+        [("scope_kind", c.kind.as_str()), ("scope", c.name.as_str())]
+    }
+    o.head(&GUARDRAIL_MET);
+    for c in cards {
+        o.sample(
+            GUARDRAIL_MET.name,
+            "",
+            &scope(c),
+            if c.guardrail.met { 1.0 } else { 0.0 },
+        );
+    }
+    o.head(&GUARDRAIL_WITHHELD);
+    for c in cards {
+        o.sample(
+            GUARDRAIL_WITHHELD.name,
+            "",
+            &scope(c),
+            c.guardrail.withheld_revenue,
+        );
+    }
+    o.head(&GUARDRAIL_CREDITED);
+    for c in cards {
+        o.sample(
+            GUARDRAIL_CREDITED.name,
+            "",
+            &scope(c),
+            c.guardrail.credited_revenue,
+        );
+    }
 }

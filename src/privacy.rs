@@ -25,6 +25,7 @@ use crate::config::{AgentDisplay, AuthConfig, PrivacyConfig};
 use crate::event::AgentStatus;
 use crate::feed::alert::Alert;
 use crate::feed::board::Board;
+use crate::scorecard::Scorecard;
 use crate::snapshot::{BacklogList, SalesView, Snapshot};
 
 /// A token that matches no configured role.
@@ -77,15 +78,19 @@ pub enum Endpoint {
     State,
     Metrics,
     Feed,
+    Scorecards,
+    Goals,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Snapshot,
         Endpoint::Backlog,
         Endpoint::State,
         Endpoint::Metrics,
         Endpoint::Feed,
+        Endpoint::Scorecards,
+        Endpoint::Goals,
     ];
     pub fn path(self) -> &'static str {
         match self {
@@ -94,6 +99,8 @@ impl Endpoint {
             Endpoint::State => "GET /api/v1/state",
             Endpoint::Metrics => "GET /metrics",
             Endpoint::Feed => "GET /ws (feed, wallboard)",
+            Endpoint::Scorecards => "GET /api/v1/scorecards, /api/v1/scorecards/compare",
+            Endpoint::Goals => "GET /goals, /api/v1/goals (the goal sheet)",
         }
     }
 }
@@ -118,8 +125,23 @@ pub struct Grants {
     pub endpoints: &'static [Endpoint],
 }
 
-/// KPIs withheld from a group smaller than `min_group_size`.
-const GROUP_WITHHELD_KPIS: [&str; 3] = ["aht", "conversion", "revenue_today"];
+/// KPIs (registry ids) withheld from a group smaller than
+/// `min_group_size`: the ones one person's work can be read from.
+const GROUP_WITHHELD_KPIS: [&str; 9] = [
+    "aht",
+    "talk_time",
+    "hold_time",
+    "wrap_time",
+    "conversion",
+    "revenue",
+    "incremental_revenue",
+    "sales_cancellation_rate",
+    "qa_score",
+];
+
+fn personal(kpi: &str) -> bool {
+    GROUP_WITHHELD_KPIS.contains(&kpi)
+}
 
 /// Figures withheld from a group smaller than `min_group_size`.
 pub const GROUP_WITHHELD: [&str; 5] = ["aht", "talk_hold_wrap", "conversion", "sales", "revenue"];
@@ -236,9 +258,7 @@ impl Policy {
             if members < min {
                 q.today_contacts = Default::default();
                 q.sales = SalesView::default();
-                for k in GROUP_WITHHELD_KPIS {
-                    q.kpis.remove(k);
-                }
+                q.kpis.retain(|_, k| !personal(k.kpi));
                 q.withheld = GROUP_WITHHELD.to_vec();
             }
         }
@@ -276,6 +296,26 @@ impl Policy {
         agents.sort_by(|a, b| a.agent.cmp(&b.agent));
         s.agents = agents;
         Cow::Owned(s)
+    }
+
+    /// Scorecards as `role` may see them: a scope with fewer logged-in
+    /// agents than `min_group_size` loses its personal goals, its sales
+    /// score and the guardrail's money figures.
+    pub fn scorecards(&self, cards: &mut [Scorecard], role: Role) {
+        let min = self.grants(role).min_group_size;
+        for c in cards.iter_mut().filter(|c| c.agents < min) {
+            let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut c.goals)
+                .into_iter()
+                .partition(|g| !personal(g.kpi));
+            c.goals = keep;
+            c.withheld = gone.into_iter().map(|g| g.goal).collect();
+            c.sales_score = None;
+            c.guardrail.credited_revenue = 0.0;
+            c.guardrail.withheld_revenue = 0.0;
+            c.guardrail.withheld_incremental = 0.0;
+            c.guardrail.withheld_sales = 0;
+            c.withheld.push("guardrail_amounts".into());
+        }
     }
 
     /// The open-task list as `role` may see it.
@@ -321,9 +361,7 @@ impl Policy {
                 q.wrap_s = None;
                 q.conversion = None;
                 q.revenue_today = None;
-                for k in GROUP_WITHHELD_KPIS {
-                    q.kpis.remove(k);
-                }
+                q.kpis.retain(|_, k| !personal(k.kpi));
                 q.withheld = GROUP_WITHHELD.to_vec();
             }
         }

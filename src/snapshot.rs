@@ -14,10 +14,10 @@ use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
 
 use crate::buckets;
-use crate::config::{Better, Kpi, Target};
 use crate::engine::tally::{DayTally, SalesTotals};
 use crate::engine::{CallPhase, CallbackSource, CloseReason, Engine, QueueCounts};
 use crate::event::{AgentStatus, AttemptResult, SaleKind};
+use crate::kpi::Better;
 
 pub const VERSION: u32 = 1;
 
@@ -32,57 +32,56 @@ fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Ok,
-    Warn,
-    Critical,
-    /// No value yet (nothing happened to measure).
-    NoData,
-}
+pub use crate::goal::Status;
 
-impl Status {
-    pub fn level(self) -> Option<u8> {
-        match self {
-            Status::Ok => Some(0),
-            Status::Warn => Some(1),
-            Status::Critical => Some(2),
-            Status::NoData => None,
-        }
-    }
-}
-
+/// A goal's status for a queue or team: the KPI's value over the goal's
+/// period, judged against the scope's thresholds (from its scorecard).
 #[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct KpiView {
+    pub kpi: &'static str,
     pub value: Option<f64>,
     pub target: f64,
     pub warn: f64,
+    /// The goal's minimum.
     pub critical: f64,
     pub direction: Better,
     pub status: Status,
 }
 
-/// A KPI's status against its target (see `config::Target`).
-pub fn judge(value: Option<f64>, t: &Target, kpi: Kpi) -> KpiView {
-    let direction = t.direction.unwrap_or(kpi.natural());
-    let worse = |v: f64, threshold: f64| match direction {
-        Better::Higher => v < threshold,
-        Better::Lower => v > threshold,
+impl KpiView {
+    pub fn of(g: &crate::scorecard::GoalCard) -> KpiView {
+        KpiView {
+            kpi: g.kpi,
+            value: g.value,
+            target: g.target,
+            warn: g.warn,
+            critical: g.minimum,
+            direction: crate::kpi::get(g.kpi).map_or(Better::Higher, |d| d.better),
+            status: g.status,
+        }
+    }
+}
+
+/// Fills the queues' and teams' `kpis` from their scorecards.
+pub fn set_kpis(snap: &mut Snapshot, cards: &[crate::scorecard::Scorecard]) {
+    use crate::kpi::ScopeKind;
+    let of = |kind: ScopeKind, name: &str| -> BTreeMap<String, KpiView> {
+        cards
+            .iter()
+            .find(|c| c.kind == kind && c.name == name)
+            .map(|c| {
+                c.goals
+                    .iter()
+                    .map(|g| (g.goal.clone(), KpiView::of(g)))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let status = match value {
-        None => Status::NoData,
-        Some(v) if worse(v, t.critical) => Status::Critical,
-        Some(v) if worse(v, t.warn) => Status::Warn,
-        Some(_) => Status::Ok,
-    };
-    KpiView {
-        value,
-        target: t.target,
-        warn: t.warn,
-        critical: t.critical,
-        direction,
-        status,
+    for q in &mut snap.queues {
+        q.kpis = of(ScopeKind::Queue, &q.name);
+    }
+    for t in &mut snap.teams {
+        t.kpis = of(ScopeKind::Team, &t.name);
     }
 }
 
@@ -200,7 +199,7 @@ pub struct QueueView {
     pub last_60m: CountsView,
     pub sales: SalesView,
     pub callbacks: CallbacksView,
-    pub kpis: BTreeMap<&'static str, KpiView>,
+    pub kpis: BTreeMap<String, KpiView>,
     /// Figures the privacy policy withholds from this viewer (a queue
     /// with fewer agents than `min_group_size`); empty for supervisors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -244,7 +243,7 @@ pub struct TeamView {
     pub agents: BTreeMap<&'static str, u64>,
     pub today: TallyView,
     pub sales: SalesView,
-    pub kpis: BTreeMap<&'static str, KpiView>,
+    pub kpis: BTreeMap<String, KpiView>,
 }
 
 #[derive(Debug, Serialize, Clone, Default)]
@@ -319,9 +318,12 @@ const ATTEMPTS: [AttemptResult; 5] = [
     AttemptResult::InvalidNumber,
 ];
 
-/// Builds the view of `engine` at `now_ms`.
+/// Builds the view of `engine` at `now_ms`, with each queue's and team's goal statuses from its scorecard.
 pub fn build(engine: &Engine, now_ms: i64) -> Snapshot {
-    build_parts(engine, now_ms).0
+    let mut snap = build_parts(engine, now_ms).0;
+    let cards = crate::scorecard::build(engine, &snap, now_ms, None);
+    set_kpis(&mut snap, &cards);
+    snap
 }
 
 /// An overdue open task, for the board: (due, id, task).
@@ -358,28 +360,8 @@ pub fn build_parts(engine: &Engine, now_ms: i64) -> (Snapshot, Vec<Overdue<'_>>)
                 a.outbound += m.outbound;
                 a
             });
-            let (cb_open, cb_overdue) = backlog
-                .iter()
-                .filter(|b| b.kind == "callback" && b.queue == name.as_str())
-                .fold((0, 0), |(o, d), b| (o + b.open, d + b.overdue));
             let p = &q.params;
             let oldest_s = secs(oldest.max(0));
-            let values = [
-                (Kpi::ServiceLevel, today_counts.service_level()),
-                (Kpi::OldestWait, Some(oldest_s)),
-                (Kpi::CallbacksOpen, Some(cb_open as f64)),
-                (Kpi::CallbacksOverdue, Some(cb_overdue as f64)),
-                (Kpi::Aht, tally.aht_s()),
-                (Kpi::Conversion, tally.conversion()),
-                (Kpi::RevenueToday, Some(tally.revenue.units())),
-            ];
-            let kpis = values
-                .into_iter()
-                .filter_map(|(kpi, v)| {
-                    s.queue_target(name, &p.site, kpi)
-                        .map(|t| (kpi.as_str(), judge(v, &t, kpi)))
-                })
-                .collect();
             QueueView {
                 name: name.to_string(),
                 site: p.site.clone(),
@@ -403,7 +385,7 @@ pub fn build_parts(engine: &Engine, now_ms: i64) -> (Snapshot, Vec<Overdue<'_>>)
                         .map(|r| (r.as_str(), q.callbacks_closed[*r as usize]))
                         .collect(),
                 },
-                kpis,
+                kpis: BTreeMap::new(),
                 withheld: Vec::new(),
             }
         })
@@ -456,25 +438,13 @@ pub fn build_parts(engine: &Engine, now_ms: i64) -> (Snapshot, Vec<Overdue<'_>>)
             for a in agents.iter().filter(|a| a.team == name.as_str()) {
                 *states.entry(a.state.as_str()).or_default() += 1;
             }
-            let values = [
-                (Kpi::Aht, tally.aht_s()),
-                (Kpi::Conversion, tally.conversion()),
-                (Kpi::RevenueToday, Some(tally.revenue.units())),
-            ];
-            let kpis = values
-                .into_iter()
-                .filter_map(|(kpi, v)| {
-                    s.team_target(name, &t.site, kpi)
-                        .map(|tg| (kpi.as_str(), judge(v, &tg, kpi)))
-                })
-                .collect();
             TeamView {
                 name: name.to_string(),
                 site: t.site.to_string(),
                 agents: states,
                 today: (&tally).into(),
                 sales: (&t.sales).into(),
-                kpis,
+                kpis: BTreeMap::new(),
             }
         })
         .collect();

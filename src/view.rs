@@ -16,9 +16,11 @@
 
 use std::collections::HashMap;
 
+use crate::config::Period;
 use crate::engine::histogram::Histogram;
 use crate::engine::{Engine, EngineCounters};
 use crate::feed::board::{self, Board};
+use crate::scorecard::{self, Scorecard};
 use crate::snapshot::{self, BacklogList, BacklogQuery, Snapshot, TaskView};
 
 /// Most overdue tasks a view lists for the feed (`feed.overdue_list` is
@@ -70,6 +72,10 @@ pub struct View {
     pub histograms: Vec<QueueHistograms>,
     pub completion: Vec<Completion>,
     pub counters: EngineCounters,
+    /// Every scope's scorecard, each goal over its own period.
+    pub scorecards: Vec<Scorecard>,
+    /// Scorecards with every goal over one period, when a reader asked.
+    pub period_cards: Option<(Period, Vec<Scorecard>)>,
     /// Set only on the placeholder before the first build.
     pub empty: bool,
 }
@@ -90,10 +96,25 @@ impl View {
         digest: Option<String>,
         seq: u64,
         with_tasks: bool,
+        period: Option<Period>,
     ) -> View {
-        let (snapshot, overdue) = snapshot::build_parts(engine, now_ms);
+        let (mut snapshot, overdue) = snapshot::build_parts(engine, now_ms);
+        let scorecards = scorecard::build(engine, &snapshot, now_ms, None);
+        snapshot::set_kpis(&mut snapshot, &scorecards);
+        let period_cards =
+            period.map(|p| (p, scorecard::build(engine, &snapshot, now_ms, Some(p))));
         let mut board = board::build(engine, &snapshot, overdue, now_ms, OVERDUE_MAX);
         board.version = seq;
+        for c in scorecards
+            .iter()
+            .filter(|c| c.kind == crate::kpi::ScopeKind::Team)
+        {
+            if let Some(t) = board.teams.get_mut(&c.name) {
+                t.primary_score = c.primary_score;
+                t.sales_score = c.sales_score;
+                t.guardrail = Some(c.guardrail.clone());
+            }
+        }
         let mut histograms: Vec<QueueHistograms> = engine
             .queues
             .iter()
@@ -132,6 +153,8 @@ impl View {
             histograms,
             completion,
             counters: *engine.counters(),
+            period_cards,
+            scorecards,
             empty: false,
         }
     }

@@ -175,6 +175,8 @@ pub struct Wanted {
     pub digest: bool,
     /// The open-task rows of the backlog list.
     pub tasks: bool,
+    /// Scorecards with every goal over this period.
+    pub period: Option<crate::config::Period>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -223,6 +225,9 @@ impl Ingest {
                 && v.at_ms + 1000 >= now
                 && (!want.digest || v.digest.is_some())
                 && (!want.tasks || v.with_tasks)
+                && want
+                    .period
+                    .is_none_or(|p| v.period_cards.as_ref().is_some_and(|(q, _)| *q == p))
         };
         let mut rx = self.shared.view.subscribe();
         if ok(&rx.borrow_and_update()) {
@@ -631,6 +636,7 @@ impl Writer {
                 p.asked |= asked;
                 p.want.digest |= want.digest;
                 p.want.tasks |= want.tasks;
+                p.want.period = want.period.or(p.want.period);
                 self.publish(false);
             }
             Command::Sync => {
@@ -738,6 +744,7 @@ impl Writer {
             digest,
             self.groups,
             p.want.tasks,
+            p.want.period,
         );
         p.want = Wanted::default();
         p.asked = false;

@@ -515,8 +515,11 @@ impl Engine {
         t: i64,
         f: impl Fn(&mut DayTally),
     ) {
-        if let Some(d) = self.queues.get_mut(queue).and_then(|q| q.day(t)) {
-            f(d);
+        if let Some(q) = self.queues.get_mut(queue) {
+            if let Some(d) = q.day(t) {
+                f(d);
+            }
+            f(&mut q.slot(t).tally);
         }
         let team = self.agents.get_mut(agent).map(|a| {
             if let Some(d) = a.day(t) {

@@ -20,6 +20,7 @@ mod call;
 pub mod dedup;
 mod digest;
 pub mod histogram;
+pub mod ledger;
 pub mod persist;
 mod queue;
 mod room;
@@ -394,6 +395,10 @@ impl Engine {
             for name in gone {
                 self.queues.remove(&name);
             }
+        }
+        let cutoff = now_ms.saturating_sub(s.ledger_retention_ms);
+        for q in self.queues.values_mut() {
+            q.ledger.prune(cutoff);
         }
         let keep = s.closed_retention_ms;
         self.ended_calls

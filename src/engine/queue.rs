@@ -5,6 +5,7 @@
 //! exported so other formulas can be computed in PromQL.
 
 use super::histogram::Histogram;
+use super::ledger::{Ledger, Slot};
 use super::settings::QueueParams;
 use super::tally::{DayTally, SalesTotals};
 use super::window::{Daily, Rolling};
@@ -59,6 +60,8 @@ pub struct Queue {
     /// Callbacks closed, by `CloseReason` index.
     pub callbacks_closed: [u64; 5],
     pub last_activity_ms: i64,
+    /// Sums per interval, for the scorecards and the guardrail.
+    pub ledger: Ledger,
 }
 
 impl Queue {
@@ -77,6 +80,7 @@ impl Queue {
             callbacks_created: [0; 2],
             callbacks_closed: [0; 5],
             last_activity_ms: i64::MIN,
+            ledger: Ledger::default(),
         }
     }
 
@@ -90,6 +94,12 @@ impl Queue {
         if let Some(m) = self.hour.at_mut(t) {
             f(m);
         }
+        f(&mut self.slot(t).counts);
+    }
+
+    /// The ledger slot of the interval holding `t`.
+    pub fn slot(&mut self, t: i64) -> &mut Slot {
+        self.ledger.at(t, self.params.interval_ms)
     }
 
     pub fn day(&mut self, t: i64) -> Option<&mut DayTally> {
@@ -114,6 +124,9 @@ impl Queue {
             }
         });
         self.wait.observe(wait_ms as f64 / 1000.0);
+        let slot = self.slot(t);
+        slot.wait_ms = slot.wait_ms.saturating_add(wait_ms);
+        slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
     }
 
     pub fn abandoned(&mut self, t: i64, wait_ms: i64) {
@@ -124,6 +137,8 @@ impl Queue {
                 c.abandoned_short += 1;
             }
         });
+        let slot = self.slot(t);
+        slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
     }
 
     pub fn transferred_out(&mut self, t: i64) {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 
 use crate::calendar::Calendar;
-use crate::config::{Config, Kpi, LimitsConfig, SlaClock, Target, Targets};
+use crate::config::{Config, LimitsConfig, SlaClock};
+use crate::goal::Matrix;
 
 /// Everything a queue needs per event.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct QueueParams {
     pub abandon_min_wait_ms: i64,
     pub callback_max_attempts: u32,
     pub callback_min_gap_ms: i64,
+    /// Length of a ledger interval (`goals.guardrail.interval`).
+    pub interval_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +53,7 @@ impl Default for QueueParams {
             abandon_min_wait_ms: 0,
             callback_max_attempts: 1,
             callback_min_gap_ms: 0,
+            interval_ms: 900_000,
         }
     }
 }
@@ -97,10 +101,12 @@ pub struct Settings {
     team_site: BTreeMap<String, String>,
     default_sla: Sla,
     kind_sla: BTreeMap<String, (Sla, BTreeMap<String, Sla>)>,
-    targets: Targets,
-    site_targets: BTreeMap<String, Targets>,
-    queue_targets: BTreeMap<String, Targets>,
-    team_targets: BTreeMap<String, Targets>,
+    /// The goal matrix the statuses and scorecards judge by.
+    pub matrix: Arc<Matrix>,
+    /// How long the ledger keeps its intervals.
+    pub ledger_retention_ms: i64,
+    team_partner: BTreeMap<String, String>,
+    site_partner: BTreeMap<String, String>,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -136,6 +142,7 @@ impl Settings {
                 .cloned()
                 .unwrap_or_else(|| Arc::new(Calendar::always(tz_of(site))))
         };
+        let interval_ms = ms(c.goals.guardrail.interval.0).max(60_000);
         let default_queue = QueueParams {
             site: d.site.clone(),
             team: None,
@@ -148,6 +155,7 @@ impl Settings {
             abandon_min_wait_ms: ms(d.abandon_min_wait),
             callback_max_attempts: d.callback_max_attempts,
             callback_min_gap_ms: ms(d.callback_min_gap),
+            interval_ms,
         };
         let queues = c
             .queues
@@ -181,6 +189,7 @@ impl Settings {
                         .short_abandon_threshold
                         .unwrap_or(d.short_abandon_threshold)),
                     configured: true,
+                    interval_ms,
                 };
                 (q.name.clone(), p)
             })
@@ -243,21 +252,17 @@ impl Settings {
             site_tz,
             default_sla,
             kind_sla,
-            targets: c.targets.clone(),
-            site_targets: c
-                .sites
-                .iter()
-                .map(|(n, s)| (n.clone(), s.targets.clone()))
-                .collect(),
-            queue_targets: c
-                .queues
-                .iter()
-                .map(|q| (q.name.clone(), q.targets.clone()))
-                .collect(),
-            team_targets: c
+            matrix: Arc::new(Matrix::from_config(c)),
+            ledger_retention_ms: ms(r.goal_intervals),
+            team_partner: c
                 .teams
                 .iter()
-                .map(|(n, t)| (n.clone(), t.targets.clone()))
+                .filter_map(|(n, t)| t.partner.clone().map(|p| (n.clone(), p)))
+                .collect(),
+            site_partner: c
+                .sites
+                .iter()
+                .filter_map(|(n, s)| s.partner.clone().map(|p| (n.clone(), p)))
                 .collect(),
         }
     }
@@ -311,23 +316,24 @@ impl Settings {
         self.kind_sla.keys().map(String::as_str)
     }
 
-    /// Target for a queue's KPI: queue, then its site, then site-wide.
-    pub fn queue_target(&self, queue: &str, site: &str, kpi: Kpi) -> Option<Target> {
-        self.queue_targets
-            .get(queue)
-            .and_then(|t| t.get(kpi))
-            .or_else(|| self.site_targets.get(site).and_then(|t| t.get(kpi)))
-            .or_else(|| self.targets.get(kpi))
-            .copied()
+    /// The partner running a team (or, failing that, the team's site).
+    pub fn partner_of(&self, team: Option<&str>, site: &str) -> Option<&str> {
+        team.and_then(|t| self.team_partner.get(t))
+            .or_else(|| self.site_partner.get(site))
+            .map(String::as_str)
     }
 
-    /// Target for a team's KPI: team, then its site, then site-wide.
-    pub fn team_target(&self, team: &str, site: &str, kpi: Kpi) -> Option<Target> {
-        self.team_targets
-            .get(team)
-            .and_then(|t| t.get(kpi))
-            .or_else(|| self.site_targets.get(site).and_then(|t| t.get(kpi)))
-            .or_else(|| self.targets.get(kpi))
-            .copied()
+    /// Every partner named in the configuration.
+    pub fn partners(&self) -> std::collections::BTreeSet<&str> {
+        self.team_partner
+            .values()
+            .chain(self.site_partner.values())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The ledger's interval length.
+    pub fn default_interval_ms(&self) -> i64 {
+        self.default_queue.interval_ms
     }
 }

@@ -19,6 +19,7 @@
 
 use super::call::Contact;
 use super::histogram::Histogram;
+use super::ledger;
 use super::room::Room;
 use super::Engine;
 use crate::buckets;
@@ -572,9 +573,17 @@ impl Engine {
                 } else {
                     stats.completed_met += 1;
                 }
-                stats
-                    .completion
-                    .observe(t.saturating_sub(k.created_ms).max(0) as f64 / 1000.0);
+                let took = t.saturating_sub(k.created_ms).max(0);
+                stats.completion.observe(took as f64 / 1000.0);
+                if let Some(q) = self.queues.get_mut(&k.queue) {
+                    let slot = q.slot(t).task(k.kind);
+                    if late {
+                        slot.missed += 1;
+                    } else {
+                        slot.met += 1;
+                    }
+                    slot.durations[ledger::duration_bucket(took)] += 1;
+                }
             }
             _ => {}
         }

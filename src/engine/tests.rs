@@ -167,51 +167,6 @@ fn service_level_counts_and_waiting() {
 }
 
 #[test]
-fn kpi_status_follows_thresholds() {
-    use crate::config::{Kpi, Target};
-    let t = Target {
-        target: 0.8,
-        warn: 0.75,
-        critical: 0.5,
-        direction: None,
-    };
-    assert_eq!(
-        snapshot::judge(Some(0.8), &t, Kpi::ServiceLevel).status,
-        Status::Ok
-    );
-    assert_eq!(
-        snapshot::judge(Some(0.75), &t, Kpi::ServiceLevel).status,
-        Status::Ok
-    );
-    assert_eq!(
-        snapshot::judge(Some(0.7), &t, Kpi::ServiceLevel).status,
-        Status::Warn
-    );
-    assert_eq!(
-        snapshot::judge(Some(0.49), &t, Kpi::ServiceLevel).status,
-        Status::Critical
-    );
-    assert_eq!(
-        snapshot::judge(None, &t, Kpi::ServiceLevel).status,
-        Status::NoData
-    );
-    let wait = Target {
-        target: 20.0,
-        warn: 60.0,
-        critical: 180.0,
-        direction: None,
-    };
-    assert_eq!(
-        snapshot::judge(Some(61.0), &wait, Kpi::OldestWait).status,
-        Status::Warn
-    );
-    assert_eq!(
-        snapshot::judge(Some(181.0), &wait, Kpi::OldestWait).status,
-        Status::Critical
-    );
-}
-
-#[test]
 fn handling_time_parts_and_agent_states() {
     let mut f = Feed::new();
     f.at(

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::Kpi;
 use crate::engine::{CallPhase, Engine};
 use crate::event::AgentStatus;
 use crate::snapshot::{self, KpiView, Snapshot};
@@ -36,7 +35,7 @@ pub struct QueueTile {
     pub revenue_today: Option<f64>,
     /// KPI targets and statuses. `oldest_wait` carries no value (it grows
     /// by the second; the client computes it from `oldest_since`).
-    pub kpis: BTreeMap<&'static str, KpiView>,
+    pub kpis: BTreeMap<String, KpiView>,
     /// Figures withheld by the privacy policy (see `QueueView`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<&'static str>,
@@ -50,7 +49,11 @@ pub struct TeamTile {
     pub aht_s: Option<f64>,
     pub conversion: Option<f64>,
     pub revenue_today: f64,
-    pub kpis: BTreeMap<&'static str, KpiView>,
+    pub kpis: BTreeMap<String, KpiView>,
+    pub primary_score: Option<f64>,
+    pub sales_score: Option<f64>,
+    /// Whether today's sales are credited (docs/goals.md).
+    pub guardrail: Option<crate::scorecard::GuardrailView>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -138,7 +141,7 @@ pub fn build(
         .iter()
         .map(|q| {
             let mut kpis = q.kpis.clone();
-            if let Some(k) = kpis.get_mut(Kpi::OldestWait.as_str()) {
+            for k in kpis.values_mut().filter(|k| k.kpi == "oldest_wait") {
                 k.value = None;
             }
             let t = &q.today_contacts;
@@ -181,6 +184,9 @@ pub fn build(
                 conversion: t.today.conversion,
                 revenue_today: t.today.revenue,
                 kpis: t.kpis.clone(),
+                primary_score: None,
+                sales_score: None,
+                guardrail: None,
             };
             (t.name.clone(), tile)
         })

@@ -758,7 +758,7 @@ pub fn assert_day(snap: &serde_json::Value, m: &BTreeMap<String, f64>) {
     assert_eq!(
         metric(
             m,
-            r#"callwatch_kpi_status{scope="queue",name="orders",kpi="service_level"}"#
+            r#"callwatch_goal_status{scope_kind="queue",scope="orders",goal="service_level",kpi="service_level",category="primary"}"#
         ),
         1.0
     );

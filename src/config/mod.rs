@@ -16,9 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Calendar;
 use crate::event::{valid_task_kind, MAX_TEXT};
 
+pub mod goals;
+pub use goals::{Category, GoalConfig, GoalsConfig, Period, Severity};
+
 /// The configuration compiled into the binary; identical to
 /// `config/callwatch.toml` (a unit test holds them equal).
-pub const DEFAULT_TOML: &str = include_str!("../config/callwatch.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/callwatch.toml");
 
 /// The queue label used for tasks that name no queue.
 pub const NO_QUEUE: &str = "none";
@@ -65,7 +68,9 @@ pub struct Config {
     pub queues: Vec<QueueConfig>,
     pub teams: BTreeMap<String, TeamConfig>,
     pub tasks: TasksConfig,
+    /// Deprecated: mapped onto `goals` (docs/goals.md).
     pub targets: Targets,
+    pub goals: GoalsConfig,
     pub demo: DemoConfig,
     pub storage: StorageConfig,
     pub feed: FeedConfig,
@@ -311,6 +316,10 @@ pub struct RetentionConfig {
     /// Sales are remembered this long so they can be cancelled.
     #[serde(with = "humantime_serde")]
     pub sales: Duration,
+    /// The scorecards' interval sums are kept this long (a month's goals
+    /// need 31 days).
+    #[serde(with = "humantime_serde")]
+    pub goal_intervals: Duration,
 }
 
 impl Default for RetentionConfig {
@@ -321,6 +330,7 @@ impl Default for RetentionConfig {
             idle_queue: Duration::from_secs(24 * 3600),
             closed_items: Duration::from_secs(36 * 3600),
             sales: Duration::from_secs(7 * 24 * 3600),
+            goal_intervals: Duration::from_secs(35 * 24 * 3600),
         }
     }
 }
@@ -486,6 +496,8 @@ pub struct SiteConfig {
     pub timezone: Option<Tz>,
     /// Opening hours; without them the site counts as always open.
     pub hours: Option<HoursConfig>,
+    /// An outsourcer running this site, measured on the same matrix.
+    pub partner: Option<String>,
     #[serde(default)]
     pub targets: Targets,
 }
@@ -558,6 +570,8 @@ pub struct QueueConfig {
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     pub site: Option<String>,
+    /// An outsourcer running this team, measured on the same matrix.
+    pub partner: Option<String>,
     #[serde(default)]
     pub targets: Targets,
 }
@@ -608,73 +622,21 @@ pub struct KindQueueConfig {
     pub due_soon: Option<Duration>,
 }
 
-/// Which way a KPI improves.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Better {
-    Higher,
-    Lower,
-}
+pub use crate::kpi::Better;
 
-/// A KPI's goal and the thresholds at which it turns warn and critical.
-/// A value is warn when it is worse than `warn`, critical when worse than
-/// `critical`; equal is not worse.
+/// A KPI's goal and the thresholds at which it turns warn and critical
+/// (the deprecated `[targets]` form; `goal.rs` maps it onto the matrix).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub target: f64,
     pub warn: f64,
     pub critical: f64,
-    /// Defaults to the KPI's natural direction.
+    /// Ignored since the goal matrix: a KPI's direction is its own.
     pub direction: Option<Better>,
 }
 
-/// The live KPIs that carry targets. This table is the single place such
-/// numbers live: snapshot statuses, wallboard colours and alert thresholds
-/// all read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kpi {
-    ServiceLevel,
-    OldestWait,
-    CallbacksOpen,
-    CallbacksOverdue,
-    Aht,
-    Conversion,
-    RevenueToday,
-}
-
-impl Kpi {
-    pub const ALL: [Kpi; 7] = [
-        Kpi::ServiceLevel,
-        Kpi::OldestWait,
-        Kpi::CallbacksOpen,
-        Kpi::CallbacksOverdue,
-        Kpi::Aht,
-        Kpi::Conversion,
-        Kpi::RevenueToday,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kpi::ServiceLevel => "service_level",
-            Kpi::OldestWait => "oldest_wait",
-            Kpi::CallbacksOpen => "callbacks_open",
-            Kpi::CallbacksOverdue => "callbacks_overdue",
-            Kpi::Aht => "aht",
-            Kpi::Conversion => "conversion",
-            Kpi::RevenueToday => "revenue_today",
-        }
-    }
-    pub fn natural(self) -> Better {
-        match self {
-            Kpi::ServiceLevel | Kpi::Conversion | Kpi::RevenueToday => Better::Higher,
-            _ => Better::Lower,
-        }
-    }
-    fn is_ratio(self) -> bool {
-        matches!(self, Kpi::ServiceLevel | Kpi::Conversion)
-    }
-}
-
+/// The deprecated `[targets]` tables: seven KPIs by their old names.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
@@ -690,17 +652,37 @@ pub struct Targets {
 }
 
 impl Targets {
-    pub fn get(&self, kpi: Kpi) -> Option<&Target> {
-        match kpi {
-            Kpi::ServiceLevel => self.service_level.as_ref(),
-            Kpi::OldestWait => self.oldest_wait.as_ref(),
-            Kpi::CallbacksOpen => self.callbacks_open.as_ref(),
-            Kpi::CallbacksOverdue => self.callbacks_overdue.as_ref(),
-            Kpi::Aht => self.aht.as_ref(),
-            Kpi::Conversion => self.conversion.as_ref(),
-            Kpi::RevenueToday => self.revenue_today.as_ref(),
-        }
+    /// (old name, KPI id, target) of every target set, in sheet order.
+    pub fn entries(&self) -> Vec<(&'static str, &'static str, &Target)> {
+        [
+            ("service_level", "service_level", &self.service_level),
+            ("oldest_wait", "oldest_wait", &self.oldest_wait),
+            ("callbacks_open", "callbacks_open", &self.callbacks_open),
+            (
+                "callbacks_overdue",
+                "callbacks_overdue",
+                &self.callbacks_overdue,
+            ),
+            ("aht", "aht", &self.aht),
+            ("conversion", "conversion", &self.conversion),
+            ("revenue_today", "revenue", &self.revenue_today),
+        ]
+        .into_iter()
+        .filter_map(|(name, kpi, t)| t.as_ref().map(|t| (name, kpi, t)))
+        .collect()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries().is_empty()
+    }
+}
+
+/// A goal id, objective or partner key: `[a-z0-9_]{1,64}`.
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl Config {
@@ -985,6 +967,7 @@ impl Config {
                 push(key.into(), "must be greater than 0".into());
             }
         }
+        goals::validate(self, &mut push);
         if self.tasks.default_sla.is_zero() {
             push("tasks.default_sla".into(), "must be > 0".into());
         }
@@ -1006,33 +989,18 @@ fn check_name(push: &mut impl FnMut(String, String), path: &str, name: &str) {
 }
 
 fn check_targets(push: &mut impl FnMut(String, String), path: &str, t: &Targets) {
-    for kpi in Kpi::ALL {
-        let Some(target) = t.get(kpi) else { continue };
-        let at = format!("{path}.{}", kpi.as_str());
-        let vals = [target.target, target.warn, target.critical];
-        if vals.iter().any(|v| !v.is_finite()) {
-            push(
-                at.clone(),
-                "target, warn and critical must be numbers".into(),
-            );
+    for (name, id, target) in t.entries() {
+        let Some(def) = crate::kpi::get(id) else {
             continue;
-        }
-        if kpi.is_ratio() && vals.iter().any(|v| !(0.0..=1.0).contains(v)) {
-            push(
-                at.clone(),
-                "a ratio's target, warn and critical lie in 0..=1".into(),
-            );
-        }
-        let ordered = match target.direction.unwrap_or(kpi.natural()) {
-            Better::Higher => target.target >= target.warn && target.warn >= target.critical,
-            Better::Lower => target.target <= target.warn && target.warn <= target.critical,
         };
-        if !ordered {
-            push(
-                at,
-                "thresholds must run target, warn, critical from better to worse".into(),
-            );
-        }
+        goals::check_thresholds(
+            push,
+            &format!("{path}.{name}"),
+            def,
+            Some(target.target),
+            Some(target.warn),
+            Some(target.critical),
+        );
     }
 }
 
