@@ -49,6 +49,13 @@
     el.className = "tile" + (status ? " status-" + status : "");
   }
 
+  // A scope's goal on a KPI (goals are keyed by their own ids).
+  function kpiOf(m, kpi) {
+    var ks = Object.keys(m || {}).sort();
+    for (var i = 0; i < ks.length; i++) { if (m[ks[i]].kpi === kpi) return m[ks[i]]; }
+    return null;
+  }
+
   function values(o) { return Object.keys(o).sort().map(function (k) { return [k, o[k]]; }); }
 
   function render() {
@@ -60,8 +67,8 @@
       var q = e[1];
       waiting += q.waiting;
       if (q.oldest_since !== null && (oldest === null || q.oldest_since < oldest)) { oldest = q.oldest_since; }
-      oldestK = oldestK || q.kpis.oldest_wait;
-      if (q.sl_today !== null && (worstSl === null || q.sl_today < worstSl)) { worstSl = q.sl_today; worstQ = e[0]; worstK = q.kpis.service_level; }
+      oldestK = oldestK || kpiOf(q.kpis, "oldest_wait");
+      if (q.sl_today !== null && (worstSl === null || q.sl_today < worstSl)) { worstSl = q.sl_today; worstQ = e[0]; worstK = kpiOf(q.kpis, "service_level"); }
     });
     setTile("tile-waiting", String(waiting), queues.length + " queue(s)", "");
     var oldestS = oldest === null ? 0 : (t - oldest) / 1000;
@@ -80,7 +87,7 @@
       }
     });
     var cbK = null;
-    queues.forEach(function (e) { cbK = cbK || e[1].kpis.callbacks_overdue; });
+    queues.forEach(function (e) { cbK = cbK || kpiOf(e[1].kpis, "callbacks_overdue"); });
     setTile("tile-callbacks", String(cb.open), cb.overdue + " overdue" + (cb.oldest !== null ? " · oldest " + duration(t - cb.oldest) : ""), cb.overdue > 0 ? (judge(cb.overdue, cbK) || "critical") : (cb.open > 0 ? "ok" : ""));
     var kinds = Object.keys(other).sort();
     var otherOpen = kinds.reduce(function (n, k) { return n + other[k].open; }, 0);
@@ -91,12 +98,16 @@
     var teams = values(board.teams);
     var team = params.get("team") && board.teams[params.get("team")] ? board.teams[params.get("team")] : null;
     var aht = team ? team.aht_s : (main ? main.aht_s : null);
-    var ahtK = team ? team.kpis.aht : (main ? main.kpis.aht : null);
+    var ahtK = kpiOf(team ? team.kpis : (main ? main.kpis : null), "aht");
     setTile("tile-aht", secs(aht), main ? "talk " + secs(main.talk_s) + " · hold " + secs(main.hold_s) + " · wrap " + secs(main.wrap_s) : "", judge(aht, ahtK));
     var revenue = queues.reduce(function (n, e) { return n + e[1].revenue_today; }, 0);
     var conv = team ? team.conversion : (main ? main.conversion : null);
-    var convK = team ? team.kpis.conversion : (main ? main.kpis.conversion : null);
-    setTile("tile-sales", pct(conv), money(revenue), judge(conv, convK));
+    var convK = kpiOf(team ? team.kpis : (main ? main.kpis : null), "conversion");
+    // The guardrail: sales made while the team's primary goals failed
+    // are not credited (docs/goals.md).
+    var g = team ? team.guardrail : null;
+    var held = g && !g.met;
+    setTile("tile-sales", pct(conv), money(revenue) + (held ? " · credit withheld " + money(g.withheld_revenue) + (g.reasons.length ? ": " + g.reasons[0] : "") : ""), held ? "warn" : judge(conv, convK));
 
     var agents = values(board.agents);
     $("agents").innerHTML = agents.map(function (e) {

@@ -64,3 +64,37 @@ fn every_metric_family_is_documented() {
         &callwatch::metric::doc_table(),
     );
 }
+
+/// Every generated alert links to a section of docs/runbook.md that exists.
+#[test]
+fn every_alert_has_its_runbook_section() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let alerts =
+        std::fs::read_to_string(format!("{root}/config/prometheus/alerts.yml")).expect("alerts");
+    let runbook = std::fs::read_to_string(format!("{root}/docs/runbook.md")).expect("runbook");
+    // GitHub's anchors: lower case, spaces to dashes, punctuation dropped.
+    let anchors: Vec<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| {
+            h.to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                .collect::<String>()
+                .replace(' ', "-")
+        })
+        .collect();
+    let mut n = 0;
+    for url in alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url: "))
+    {
+        let anchor = url.trim_matches('"').rsplit('#').next().unwrap_or("");
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "{url}: no section in docs/runbook.md ({anchors:?})"
+        );
+        n += 1;
+    }
+    assert!(n >= 9, "{n} alerts");
+}

@@ -289,6 +289,19 @@ async fn scorecards_match_the_hand_computed_day_and_the_guardrail_withholds_a_ba
     assert_eq!(g["met"], false);
     close(&g["withheld_revenue"], 400.0, "withheld");
     close(&g["credited_revenue"], 600.0, "credited");
+    close(
+        &g["withheld_incremental"],
+        400.0,
+        "withheld incremental (new sales)",
+    );
+    assert_eq!(
+        (
+            g["intervals"].as_u64(),
+            g["intervals_failed"].as_u64(),
+            g["withheld_sales"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
     assert_eq!(
         g["reasons"],
         serde_json::json!(["sl 0.25 below minimum 0.6 (09:30–09:45)"])

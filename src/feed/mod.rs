@@ -326,7 +326,7 @@ fn detect(
         let level = |b: &Board| {
             b.queues
                 .get(name)
-                .and_then(|q| q.kpis.get("oldest_wait"))
+                .and_then(|q| q.kpis.values().find(|k| k.kpi == "oldest_wait"))
                 .map(|k| k.status)
         };
         let (before, after) = (level(prev), level(now_b));
@@ -337,7 +337,10 @@ fn detect(
             _ => 0,
         };
         if rank(after) > rank(before) {
-            if let (Some(k), Some(since)) = (q.kpis.get("oldest_wait"), q.oldest_since) {
+            if let (Some(k), Some(since)) = (
+                q.kpis.values().find(|k| k.kpi == "oldest_wait"),
+                q.oldest_since,
+            ) {
                 let (lvl, thr) = if rank(after) == 2 {
                     ("critical", k.critical)
                 } else {
