@@ -468,8 +468,12 @@ fn guardrail(
             }
             finish(&mut i, &d);
             let v = (g.kpi.compute)(&i, params(g)).value.unwrap_or(0.0);
+            let word = match g.kpi.better {
+                crate::kpi::Better::Higher => "below minimum",
+                crate::kpi::Better::Lower => "worse than minimum",
+            };
             view.reasons.push(format!(
-                "{} {} below minimum {} ({}–{})",
+                "{} {} {word} {} ({}–{})",
                 g.id,
                 round(v),
                 th.minimum,

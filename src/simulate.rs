@@ -43,12 +43,23 @@ impl Default for SimOptions {
     }
 }
 
-/// Queues: name, team serving it, share of arrivals.
-const QUEUES: [(&str, &str, f64); 3] = [
-    ("orders", "sales", 0.5),
-    ("service", "service", 0.35),
-    ("complaints", "service", 0.15),
+/// Queues: name, team serving it, share of arrivals. `partner_orders`
+/// is served by an outsourcer's team (the shipped config marks it).
+const QUEUES: [(&str, &str, f64); 4] = [
+    ("orders", "sales", 0.4),
+    ("service", "service", 0.3),
+    ("complaints", "service", 0.12),
+    ("partner_orders", "partner", 0.18),
 ];
+/// Agent `i` is in team `TEAMS[i % 3]`.
+const TEAMS: [&str; 3] = ["sales", "service", "partner"];
+/// Queues where contacts sell.
+const SELLING: [&str; 2] = ["orders", "partner_orders"];
+/// The first minutes of every hour since the simulation began bring `orders` a rush
+/// of three times its calls: the sales team sells a lot while its
+/// service level drops, which the guardrail shows (docs/goals.md).
+const RUSH_MINUTES: i64 = 20;
+const RUSH_FACTOR: f64 = 3.0;
 /// Roughly how many events one inbound call produces.
 const EVENTS_PER_CALL: f64 = 6.0;
 /// Mean talk + hold + wrap of the unscaled model, in seconds.
@@ -122,10 +133,12 @@ pub struct Simulator {
     out: VecDeque<Event>,
     agents: Vec<SimAgent>,
     calls: std::collections::HashMap<u64, SimCall>,
-    waiting: [VecDeque<u64>; 3],
+    waiting: [VecDeque<u64>; 4],
     tasks: std::collections::HashMap<u64, SimTask>,
     sales: Vec<Text>,
     started: bool,
+    /// When the simulation began (the rush hours count from here).
+    origin_ms: i64,
     /// Handle times are scaled by this so the offered load fits the
     /// agents (about 85 % occupancy at most), whatever --rate asks for.
     pace: f64,
@@ -143,7 +156,7 @@ impl Simulator {
         let agents = (0..opts.agents.max(1))
             .map(|i| SimAgent {
                 id: Text::from(format!("agent-{:04}", i + 1)),
-                team: i % 2,
+                team: i % TEAMS.len(),
                 phase: AgentPhase::Free,
                 conversion: rng.random_range(0.08..0.35),
             })
@@ -162,6 +175,7 @@ impl Simulator {
             tasks: Default::default(),
             sales: Vec::new(),
             started: false,
+            origin_ms: start_ms,
             pace: {
                 let calls_per_s = opts.rate / EVENTS_PER_CALL;
                 let erlangs = calls_per_s * MEAN_HANDLE_S;
@@ -201,7 +215,7 @@ impl Simulator {
         self.started = true;
         for i in 0..self.agents.len() {
             let a = &self.agents[i];
-            let team = if a.team == 0 { "sales" } else { "service" };
+            let team = TEAMS[a.team];
             let queues: Vec<Text> = QUEUES
                 .iter()
                 .filter(|q| q.1 == team)
@@ -225,7 +239,10 @@ impl Simulator {
     }
 
     fn arrival_rate(&self, q: usize) -> f64 {
-        (self.opts.rate / EVENTS_PER_CALL * QUEUES[q].2).max(1e-6)
+        let since = (self.now_ms - self.origin_ms).div_euclid(60_000);
+        let rush = q == 0 && since.rem_euclid(60) < RUSH_MINUTES;
+        let factor = if rush { RUSH_FACTOR } else { 1.0 };
+        (self.opts.rate / EVENTS_PER_CALL * QUEUES[q].2 * factor).max(1e-6)
     }
 
     fn schedule_arrival(&mut self, q: usize) {
@@ -236,12 +253,7 @@ impl Simulator {
     }
 
     fn serves(&self, agent: usize, q: usize) -> bool {
-        let team = if self.agents[agent].team == 0 {
-            "sales"
-        } else {
-            "service"
-        };
-        QUEUES[q].1 == team
+        QUEUES[q].1 == TEAMS[self.agents[agent].team]
     }
 
     /// Gives a free agent the oldest waiting call they serve.
@@ -282,7 +294,16 @@ impl Simulator {
             Action::Arrive(q) => {
                 self.schedule_arrival(q);
                 let n = self.seq;
-                let customer = Text::from(format!("cust-{}", self.rng.random_range(1..5000u32)));
+                // The partner's site has customers of its own: the daemon
+                // settles a customer's callbacks per site, the simulated
+                // desk per customer.
+                let prefix = if QUEUES[q].1 == "partner" {
+                    "acme-cust"
+                } else {
+                    "cust"
+                };
+                let customer =
+                    Text::from(format!("{prefix}-{}", self.rng.random_range(1..5000u32)));
                 self.calls.insert(
                     n,
                     SimCall {
@@ -387,7 +408,9 @@ impl Simulator {
                 });
                 let wrap = ln(50.0 * self.pace, 0.5).sample(&mut self.rng);
                 self.at(wrap, Action::EndWrap(call));
-                if q == 0 && self.rng.random_bool(self.agents[agent].conversion) {
+                if SELLING.contains(&QUEUES[q].0)
+                    && self.rng.random_bool(self.agents[agent].conversion)
+                {
                     let when = self.rng.random_range(1.0..wrap.max(2.0));
                     self.at(when, Action::Sale(call, agent, 0));
                 }
@@ -524,11 +547,9 @@ impl Simulator {
                         // any other owed to them) in the daemon too.
                         self.settle_callbacks_of(n);
                     } else if attempts >= 3 {
+                        // The daemon gives it up as unreachable itself
+                        // after `callback_max_attempts` (3 by default).
                         self.tasks.remove(&n);
-                        self.emit(Body::TaskCancelled {
-                            task: id,
-                            reason: Some(Text::from("unreachable")),
-                        });
                     } else {
                         let later = ln(1800.0, 0.5).sample(&mut self.rng);
                         self.at(later, Action::TaskWork(n));

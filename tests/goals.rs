@@ -563,3 +563,46 @@ async fn the_goals_page_is_served() {
     assert_eq!(m["goals"][0]["kpi"], "service_level");
     assert_eq!(m["goals"][0]["overrides"], serde_json::json!({}));
 }
+
+/// The demo's traffic (the simulator) on the shipped configuration: within
+/// a few minutes the sales team's rush costs it service level and the
+/// guardrail withholds part of its sales credit, while the partner's
+/// scorecard sits beside the desk's own.
+#[tokio::test]
+async fn the_demo_shows_withheld_credit_and_a_partner_within_minutes() {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/callwatch.toml"
+    ))
+    .expect("config");
+    let cfg = shipped
+        .replace("http = \"127.0.0.1:9464\"", "http = \"127.0.0.1:0\"")
+        .replace(
+            "ingest_tcp = \"127.0.0.1:9465\"",
+            "ingest_tcp = \"127.0.0.1:0\"",
+        )
+        .replace("mode = \"system\"", "mode = \"event\"");
+    let d = Daemon::start(&cfg);
+    // Ten minutes of the demo's default traffic (4 events/s).
+    let out = Command::new(BIN)
+        .args([
+            "simulate", "--stdout", "--rate", "4", "--agents", "24", "--events", "2400",
+        ])
+        .output()
+        .expect("simulate");
+    assert!(out.status.success());
+    let (status, reply) = post(&d, String::from_utf8_lossy(&out.stdout).into_owned()).await;
+    assert_eq!(status, 200, "{reply}");
+    let all = get_json(&d, "/api/v1/scorecards").await;
+    let sales = card(&all, "team:sales");
+    let g = &sales["guardrail"];
+    assert_eq!(g["met"], false, "{g}");
+    assert!(g["withheld_revenue"].as_f64() > Some(0.0), "{g}");
+    assert!(!g["reasons"].as_array().expect("reasons").is_empty());
+    // Raw revenue is all of it; the credited part is less.
+    let rev = goal(sales, "revenue_today");
+    assert!(rev["credited"].as_f64() < rev["value"].as_f64(), "{rev}");
+    let acme = card(&all, "partner:acme");
+    assert!(goal(acme, "service_level")["value"].is_number(), "{acme}");
+    assert!(card(&all, "partner:in_house")["primary_score"].is_number());
+}

@@ -214,8 +214,8 @@ const SCRAPE_TOKEN: &str = "prometheus-read-token-0123";
 async fn prometheus_over_two_instances_runs_every_panel_and_rule_and_fires_the_overdue_alert() {
     // Two callwatch instances on the shipped configuration (its goals are
     // what the dashboards and alerts are built on), each running the
-    // simulator, on ephemeral ports, per-agent series on; team service
-    // is run by a partner so the partner comparison has data.
+    // simulator (whose partner team gives the partner comparison data),
+    // on ephemeral ports, per-agent series on.
     let shipped = std::fs::read_to_string(format!("{ROOT}/config/callwatch.toml")).expect("config");
     let cfg = shipped
         .replace("http = \"127.0.0.1:9464\"", "http = \"127.0.0.1:0\"")
@@ -230,7 +230,6 @@ async fn prometheus_over_two_instances_runs_every_panel_and_rule_and_fires_the_o
             "# read_token = \"at-least-16-characters\"",
             &format!("read_token = \"{SCRAPE_TOKEN}\""),
         )
-        .replace("[teams.service]", "[teams.service]\npartner = \"acme\"")
         .replace("agents = 24\nrate = 4.0", "agents = 40\nrate = 40.0");
     let d = Daemon::start_args(&cfg, &["--demo"]);
     let d2 = Daemon::start_args(&cfg.replace("seed = 1", "seed = 2"), &["--demo"]);
