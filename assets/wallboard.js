@@ -97,12 +97,22 @@
     var main = queues.length === 1 ? queues[0][1] : null;
     var teams = values(board.teams);
     var team = params.get("team") && board.teams[params.get("team")] ? board.teams[params.get("team")] : null;
-    var aht = team ? team.aht_s : (main ? main.aht_s : null);
-    var ahtK = kpiOf(team ? team.kpis : (main ? main.kpis : null), "aht");
+    // The whole desk on the default view: queues added up by their
+    // populations (queues the privacy policy withholds are left out).
+    var desk = queues.reduce(function (d, e) {
+      var q = e[1];
+      if (q.aht_s !== null && q.wrapped_today) { d.h += q.aht_s * q.wrapped_today; d.w += q.wrapped_today; }
+      if (q.converted_today !== null && q.contacts_today) { d.cv += q.converted_today; d.c += q.contacts_today; }
+      return d;
+    }, { h: 0, w: 0, cv: 0, c: 0 });
+    var deskAht = desk.w > 0 ? desk.h / desk.w : null;
+    var deskConv = desk.c > 0 ? desk.cv / desk.c : null;
+    var aht = team ? team.aht_s : (main ? main.aht_s : deskAht);
+    var ahtK = kpiOf(team ? team.kpis : (main ? main.kpis : (queues[0] ? queues[0][1].kpis : null)), "aht");
     setTile("tile-aht", secs(aht), main ? "talk " + secs(main.talk_s) + " · hold " + secs(main.hold_s) + " · wrap " + secs(main.wrap_s) : "", judge(aht, ahtK));
     var revenue = queues.reduce(function (n, e) { return n + e[1].revenue_today; }, 0);
-    var conv = team ? team.conversion : (main ? main.conversion : null);
-    var convK = kpiOf(team ? team.kpis : (main ? main.kpis : null), "conversion");
+    var conv = team ? team.conversion : (main ? main.conversion : deskConv);
+    var convK = kpiOf(team ? team.kpis : (main ? main.kpis : (queues[0] ? queues[0][1].kpis : null)), "conversion");
     // The guardrail: sales made while the team's primary goals failed
     // are not credited (docs/goals.md).
     var g = team ? team.guardrail : null;

@@ -361,6 +361,9 @@ impl Policy {
                 q.wrap_s = None;
                 q.conversion = None;
                 q.revenue_today = None;
+                q.wrapped_today = None;
+                q.contacts_today = None;
+                q.converted_today = None;
                 q.kpis.retain(|_, k| !personal(k.kpi));
                 q.withheld = GROUP_WITHHELD.to_vec();
             }

@@ -203,5 +203,49 @@ async fn the_wallboard_follows_events_and_reconnects() {
         (text(&c, "#tile-waiting .value").await.as_deref() == Some("1")).then_some(())
     })
     .await;
+
+    // The default view (no team, two queues) shows the desk's handling
+    // time and conversion, not a blank tile.
+    let mut wrap = Vec::new();
+    for (i, (ty, s)) in [
+        ("call_offered", 11),
+        ("call_answered", 12),
+        ("call_ended", 72),
+        ("wrap_ended", 102),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = if ty == "call_offered" {
+            r#""call":"w1","queue":"orders""#
+        } else if ty == "call_answered" {
+            r#""call":"w1","agent":"a1""#
+        } else {
+            r#""call":"w1""#
+        };
+        wrap.push(line(&format!("w{i}"), s, ty, f));
+    }
+    wrap.push(line(
+        "a1",
+        0,
+        "agent_login",
+        r#""agent":"a1","team":"sales","queues":["orders"]"#,
+    ));
+    wrap.rotate_right(1);
+    let (status, reply) = post(&d2, wrap.join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    c.goto(&format!("http://127.0.0.1:{port}/"))
+        .await
+        .expect("page loads");
+    wait_for(
+        30,
+        "the desk's handling time on the default view",
+        || async {
+            let aht = text(&c, "#tile-aht .value").await?;
+            let conv = text(&c, "#tile-sales .value").await?;
+            (aht != "–" && conv != "–").then_some((aht, conv))
+        },
+    )
+    .await;
     let _ = c.close().await;
 }

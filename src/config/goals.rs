@@ -465,3 +465,109 @@ pub fn legacy_targets_set(c: &Config) -> bool {
         || c.teams.values().any(|t| !t.targets.is_empty())
         || c.queues.iter().any(|q| !q.targets.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    fn problems(extra: &str) -> Vec<(String, String)> {
+        let text = format!(
+            r#"
+[defaults]
+site = "hq"
+[teams.sales]
+[goals.objectives.service]
+parent = "loop_a"
+[goals.objectives.loop_a]
+parent = "loop_b"
+[goals.objectives.loop_b]
+parent = "loop_a"
+{extra}
+"#
+        );
+        let cfg = Config::parse(&text, "t").expect("parses");
+        match cfg.validate() {
+            Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| (p.path, p.message)).collect(),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_goal_problem_names_its_key_path() {
+        let p = problems(
+            r#"
+[goals.matrix.a]
+objective = "service"
+kpi = "speed_of_light"
+category = "primary"
+target = 1
+warn = 1
+minimum = 1
+[goals.matrix.b]
+objective = "service"
+kpi = "service_level"
+category = "primary"
+weight = 0
+target = 0.5
+warn = 0.7
+minimum = 0.9
+[goals.matrix.b.overrides."team:nobody"]
+target = 0.9
+[goals.matrix.c]
+objective = "nowhere"
+kpi = "task_sla"
+category = "sales"
+target = 0.9
+warn = 0.8
+minimum = 0.7
+"#,
+        );
+        let has =
+            |path: &str, needle: &str| p.iter().any(|(at, msg)| at == path && msg.contains(needle));
+        assert!(has("goals.objectives.loop_a.parent", "cycle"), "{p:?}");
+        assert!(
+            has("goals.matrix.a.kpi", "unknown KPI \"speed_of_light\""),
+            "{p:?}"
+        );
+        assert!(has("goals.matrix.b.weight", "positive"), "{p:?}");
+        assert!(has("goals.matrix.b", "wrong order"), "{p:?}");
+        assert!(
+            has("goals.matrix.b.overrides.\"team:nobody\"", "not configured"),
+            "{p:?}"
+        );
+        assert!(has("goals.matrix.c.objective", "not defined"), "{p:?}");
+        assert!(has("goals.matrix.c.kind", "needs the task kind"), "{p:?}");
+    }
+
+    #[test]
+    fn targets_and_a_matrix_together_are_refused_and_targets_alone_map() {
+        let p = problems(
+            r#"
+[goals.matrix.sl]
+objective = "service"
+kpi = "service_level"
+category = "primary"
+target = 0.8
+warn = 0.7
+minimum = 0.6
+[targets.service_level]
+target = 0.8
+warn = 0.75
+critical = 0.6
+"#,
+        );
+        assert!(p.iter().any(|(at, _)| at == "goals.matrix"), "{p:?}");
+        let cfg = Config::parse(
+            "[targets.revenue_today]\ntarget = 100\nwarn = 50\ncritical = 10\n[teams.a.targets.revenue_today]\ntarget = 200\nwarn = 100\ncritical = 20\n",
+            "t",
+        )
+        .expect("parses");
+        cfg.validate().expect("valid");
+        let m = crate::goal::Matrix::from_config(&cfg);
+        let g = m.goal("revenue_today").expect("mapped goal");
+        assert!(m.from_targets);
+        assert_eq!((g.kpi.id, g.category), ("revenue", super::Category::Sales));
+        let team = crate::goal::Scope::new(crate::kpi::ScopeKind::Team, "a");
+        assert_eq!(g.for_chain(&[team]).0.minimum, 20.0);
+    }
+}

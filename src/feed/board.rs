@@ -33,6 +33,11 @@ pub struct QueueTile {
     pub wrap_s: Option<f64>,
     pub conversion: Option<f64>,
     pub revenue_today: Option<f64>,
+    /// The populations of `aht_s` and `conversion`, so the page can add
+    /// queues up (the default view shows the whole desk).
+    pub wrapped_today: Option<u64>,
+    pub contacts_today: Option<u64>,
+    pub converted_today: Option<u64>,
     /// KPI targets and statuses. `oldest_wait` carries no value (it grows
     /// by the second; the client computes it from `oldest_since`).
     pub kpis: BTreeMap<String, KpiView>,
@@ -161,6 +166,9 @@ pub fn build(
                 wrap_s: t.wrap_s,
                 conversion: t.conversion,
                 revenue_today: Some(t.revenue),
+                wrapped_today: Some(t.wrapped),
+                contacts_today: Some(t.contacts),
+                converted_today: Some(t.converted),
                 kpis,
                 withheld: Vec::new(),
             };
