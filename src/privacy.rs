@@ -497,8 +497,10 @@ pub fn doc_table() -> String {
                     "all figures".into()
                 } else {
                     format!(
-                    "small teams left out; small queues without {} (listed in `withheld`); default size {}",
+                    "small teams left out of the snapshot; small queues without {} (listed in `withheld`); \
+                     small scopes' scorecards without the goals on {}, the sales score and the guardrail's amounts; default size {}",
                     GROUP_WITHHELD.join(", "),
+                    GROUP_WITHHELD_KPIS.join(", "),
                     g.min_group_size
                 )
                 }

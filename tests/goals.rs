@@ -606,3 +606,44 @@ async fn the_demo_shows_withheld_credit_and_a_partner_within_minutes() {
     assert!(goal(acme, "service_level")["value"].is_number(), "{acme}");
     assert!(card(&all, "partner:in_house")["primary_score"].is_number());
 }
+
+/// A wallboard viewer of a team smaller than `min_group_size` sees its
+/// service goals, not the goals one person's work can be read from.
+#[tokio::test]
+async fn small_scopes_scorecards_follow_the_privacy_policy() {
+    let cfg = goals_config(0.6).replace(
+        "anonymous_role = \"supervisor\"\nmin_group_size = 0",
+        "anonymous_role = \"wallboard\"\nmin_group_size = 5",
+    );
+    let d = Daemon::start(&cfg);
+    let (status, reply) = post(&d, day().join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    let all = get_json(&d, "/api/v1/scorecards").await;
+    let sales = card(&all, "team:sales");
+    let ids: Vec<&str> = sales["goals"]
+        .as_array()
+        .expect("goals")
+        .iter()
+        .filter_map(|g| g["goal"].as_str())
+        .collect();
+    assert_eq!(ids, ["sl"], "{sales}");
+    assert!(sales["sales_score"].is_null());
+    assert_eq!(sales["guardrail"]["withheld_revenue"], 0.0);
+    for w in ["aht", "revenue", "conversion"] {
+        assert!(
+            sales["withheld"]
+                .as_array()
+                .expect("withheld")
+                .iter()
+                .any(|x| x == w),
+            "{sales}"
+        );
+    }
+    // The whole site has 10 agents: nothing withheld there.
+    assert!(card(&all, "site:hq")["withheld"].is_null());
+    let m = metrics_text(&d).await;
+    assert!(
+        !m.contains(r#"scope_kind="team",scope="sales",goal="revenue""#),
+        "per-person figures of a small team on /metrics"
+    );
+}
