@@ -19,6 +19,7 @@ KEYS = [
     "feed_p50_ms", "feed_p99_ms", "feed_clients",
     "bytes_per_open_task", "bytes_per_agent",
     "recovery_events_per_s", "recovery_vs_decode",
+    "snapshot_build_ms", "scorecards_build_ms", "scorecards_vs_snapshot",
 ]
 
 def main() -> int:

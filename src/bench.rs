@@ -64,6 +64,11 @@ pub struct Report {
     pub ingest_stall_ms_without_scrapes: f64,
     pub bytes_per_open_task: f64,
     pub bytes_per_agent: f64,
+    /// Building the snapshot part of a view after the simulated events.
+    pub snapshot_build_ms: f64,
+    /// Building every scope's scorecard (the goal matrix) on that state.
+    pub scorecards_build_ms: f64,
+    pub scorecards_vs_snapshot: f64,
 }
 
 fn lines(n: usize) -> Vec<String> {
@@ -116,6 +121,46 @@ fn apply_rate(lines: &[String], cfg: &Config) -> f64 {
         }
         per_s(lines.len(), t.elapsed())
     })
+}
+
+/// The snapshot and the scorecards of the state `lines` leave (best of
+/// five builds each, in milliseconds).
+fn view_costs(lines: &[String], cfg: &Config) -> (f64, f64) {
+    let mut cfg = cfg.clone();
+    cfg.clock.mode = crate::config::ClockMode::Event;
+    let mut engine = Engine::new(Settings::from_config(&cfg));
+    let clock = crate::clock::EventClock::default();
+    for l in lines {
+        if let Ok(ev) = event::decode(l.as_bytes()) {
+            let _ = engine.apply_at(&ev, &clock);
+        }
+    }
+    let now = engine.clock_ms();
+    let time = |f: &mut dyn FnMut()| {
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let snap = crate::snapshot::build_parts(&engine, now).0;
+    let s = time(&mut || {
+        std::hint::black_box(crate::snapshot::build_parts(&engine, now));
+    });
+    let c = time(&mut || {
+        std::hint::black_box(crate::scorecard::build(&engine, &snap, now, None));
+    });
+    (s, c)
+}
+
+fn scorecard_costs(events: &[String], cfg: &Config, r: &mut Report) {
+    let (s, c) = view_costs(events, cfg);
+    r.snapshot_build_ms = s;
+    r.scorecards_build_ms = c;
+    r.scorecards_vs_snapshot = c / s.max(1e-9);
+    eprintln!("view: snapshot {s:.2} ms, scorecards {c:.2} ms");
 }
 
 /// A daemon child process on ephemeral ports.
@@ -459,8 +504,14 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         scrape_stalls(&opts, &mut r)?;
         return Ok(r);
     }
+    if opts.only.as_deref() == Some("scorecards") {
+        let mut r = Report::default();
+        let n = if opts.quick { 200_000 } else { 1_000_000 };
+        scorecard_costs(&lines(n), &Config::embedded()?, &mut r);
+        return Ok(r);
+    }
     if let Some(other) = &opts.only {
-        anyhow::bail!("unknown measurement {other:?} (known: scrape-stall)");
+        anyhow::bail!("unknown measurement {other:?} (known: scrape-stall, scorecards)");
     }
     let n = if opts.quick { 200_000 } else { 1_000_000 };
     let recovery_n = if opts.quick { 1_000_000 } else { 10_000_000 };
@@ -476,6 +527,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     r.apply_events_per_s = apply_rate(&events, &cfg);
     r.apply_vs_decode = r.apply_events_per_s / r.decode_events_per_s;
     eprintln!("decode + apply: {:.0} events/s", r.apply_events_per_s);
+    scorecard_costs(&events, &cfg, &mut r);
 
     let dir = tempfile::tempdir()?;
     for (fsync, slot) in [
@@ -734,6 +786,17 @@ pub fn table(r: &Report) -> String {
             "decode + engine apply, one core",
         ),
         ("apply_vs_decode", r.apply_vs_decode, ""),
+        (
+            "snapshot_build_ms",
+            r.snapshot_build_ms,
+            "the snapshot of a view, after the simulated events",
+        ),
+        (
+            "scorecards_build_ms",
+            r.scorecards_build_ms,
+            "every scope's scorecard on that state",
+        ),
+        ("scorecards_vs_snapshot", r.scorecards_vs_snapshot, ""),
         (
             "tcp_durable_events_per_s",
             r.tcp_durable_events_per_s,
