@@ -422,13 +422,15 @@ async fn get_scorecards(
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
     };
-    let scope = match q.scope.as_deref().map(|s| (s, GoalScope::parse(s))) {
+    let scope = match q.scope.as_deref().map(|s| (s, GoalScope::parse_card(s))) {
         None => None,
         Some((s, None)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 None,
-                &format!("scope {s:?} must be site:NAME, team:NAME, queue:NAME or partner:NAME"),
+                &format!(
+                    "scope {s:?} must be site:NAME, team:NAME, queue:NAME, partner:NAME or agent:ID"
+                ),
             )
         }
         Some((_, Some(sc))) => Some(sc),
@@ -677,7 +679,7 @@ async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     let policy = &app.hub.policy;
     let snap = policy.snapshot(&view.snapshot, role, view.at_ms);
     let mut cards = view.scorecards.clone();
-    policy.scorecards(&mut cards, role);
+    policy.metric_scorecards(&mut cards, role);
     metric::render_state(
         &view,
         &snap,

@@ -37,6 +37,12 @@ impl Scope {
         let (k, n) = s.split_once(':')?;
         Some(Scope::new(ScopeKind::parse(k)?, n))
     }
+
+    /// `kind:name` of a scorecard: an override scope or `agent:ID`.
+    pub fn parse_card(s: &str) -> Option<Scope> {
+        let (k, n) = s.split_once(':')?;
+        Some(Scope::new(ScopeKind::parse_card(k)?, n))
+    }
 }
 
 impl std::fmt::Display for Scope {

@@ -56,6 +56,10 @@ pub enum ScopeKind {
     Team,
     Queue,
     Partner,
+    /// Only the per-person KPIs, only today, only where the privacy
+    /// policy allows (`privacy.agent_scorecards`); never an override
+    /// scope, so not in `ALL`.
+    Agent,
 }
 
 impl ScopeKind {
@@ -71,14 +75,28 @@ impl ScopeKind {
             ScopeKind::Team => "team",
             ScopeKind::Queue => "queue",
             ScopeKind::Partner => "partner",
+            ScopeKind::Agent => "agent",
         }
     }
+    /// An override scope kind (site, team, queue, partner).
     pub fn parse(s: &str) -> Option<ScopeKind> {
         ScopeKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// A scorecard's scope kind: an override scope kind or `agent`.
+    pub fn parse_card(s: &str) -> Option<ScopeKind> {
+        ScopeKind::parse(s).or((s == "agent").then_some(ScopeKind::Agent))
     }
 }
 
 const ALL_SCOPES: &[ScopeKind] = &ScopeKind::ALL;
+/// The KPIs one person's work is measured by also exist per agent.
+const PERSONAL_SCOPES: &[ScopeKind] = &[
+    ScopeKind::Site,
+    ScopeKind::Team,
+    ScopeKind::Queue,
+    ScopeKind::Partner,
+    ScopeKind::Agent,
+];
 
 /// Which abandoned calls the service level counts (a goal option).
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -416,7 +434,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "talk + hold + after-call work of contacts wrapped up, seconds",
         denominator: Some("contacts wrapped up"),
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: CONTACT_EVENTS,
         needs_kind: false,
         callback_kind: false,
@@ -430,7 +448,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "talk time of contacts wrapped up, seconds",
         denominator: Some("contacts wrapped up"),
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: CONTACT_EVENTS,
         needs_kind: false,
         callback_kind: false,
@@ -444,7 +462,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "hold time of contacts wrapped up, seconds",
         denominator: Some("contacts wrapped up"),
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: CONTACT_EVENTS,
         needs_kind: false,
         callback_kind: false,
@@ -458,7 +476,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "after-call work of contacts wrapped up, seconds",
         denominator: Some("contacts wrapped up"),
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: CONTACT_EVENTS,
         needs_kind: false,
         callback_kind: false,
@@ -472,7 +490,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "handled contacts with at least one sale not cancelled",
         denominator: Some("handled contacts"),
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: &["call_ended", "task_completed", "sale", "sale_cancelled"],
         needs_kind: false,
         callback_kind: false,
@@ -486,7 +504,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "gain of upgrades and cross-sells minus the loss of downgrades, net of cancellations",
         denominator: None,
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: SALE_EVENTS,
         needs_kind: false,
         callback_kind: false,
@@ -500,7 +518,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "price × quantity of sales, net of cancellations",
         denominator: None,
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: SALE_EVENTS,
         needs_kind: false,
         callback_kind: false,
@@ -514,7 +532,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "sales cancelled",
         denominator: Some("sales booked (kept + cancelled)"),
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: SALE_EVENTS,
         needs_kind: false,
         callback_kind: false,
@@ -528,7 +546,7 @@ pub static REGISTRY: &[Def] = &[
         basis: Basis::Period,
         numerator: "mean QA score of the contacts reviewed (filled by quality management; no data until then)",
         denominator: Some("contacts reviewed"),
-        scopes: ALL_SCOPES,
+        scopes: PERSONAL_SCOPES,
         events: &[],
         needs_kind: false,
         callback_kind: false,

@@ -25,6 +25,7 @@ use crate::config::{AgentDisplay, AuthConfig, PrivacyConfig};
 use crate::event::AgentStatus;
 use crate::feed::alert::Alert;
 use crate::feed::board::Board;
+use crate::kpi::ScopeKind;
 use crate::scorecard::Scorecard;
 use crate::snapshot::{BacklogList, SalesView, Snapshot};
 
@@ -122,25 +123,24 @@ pub struct Grants {
     pub min_group_size: u64,
     /// `callwatch_agent_*` series on `/metrics`.
     pub agent_metrics: bool,
+    /// Scorecards per agent (`scope=agent:ID`).
+    pub agent_scorecards: bool,
     pub endpoints: &'static [Endpoint],
 }
 
-/// KPIs (registry ids) withheld from a group smaller than
-/// `min_group_size`: the ones one person's work can be read from.
-const GROUP_WITHHELD_KPIS: [&str; 9] = [
-    "aht",
-    "talk_time",
-    "hold_time",
-    "wrap_time",
-    "conversion",
-    "revenue",
-    "incremental_revenue",
-    "sales_cancellation_rate",
-    "qa_score",
-];
-
+/// Whether a KPI (registry id) is one one person's work can be read
+/// from: the registry's per-person KPIs (those that exist per agent).
+/// They are withheld from a group smaller than `min_group_size`.
 fn personal(kpi: &str) -> bool {
-    GROUP_WITHHELD_KPIS.contains(&kpi)
+    crate::kpi::get(kpi).is_some_and(|d| d.scopes.contains(&ScopeKind::Agent))
+}
+
+fn personal_kpis() -> Vec<&'static str> {
+    crate::kpi::REGISTRY
+        .iter()
+        .filter(|d| personal(d.id))
+        .map(|d| d.id)
+        .collect()
 }
 
 /// Figures withheld from a group smaller than `min_group_size`.
@@ -188,6 +188,7 @@ impl Policy {
                 agent_performance: false,
                 min_group_size: p.min_group_size,
                 agent_metrics: false,
+                agent_scorecards: false,
                 endpoints: &Endpoint::ALL,
             },
             supervisor: Grants {
@@ -197,6 +198,7 @@ impl Policy {
                 agent_performance: true,
                 min_group_size: 0,
                 agent_metrics: p.per_agent_metrics,
+                agent_scorecards: p.agent_scorecards,
                 endpoints: &Endpoint::ALL,
             },
             key,
@@ -301,9 +303,17 @@ impl Policy {
     /// Scorecards as `role` may see them: a scope with fewer logged-in
     /// agents than `min_group_size` loses its personal goals, its sales
     /// score and the guardrail's money figures.
-    pub fn scorecards(&self, cards: &mut [Scorecard], role: Role) {
-        let min = self.grants(role).min_group_size;
-        for c in cards.iter_mut().filter(|c| c.agents < min) {
+    /// Agent scorecards only with the role's `agent_scorecards` grant.
+    pub fn scorecards(&self, cards: &mut Vec<Scorecard>, role: Role) {
+        let g = self.grants(role);
+        if !g.agent_scorecards {
+            cards.retain(|c| c.kind != ScopeKind::Agent);
+        }
+        let min = g.min_group_size;
+        for c in cards
+            .iter_mut()
+            .filter(|c| c.agents < min && c.kind != ScopeKind::Agent)
+        {
             let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut c.goals)
                 .into_iter()
                 .partition(|g| !personal(g.kpi));
@@ -315,6 +325,16 @@ impl Policy {
             c.guardrail.withheld_incremental = 0.0;
             c.guardrail.withheld_sales = 0;
             c.withheld.push("guardrail_amounts".into());
+        }
+    }
+
+    /// Scorecards for `/metrics`: as `scorecards`, and agent scorecards
+    /// only where per-agent series are allowed too (an agent id becomes
+    /// a label there).
+    pub fn metric_scorecards(&self, cards: &mut Vec<Scorecard>, role: Role) {
+        self.scorecards(cards, role);
+        if !self.grants(role).agent_metrics {
+            cards.retain(|c| c.kind != ScopeKind::Agent);
         }
     }
 
@@ -446,7 +466,7 @@ pub fn doc_table() -> String {
     let p = Policy::new(&PrivacyConfig::default());
     let roles = [Role::Wallboard, Role::Supervisor];
     type Cell = fn(&Grants) -> String;
-    let rows: [(&str, Cell); 8] = [
+    let rows: [(&str, Cell); 9] = [
         ("endpoints", |g| {
             g.endpoints
                 .iter()
@@ -500,12 +520,21 @@ pub fn doc_table() -> String {
                     "small teams left out of the snapshot; small queues without {} (listed in `withheld`); \
                      small scopes' scorecards without the goals on {}, the sales score and the guardrail's amounts; default size {}",
                     GROUP_WITHHELD.join(", "),
-                    GROUP_WITHHELD_KPIS.join(", "),
+                    personal_kpis().join(", "),
                     g.min_group_size
                 )
                 }
             },
         ),
+        ("scorecards per agent (`scope=agent:ID`)", |g| {
+            if g.agent_scorecards {
+                "yes".into()
+            } else if g.people == People::Ids {
+                "with `privacy.agent_scorecards = true`".into()
+            } else {
+                "never".into()
+            }
+        }),
         ("`callwatch_agent_*` series on `/metrics`", |g| {
             if g.agent_metrics {
                 "yes".into()

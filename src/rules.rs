@@ -171,6 +171,8 @@ impl<'a> Gen<'a> {
                 .into_iter()
                 .map(|p| (p.to_string(), vec![Scope::new(ScopeKind::Partner, p)]))
                 .collect(),
+            // No agent series, so no per-agent rules.
+            ScopeKind::Agent => Vec::new(),
         }
     }
 

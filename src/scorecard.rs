@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::config::goals::GuardrailMode;
 use crate::config::{Category, Period};
 use crate::engine::ledger::{self, Durations, Slot};
+use crate::engine::tally::DayTally;
 use crate::engine::window::{day_bounds, local_day};
 use crate::engine::{Engine, Queue};
 use crate::goal::{Goal, Matrix, Scope, Status, Thresholds};
@@ -112,9 +113,14 @@ pub fn build(
 struct ScopeDef {
     scope: Scope,
     chain: Vec<Scope>,
+    /// The queues whose sums are the scope's; for an agent, the queues
+    /// of the agent's team (or site), whose primary goals the agent's
+    /// guardrail judges.
     queues: Vec<String>,
     tz: Tz,
     team: Option<String>,
+    /// An agent scope: its figures are the agent's own ledger.
+    agent: Option<String>,
 }
 
 fn scopes(engine: &Engine) -> Vec<ScopeDef> {
@@ -170,6 +176,7 @@ fn scopes(engine: &Engine) -> Vec<ScopeDef> {
             queues: vec![name.to_string()],
             tz: p.tz,
             team,
+            agent: None,
         });
     }
     for (t, (site, queues)) in teams {
@@ -184,6 +191,7 @@ fn scopes(engine: &Engine) -> Vec<ScopeDef> {
             queues,
             tz: s.site_tz(&site),
             team: Some(t),
+            agent: None,
         });
     }
     for (site, queues) in sites {
@@ -197,6 +205,7 @@ fn scopes(engine: &Engine) -> Vec<ScopeDef> {
             queues,
             tz: s.site_tz(&site),
             team: None,
+            agent: None,
         });
     }
     // The desk's own queues, side by side with the partners'.
@@ -216,9 +225,45 @@ fn scopes(engine: &Engine) -> Vec<ScopeDef> {
             queues,
             tz: s.site_tz(&s.default_site),
             team: None,
+            agent: None,
         });
     }
+    if s.agent_ledger {
+        agent_scopes(engine, &mut out);
+    }
     out
+}
+
+/// One scope per known agent, below its team (or, without a team, its
+/// site): its guardrail judges that scope's queues.
+fn agent_scopes(engine: &Engine, out: &mut Vec<ScopeDef>) {
+    let mut ids: Vec<&str> = engine.agents.keys().map(|k| k.as_str()).collect();
+    ids.sort_unstable();
+    let mut agents = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(a) = engine.agents.get(id) else {
+            continue;
+        };
+        let parent = if a.team.as_str() == crate::engine::NO_TEAM {
+            Scope::new(ScopeKind::Site, &a.site)
+        } else {
+            Scope::new(ScopeKind::Team, &a.team)
+        };
+        let Some(p) = out.iter().find(|d| d.scope == parent) else {
+            continue;
+        };
+        let mut chain = vec![Scope::new(ScopeKind::Agent, id)];
+        chain.extend(p.chain.iter().cloned());
+        agents.push(ScopeDef {
+            scope: chain[0].clone(),
+            chain,
+            queues: p.queues.clone(),
+            tz: a.tz,
+            team: p.team.clone(),
+            agent: Some(id.to_string()),
+        });
+    }
+    out.extend(agents);
 }
 
 /// `[from, to)` of a period around `now`, local to `tz`.
@@ -246,17 +291,9 @@ pub fn bounds(period: Period, now_ms: i64, tz: Tz, interval_ms: i64) -> (i64, i6
     }
 }
 
-/// The sums of one slot into `i` (task figures only for `kind`).
-fn add(i: &mut Inputs, d: &mut Durations, slot: &Slot, kind: Option<u8>) {
-    let (c, t) = (&slot.counts, &slot.tally);
-    let mut x = Inputs {
-        offered: c.offered,
-        answered: c.answered,
-        answered_in_sl: c.answered_in_sl,
-        abandoned: c.abandoned,
-        abandoned_short: c.abandoned_short,
-        wait_ms: slot.wait_ms,
-        max_wait_ms: slot.max_wait_ms,
+/// The contact and sales sums of a tally.
+fn tally_inputs(t: &DayTally) -> Inputs {
+    Inputs {
         contacts: t.contacts,
         converted: t.converted,
         wrapped: t.wrapped,
@@ -268,6 +305,21 @@ fn add(i: &mut Inputs, d: &mut Durations, slot: &Slot, kind: Option<u8>) {
         incremental: t.incremental.units(),
         cancelled: t.cancelled,
         ..Inputs::default()
+    }
+}
+
+/// The sums of one slot into `i` (task figures only for `kind`).
+fn add(i: &mut Inputs, d: &mut Durations, slot: &Slot, kind: Option<u8>) {
+    let c = &slot.counts;
+    let mut x = Inputs {
+        offered: c.offered,
+        answered: c.answered,
+        answered_in_sl: c.answered_in_sl,
+        abandoned: c.abandoned,
+        abandoned_short: c.abandoned_short,
+        wait_ms: slot.wait_ms,
+        max_wait_ms: slot.max_wait_ms,
+        ..tally_inputs(&slot.tally)
     };
     if let Some(k) = kind {
         for ts in slot.tasks.iter().filter(|ts| ts.kind == k) {
@@ -335,6 +387,26 @@ fn intervals(
         }
     }
     out
+}
+
+/// Per interval of `[from, to)`: the scope's own sums (an agent's from
+/// its own ledger, where only contacts and sales are kept).
+fn own_intervals(
+    engine: &Engine,
+    def: &ScopeDef,
+    from: i64,
+    to: i64,
+    kind: Option<u8>,
+) -> BTreeMap<i64, (Inputs, Durations)> {
+    match def.agent.as_deref().map(|id| engine.agents.get(id)) {
+        None => intervals(engine, &def.queues, from, to, kind),
+        Some(None) => BTreeMap::new(),
+        Some(Some(a)) => a
+            .ledger
+            .range(from, to)
+            .map(|(start, t)| (start, (tally_inputs(t), [0; 13])))
+            .collect(),
+    }
 }
 
 /// The guardrail's verdict on one interval: `None` when it holds, else
@@ -406,7 +478,7 @@ fn guardrail(
             .entry(*kind)
             .or_insert_with(|| intervals(engine, &def.queues, from, to, *kind));
     }
-    let all = intervals(engine, &def.queues, from, to, None);
+    let all = own_intervals(engine, def, from, to, None);
     let mut view = GuardrailView {
         met: true,
         period: period.as_str(),
@@ -536,20 +608,33 @@ fn card(
     period: Option<Period>,
 ) -> Scorecard {
     let iv = engine.settings().default_interval_ms();
-    let resolved: Vec<(&Goal, Thresholds, f64, Option<u8>)> = m
-        .goals
-        .iter()
-        .filter(|g| g.kpi.scopes.contains(&def.scope.kind))
-        .map(|g| {
-            let (th, w) = g.for_chain(&def.chain);
-            (g, th, w, kind_index(engine, g.task_kind()))
-        })
-        .collect();
-    let primary: Vec<_> = resolved
+    let resolve = |chain: &[Scope]| -> Vec<(&Goal, Thresholds, f64, Option<u8>)> {
+        m.goals
+            .iter()
+            .filter(|g| g.kpi.scopes.contains(&chain[0].kind))
+            .map(|g| {
+                let (th, w) = g.for_chain(chain);
+                (g, th, w, kind_index(engine, g.task_kind()))
+            })
+            .collect()
+    };
+    let resolved = resolve(&def.chain);
+    // An agent's sales are credited when the primary goals of the team
+    // (or site) it works in held: an agent has no service level.
+    let guard_goals = match def.agent {
+        Some(_) => resolve(&def.chain[1..]),
+        None => resolved.clone(),
+    };
+    let primary: Vec<_> = guard_goals
         .iter()
         .filter(|r| r.0.category == Category::Primary)
         .copied()
         .collect();
+    // Agents are kept for today only (docs/goals.md).
+    let period = match def.agent {
+        Some(_) => Some(Period::Today),
+        None => period,
+    };
     // The guardrail covers the sales goals' period (or the one asked for).
     let gperiod = period
         .or_else(|| {
@@ -574,13 +659,22 @@ fn card(
         let (from, to) = bounds(p, now_ms, def.tz, iv);
         let mut i = Inputs::default();
         let mut d: Durations = [0; 13];
-        for q in queues(engine, &def.queues) {
-            for (_, slot) in q.ledger.range(from, to) {
-                add(&mut i, &mut d, slot, *kind);
+        match def.agent {
+            None => {
+                for q in queues(engine, &def.queues) {
+                    for (_, slot) in q.ledger.range(from, to) {
+                        add(&mut i, &mut d, slot, *kind);
+                    }
+                }
+                i.now = Some(now_of(snap, &def.queues, g.task_kind()));
+            }
+            Some(_) => {
+                for (x, _) in own_intervals(engine, def, from, to, None).values() {
+                    merge(&mut i, x);
+                }
             }
         }
         finish(&mut i, &d);
-        i.now = Some(now_of(snap, &def.queues, g.task_kind()));
         let measured: Measured = (g.kpi.compute)(&i, params(g));
         let mut scored = measured.value;
         let mut credited = None;
@@ -657,6 +751,9 @@ fn round_money_or_ratio(g: &Goal) -> impl Fn(f64) -> f64 {
 
 fn agents_of(snap: &Snapshot, def: &ScopeDef) -> u64 {
     use crate::event::AgentStatus;
+    if def.agent.is_some() {
+        return 1;
+    }
     snap.agents
         .iter()
         .filter(|a| a.state != AgentStatus::Offline)

@@ -647,3 +647,75 @@ async fn small_scopes_scorecards_follow_the_privacy_policy() {
         "per-person figures of a small team on /metrics"
     );
 }
+
+#[tokio::test]
+async fn agent_scorecards_only_where_the_policy_allows_and_their_credit_follows_the_team() {
+    let on = goals_config(0.6).replace(
+        "min_group_size = 0",
+        "min_group_size = 0\nagent_scorecards = true",
+    );
+    let d = Daemon::start(&on);
+    let (status, reply) = post(&d, day().join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    let cards = get_json(&d, "/api/v1/scorecards?scope=agent:a1").await;
+    let a1 = card(&cards, "agent:a1");
+    // Only the per-person goals: aht, revenue, conversion (no sl).
+    let ids: Vec<&str> = a1["goals"]
+        .as_array()
+        .expect("goals")
+        .iter()
+        .filter_map(|g| g["goal"].as_str())
+        .collect();
+    assert_eq!(ids, ["aht", "conversion", "revenue"], "{a1}");
+    // a1 sold 300 at 09:04 Berlin (team sales healthy) and 200 at 09:34
+    // (team sales below its SL minimum): 200 withheld, 300 credited.
+    let g = &a1["guardrail"];
+    assert_eq!(g["met"], false, "{a1}");
+    close(&g["withheld_revenue"], 200.0, "agent withheld");
+    close(&g["credited_revenue"], 300.0, "agent credited");
+    assert_eq!(g["intervals"], 2);
+    assert_eq!(g["intervals_failed"], 1);
+    let rev = goal(a1, "revenue");
+    close(&rev["value"], 500.0, "agent raw revenue");
+    close(&rev["credited"], 300.0, "agent credited revenue");
+    // Revenue: 2 x 300/1000 = 0.6 points. Conversion credited 1/2 = 0.5,
+    // at target: 1 point. Sales score 1.6 / 3 = 0.533. AHT 180 s: 1 of 1.
+    close(&rev["points"], 0.6, "agent revenue points");
+    close(
+        &goal(a1, "conversion")["points"],
+        1.0,
+        "agent conversion points",
+    );
+    close(&a1["sales_score"], 0.533, "agent sales score");
+    close(&a1["primary_score"], 1.0, "agent primary score");
+    assert_eq!(goal(a1, "aht")["period"], "today");
+    // Never an agent id as a label without per-agent metrics.
+    let m = metrics_text(&d).await;
+    assert!(
+        !m.contains(r#"scope_kind="agent""#),
+        "agent scorecards on /metrics"
+    );
+
+    // The wallboard role never sees them, even with the option on.
+    let wb = Daemon::start(&on.replace(
+        "anonymous_role = \"supervisor\"",
+        "anonymous_role = \"wallboard\"",
+    ));
+    let (status, reply) = post(&wb, day().join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    let all = get_json(&wb, "/api/v1/scorecards").await;
+    assert!(
+        all["scorecards"]
+            .as_array()
+            .expect("scorecards")
+            .iter()
+            .all(|c| c["kind"] != "agent"),
+        "{all}"
+    );
+    // Off (the default): not even a supervisor gets one.
+    let off = started(0.6).await;
+    let r = reqwest::get(off.url("/api/v1/scorecards?scope=agent:a1"))
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+}

@@ -345,6 +345,11 @@ pub struct PrivacyConfig {
     pub wallboard_agents: AgentDisplay,
     /// Per-agent sales figures for the wallboard role.
     pub wallboard_agent_sales: bool,
+    /// Scorecards per agent (`scope=agent:ID`) for the supervisor role.
+    /// Off by default, like `per_agent_metrics`: a per-person scorecard is
+    /// performance monitoring and needs the works council's consent.
+    /// The wallboard role never sees them.
+    pub agent_scorecards: bool,
     /// Team figures are shown to the wallboard role only for teams of at
     /// least this many agents (logged in).
     pub min_group_size: u64,
@@ -363,6 +368,7 @@ impl Default for PrivacyConfig {
             per_agent_metrics: false,
             wallboard_agents: AgentDisplay::Pseudonyms,
             wallboard_agent_sales: false,
+            agent_scorecards: false,
             min_group_size: 5,
             pseudonym_key: None,
             pseudonym_period_days: 1,

@@ -7,6 +7,7 @@
 
 use chrono_tz::Tz;
 
+use super::ledger::Ledger;
 use super::room::Room;
 use super::tally::{DayTally, SalesTotals};
 use super::window::Daily;
@@ -42,6 +43,8 @@ pub struct Agent {
     pub wrap_ms: i64,
     pub sales: SalesTotals,
     pub today: Daily<AgentDay>,
+    /// Today's sums per interval, only with `Settings::agent_ledger`.
+    pub ledger: Ledger<DayTally>,
 }
 
 impl Agent {
@@ -64,6 +67,7 @@ impl Agent {
             wrap_ms: 0,
             sales: SalesTotals::default(),
             today: Daily::default(),
+            ledger: Ledger::default(),
         }
     }
 

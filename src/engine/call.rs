@@ -521,9 +521,16 @@ impl Engine {
             }
             f(&mut q.slot(t).tally);
         }
+        let (keep, iv) = (
+            self.settings.agent_ledger,
+            self.settings.default_interval_ms(),
+        );
         let team = self.agents.get_mut(agent).map(|a| {
             if let Some(d) = a.day(t) {
                 f(d);
+                if keep {
+                    f(a.ledger.at(t, iv));
+                }
             }
             a.team.clone()
         });

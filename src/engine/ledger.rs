@@ -7,7 +7,8 @@
 //! queue that is quiet at night costs nothing then. Events are booked in
 //! the interval of their own time (a sale cancelled later is taken off
 //! the interval the sale was booked in), so a replay builds the same
-//! ledger.
+//! ledger. Agents keep one too, of today only, when agent scorecards
+//! are on (`privacy.agent_scorecards`).
 
 use std::collections::BTreeMap;
 
@@ -55,21 +56,31 @@ impl Slot {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Ledger {
+/// Sums per interval: a queue's `Slot`s, or (for agent scorecards) an
+/// agent's `DayTally`s.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Ledger<S = Slot> {
     /// Keyed by the interval's start (UTC ms, a multiple of its length).
-    slots: BTreeMap<i64, Slot>,
+    slots: BTreeMap<i64, S>,
 }
 
-impl Ledger {
+impl<S> Default for Ledger<S> {
+    fn default() -> Self {
+        Ledger {
+            slots: BTreeMap::new(),
+        }
+    }
+}
+
+impl<S: Default> Ledger<S> {
     /// The slot of the interval holding `t`, created on first use.
-    pub fn at(&mut self, t: i64, interval_ms: i64) -> &mut Slot {
+    pub fn at(&mut self, t: i64, interval_ms: i64) -> &mut S {
         let start = t.div_euclid(interval_ms).saturating_mul(interval_ms);
         self.slots.entry(start).or_default()
     }
 
     /// Slots whose interval starts in `[from, to)`, with their starts.
-    pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, &Slot)> {
+    pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, &S)> {
         self.slots.range(from..to.max(from)).map(|(k, v)| (*k, v))
     }
 
@@ -137,7 +148,7 @@ mod tests {
 
     #[test]
     fn slots_align_to_their_interval_and_prune_by_start() {
-        let mut l = Ledger::default();
+        let mut l: Ledger = Ledger::default();
         let q = 900_000;
         l.at(1_000, q).counts.offered += 1;
         l.at(899_999, q).counts.offered += 1;

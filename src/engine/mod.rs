@@ -400,6 +400,12 @@ impl Engine {
         for q in self.queues.values_mut() {
             q.ledger.prune(cutoff);
         }
+        if s.agent_ledger {
+            for a in self.agents.values_mut() {
+                let (today, _) = window::day_bounds(window::local_day(now_ms, a.tz), a.tz);
+                a.ledger.prune(today);
+            }
+        }
         let keep = s.closed_retention_ms;
         self.ended_calls
             .retain(|_, c| now_ms.saturating_sub(c.closed_ms) <= keep);

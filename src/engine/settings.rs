@@ -105,6 +105,11 @@ pub struct Settings {
     pub matrix: Arc<Matrix>,
     /// How long the ledger keeps its intervals.
     pub ledger_retention_ms: i64,
+    /// Agents keep today's sums per interval (for agent scorecards, whose
+    /// guardrail credits an agent's sales interval by interval); off
+    /// unless `privacy.agent_scorecards`, so nothing is kept per person
+    /// that nobody may see.
+    pub agent_ledger: bool,
     team_partner: BTreeMap<String, String>,
     site_partner: BTreeMap<String, String>,
 }
@@ -254,6 +259,7 @@ impl Settings {
             kind_sla,
             matrix: Arc::new(Matrix::from_config(c)),
             ledger_retention_ms: ms(r.goal_intervals),
+            agent_ledger: c.privacy.agent_scorecards,
             team_partner: c
                 .teams
                 .iter()
