@@ -444,7 +444,9 @@ async fn get_scorecards(
             return error(
                 StatusCode::NOT_FOUND,
                 None,
-                &format!("no scorecard for {sc}: not a configured or seen scope"),
+                &format!(
+                    "no scorecard for {sc}: not a configured or seen scope, or not one this role may see"
+                ),
             );
         }
     }

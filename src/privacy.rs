@@ -310,10 +310,7 @@ impl Policy {
             cards.retain(|c| c.kind != ScopeKind::Agent);
         }
         let min = g.min_group_size;
-        for c in cards
-            .iter_mut()
-            .filter(|c| c.agents < min && c.kind != ScopeKind::Agent)
-        {
+        for c in cards.iter_mut().filter(|c| c.agents < min) {
             let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut c.goals)
                 .into_iter()
                 .partition(|g| !personal(g.kpi));

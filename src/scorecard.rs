@@ -239,6 +239,8 @@ fn scopes(engine: &Engine) -> Vec<ScopeDef> {
 fn agent_scopes(engine: &Engine, out: &mut Vec<ScopeDef>) {
     let mut ids: Vec<&str> = engine.agents.keys().map(|k| k.as_str()).collect();
     ids.sort_unstable();
+    let index: std::collections::HashMap<&Scope, &ScopeDef> =
+        out.iter().map(|d| (&d.scope, d)).collect();
     let mut agents = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(a) = engine.agents.get(id) else {
@@ -249,7 +251,7 @@ fn agent_scopes(engine: &Engine, out: &mut Vec<ScopeDef>) {
         } else {
             Scope::new(ScopeKind::Team, &a.team)
         };
-        let Some(p) = out.iter().find(|d| d.scope == parent) else {
+        let Some(p) = index.get(&parent) else {
             continue;
         };
         let mut chain = vec![Scope::new(ScopeKind::Agent, id)];
@@ -653,6 +655,7 @@ fn card(
         v.credited
     };
     let mut goals = Vec::new();
+    let mut agent_day: Option<Inputs> = None;
     let (mut p_pts, mut p_w, mut s_pts, mut s_w) = (0.0, 0.0, 0.0, 0.0);
     for (g, th, w, kind) in &resolved {
         let p = period.unwrap_or(g.period);
@@ -669,9 +672,15 @@ fn card(
                 i.now = Some(now_of(snap, &def.queues, g.task_kind()));
             }
             Some(_) => {
-                for (x, _) in own_intervals(engine, def, from, to, None).values() {
-                    merge(&mut i, x);
-                }
+                // Every goal of an agent covers today: one sum serves all.
+                let day = agent_day.get_or_insert_with(|| {
+                    let mut t = Inputs::default();
+                    for (x, _) in own_intervals(engine, def, from, to, None).values() {
+                        merge(&mut t, x);
+                    }
+                    t
+                });
+                merge(&mut i, day);
             }
         }
         finish(&mut i, &d);

@@ -225,6 +225,15 @@ fn goal<'a>(card: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no goal {id} in {card}"))
 }
 
+fn goal_ids(card: &Value) -> Vec<&str> {
+    card["goals"]
+        .as_array()
+        .expect("goals")
+        .iter()
+        .filter_map(|g| g["goal"].as_str())
+        .collect()
+}
+
 fn close(a: &Value, b: f64, what: &str) {
     let v = a
         .as_f64()
@@ -620,13 +629,7 @@ async fn small_scopes_scorecards_follow_the_privacy_policy() {
     assert_eq!(status, 200, "{reply}");
     let all = get_json(&d, "/api/v1/scorecards").await;
     let sales = card(&all, "team:sales");
-    let ids: Vec<&str> = sales["goals"]
-        .as_array()
-        .expect("goals")
-        .iter()
-        .filter_map(|g| g["goal"].as_str())
-        .collect();
-    assert_eq!(ids, ["sl"], "{sales}");
+    assert_eq!(goal_ids(sales), ["sl"], "{sales}");
     assert!(sales["sales_score"].is_null());
     assert_eq!(sales["guardrail"]["withheld_revenue"], 0.0);
     for w in ["aht", "revenue", "conversion"] {
@@ -660,13 +663,7 @@ async fn agent_scorecards_only_where_the_policy_allows_and_their_credit_follows_
     let cards = get_json(&d, "/api/v1/scorecards?scope=agent:a1").await;
     let a1 = card(&cards, "agent:a1");
     // Only the per-person goals: aht, revenue, conversion (no sl).
-    let ids: Vec<&str> = a1["goals"]
-        .as_array()
-        .expect("goals")
-        .iter()
-        .filter_map(|g| g["goal"].as_str())
-        .collect();
-    assert_eq!(ids, ["aht", "conversion", "revenue"], "{a1}");
+    assert_eq!(goal_ids(a1), ["aht", "conversion", "revenue"], "{a1}");
     // a1 sold 300 at 09:04 Berlin (team sales healthy) and 200 at 09:34
     // (team sales below its SL minimum): 200 withheld, 300 credited.
     let g = &a1["guardrail"];
