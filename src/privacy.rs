@@ -390,6 +390,15 @@ impl Policy {
                 o.customer = None;
             }
         }
+        if !b.scorecards.is_empty() {
+            let mut cards: Vec<Scorecard> =
+                std::mem::take(&mut b.scorecards).into_values().collect();
+            // The board never carries agent cards; the filter is the
+            // policy's all the same.
+            cards.retain(|c| c.kind != ScopeKind::Agent);
+            self.scorecards(&mut cards, role);
+            b.scorecards = cards.into_iter().map(|c| (c.scope.clone(), c)).collect();
+        }
         if g.people == People::Ids && g.agent_performance && g.agent_sales {
             return;
         }

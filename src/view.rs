@@ -20,6 +20,7 @@ use crate::config::Period;
 use crate::engine::histogram::Histogram;
 use crate::engine::{Engine, EngineCounters};
 use crate::feed::board::{self, Board};
+use crate::kpi::ScopeKind;
 use crate::scorecard::{self, Scorecard};
 use crate::snapshot::{self, BacklogList, BacklogQuery, Snapshot, TaskView};
 
@@ -105,15 +106,20 @@ impl View {
             period.map(|p| (p, scorecard::build(engine, &snapshot, now_ms, Some(p))));
         let mut board = board::build(engine, &snapshot, overdue, now_ms, OVERDUE_MAX);
         board.version = seq;
-        for c in scorecards
-            .iter()
-            .filter(|c| c.kind == crate::kpi::ScopeKind::Team)
-        {
-            if let Some(t) = board.teams.get_mut(&c.name) {
+        for c in &scorecards {
+            if c.kind == ScopeKind::Agent {
+                continue;
+            }
+            if let Some(t) = board
+                .teams
+                .get_mut(&c.name)
+                .filter(|_| c.kind == ScopeKind::Team)
+            {
                 t.primary_score = c.primary_score;
                 t.sales_score = c.sales_score;
                 t.guardrail = Some(c.guardrail.clone());
             }
+            board.scorecards.insert(c.scope.clone(), c.clone());
         }
         let mut histograms: Vec<QueueHistograms> = engine
             .queues

@@ -716,3 +716,128 @@ async fn agent_scorecards_only_where_the_policy_allows_and_their_credit_follows_
         .expect("get");
     assert_eq!(r.status(), 404);
 }
+
+/// The first JSON message on `/ws{query}`, and the socket.
+async fn ws_snapshot(
+    d: &Daemon,
+    query: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Value,
+) {
+    let url = format!("ws://{}/ws{query}", d.http);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    let m = ws_until(&mut ws, |m| m["type"] == "snapshot").await;
+    (ws, m)
+}
+
+/// Feed messages until one satisfies `pred` (10 s deadline).
+async fn ws_until(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let m: Value = serde_json::from_str(&t).expect("json");
+                if pred(&m) {
+                    return m;
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no matching feed message: {other:?}"),
+        }
+    }
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn scorecards_ride_the_feed_for_clients_that_ask_scoped_and_redacted_like_the_api() {
+    let d = started(0.6).await;
+    let api = get_json(&d, "/api/v1/scorecards").await;
+
+    // Only on request, and only the scope's cards.
+    let (_plain, plain) = ws_snapshot(&d, "?team=sales").await;
+    assert!(plain["board"].get("scorecards").is_none(), "{plain}");
+    let (mut ws, snap) = ws_snapshot(&d, "?team=sales&scorecards=1").await;
+    let cards = &snap["board"]["scorecards"];
+    assert_eq!(keys(cards), ["queue:orders", "team:sales"]);
+    assert_eq!(
+        cards["team:sales"],
+        *card(&api, "team:sales"),
+        "the feed's card is the API's"
+    );
+    let (_all, whole) = ws_snapshot(&d, "?scorecards=1").await;
+    let all = keys(&whole["board"]["scorecards"]);
+    for want in ["site:hq", "partner:acme", "team:ext", "queue:orders2"] {
+        assert!(all.iter().any(|k| k == want), "{want} missing: {all:?}");
+    }
+    assert!(!all.iter().any(|k| k.starts_with("agent:")), "{all:?}");
+
+    // A sale changes the card, and the change arrives as a delta (linked
+    // to a call of the team's queue: a scope's sums are its queues').
+    let before = goal(card(&api, "team:sales"), "revenue")["value"].clone();
+    let (status, _) = post(
+        &d,
+        ev(
+            "late-sale",
+            "08:51:00",
+            "sale",
+            r#""sale":"s-late","agent":"a3","call":"orders-x3","kind":"new","unit_price":50"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let delta = ws_until(&mut ws, |m| {
+        m["type"] == "delta" && m["set"]["scorecards"].get("team:sales").is_some()
+    })
+    .await;
+    let after = goal(&delta["set"]["scorecards"]["team:sales"], "revenue")["value"].clone();
+    close(
+        &after,
+        before.as_f64().expect("revenue before") + 50.0,
+        "revenue on the feed",
+    );
+
+    // A wallboard viewer of a small team gets the card without its
+    // personal goals, as from the API.
+    let cfg = goals_config(0.6)
+        .replace(
+            "anonymous_role = \"supervisor\"",
+            "anonymous_role = \"wallboard\"",
+        )
+        .replace("min_group_size = 0", "min_group_size = 3");
+    let w = Daemon::start(&cfg);
+    let (status, _) = post(&w, day().join("\n")).await;
+    assert_eq!(status, 200);
+    let (_ws, snap) = ws_snapshot(&w, "?scorecards=1").await;
+    let ext = &snap["board"]["scorecards"]["team:ext"];
+    assert_eq!(goal_ids(ext), ["sl"], "{ext}");
+    assert!(
+        ext["withheld"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|g| g == "revenue")),
+        "{ext}"
+    );
+    assert_eq!(ext["sales_score"], Value::Null);
+    let sales = &snap["board"]["scorecards"]["team:sales"];
+    assert!(goal_ids(sales).contains(&"revenue"), "{sales}");
+    let api_ext = get_json(&w, "/api/v1/scorecards?scope=team:ext").await;
+    assert_eq!(
+        *ext,
+        *card(&api_ext, "team:ext"),
+        "same redaction as the API"
+    );
+}

@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::engine::{CallPhase, Engine};
 use crate::event::AgentStatus;
+use crate::kpi::ScopeKind;
+use crate::scorecard::Scorecard;
 use crate::snapshot::{self, KpiView, Snapshot};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -123,6 +125,11 @@ pub struct Board {
     pub backlog: BTreeMap<String, BacklogTile>,
     /// Overdue tasks, most overdue first (bounded), keyed by task id.
     pub overdue: BTreeMap<String, OverdueItem>,
+    /// Site, team, queue and partner scorecards keyed by scope
+    /// (`team:sales`); only for clients that ask (`Scope::scorecards`).
+    /// Agent scorecards are never on the board (API only, docs/goals.md).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub scorecards: BTreeMap<String, Scorecard>,
 }
 
 /// Builds the full board (every queue, agent and task, supervisor
@@ -273,6 +280,7 @@ pub fn build(
         agents,
         backlog,
         overdue,
+        scorecards: BTreeMap::new(),
     }
 }
 
@@ -284,6 +292,10 @@ pub struct Scope {
     pub teams: Vec<String>,
     pub sites: Vec<String>,
     pub kinds: Vec<String>,
+    /// Whether the client wants the scorecards of its scope too (they are
+    /// larger than the tiles and change with every contact).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub scorecards: bool,
 }
 
 impl Scope {
@@ -306,6 +318,9 @@ impl Scope {
             teams: list("teams").into_iter().chain(list("team")).collect(),
             sites: list("sites").into_iter().chain(list("site")).collect(),
             kinds: list("kinds").into_iter().chain(list("kind")).collect(),
+            scorecards: q
+                .get("scorecards")
+                .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
         }
     }
 
@@ -347,7 +362,7 @@ impl Board {
                     && scope.queues.is_empty()
                     && scope.teams.is_empty())
         };
-        let teams = self
+        let teams: BTreeMap<String, TeamTile> = self
             .teams
             .iter()
             .filter(|(n, t)| scope.team(n, t))
@@ -371,6 +386,21 @@ impl Board {
             .filter(|(_, o)| queue_ok(&o.queue) && Scope::has(&scope.kinds, &o.kind))
             .map(|(id, o)| (id.clone(), o.clone()))
             .collect();
+        let whole_sites = scope.queues.is_empty() && scope.teams.is_empty();
+        let scorecards = self
+            .scorecards
+            .iter()
+            .filter(|_| scope.scorecards)
+            .filter(|(_, c)| match c.kind {
+                ScopeKind::Queue => queues.contains_key(&c.name),
+                ScopeKind::Team => teams.contains_key(&c.name),
+                ScopeKind::Site => whole_sites && Scope::has(&scope.sites, &c.name),
+                // A partner spans teams or sites: shown on whole-desk views.
+                ScopeKind::Partner => whole_sites && scope.sites.is_empty(),
+                ScopeKind::Agent => false,
+            })
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
         Board {
             built: self.built,
             version: self.version,
@@ -379,6 +409,7 @@ impl Board {
             agents,
             backlog,
             overdue,
+            scorecards,
         }
     }
 }
@@ -430,5 +461,6 @@ pub fn diff(old: &Board, new: &Board) -> Delta {
     diff_map("agents", &old.agents, &new.agents, &mut d);
     diff_map("backlog", &old.backlog, &new.backlog, &mut d);
     diff_map("overdue", &old.overdue, &new.overdue, &mut d);
+    diff_map("scorecards", &old.scorecards, &new.scorecards, &mut d);
     d
 }
