@@ -42,6 +42,8 @@ pub struct HttpOptions {
     /// The goal matrix, for the goal sheet.
     pub matrix: Arc<crate::goal::Matrix>,
     pub currency: String,
+    /// The wallboard page, rendered for the configuration.
+    pub wallboard: axum::body::Bytes,
 }
 
 #[derive(Clone)]
@@ -579,17 +581,13 @@ async fn ws(
     }
 }
 
-const PAGE: &str = include_str!("../assets/wallboard.html");
-const SCRIPT: &str = include_str!("../assets/wallboard.js");
-const STYLE: &str = include_str!("../assets/wallboard.css");
-
-async fn wallboard_page() -> Response {
+async fn wallboard_page(State(app): State<App>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        PAGE,
+        app.opts.wallboard.clone(),
     )
         .into_response()
 }
@@ -597,13 +595,17 @@ async fn wallboard_page() -> Response {
 async fn wallboard_js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        SCRIPT,
+        crate::wallboard::SCRIPT,
     )
         .into_response()
 }
 
 async fn wallboard_css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        crate::wallboard::STYLE,
+    )
+        .into_response()
 }
 
 /// What an operator compares across replicas (docs/api.md).

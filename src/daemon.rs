@@ -226,6 +226,7 @@ pub async fn run(
             privacy: config.privacy.clone(),
             matrix: Arc::new(crate::goal::Matrix::from_config(&config)),
             currency: config.sales.currency.clone(),
+            wallboard: crate::wallboard::page(&config).into(),
         },
         hub,
     );

@@ -33,6 +33,7 @@ pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod view;
+pub mod wallboard;
 pub mod writer;
 
 pub use daemon::{engine_for, run, Listeners, RunError};

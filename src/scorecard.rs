@@ -37,10 +37,14 @@ pub const IN_HOUSE: &str = "in_house";
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct GoalCard {
     pub goal: String,
+    /// The KPI's title, with the goal's task kind (for people).
+    pub title: String,
     pub kpi: &'static str,
     pub objective: String,
     pub category: Category,
     pub unit: Unit,
+    /// Which way is better (`higher` or `lower`).
+    pub direction: crate::kpi::Better,
     pub period: &'static str,
     pub from: String,
     pub to: String,
@@ -714,10 +718,15 @@ fn card(
         }
         goals.push(GoalCard {
             goal: g.id.clone(),
+            title: match &g.kind {
+                Some(k) => format!("{} ({})", g.kpi.title, k.replace('_', " ")),
+                None => g.kpi.title.to_string(),
+            },
             kpi: g.kpi.id,
             objective: g.objective.clone(),
             category: g.category,
             unit: g.kpi.unit,
+            direction: g.kpi.better,
             period: p.as_str(),
             from: rfc3339(from),
             to: rfc3339(to),

@@ -192,7 +192,7 @@ pub fn text(m: &Matrix, currency: &str) -> String {
     o
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -74,6 +74,7 @@ pub struct Config {
     pub demo: DemoConfig,
     pub storage: StorageConfig,
     pub feed: FeedConfig,
+    pub wallboard: WallboardConfig,
     /// PBX sources (`[[sources]]` with a `type`); several may run at once.
     pub sources: Vec<SourceConfig>,
 }
@@ -445,6 +446,33 @@ impl Default for FeedConfig {
     }
 }
 
+/// The wallboard page (docs/feed.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WallboardConfig {
+    /// BCP 47 tag for numbers, amounts and the clock (`de-DE`, `en-GB`).
+    pub locale: String,
+}
+
+impl Default for WallboardConfig {
+    fn default() -> Self {
+        WallboardConfig {
+            locale: "de-DE".into(),
+        }
+    }
+}
+
+/// A BCP 47 language tag as browsers take it: letters, digits and
+/// hyphens, starting with a 2–3 letter language (`de`, `de-DE`,
+/// `zh-Hant-TW`). Strict, since the page embeds it.
+pub fn valid_locale(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let lang = parts.next().unwrap_or("");
+    (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DefaultsConfig {
@@ -785,6 +813,15 @@ impl Config {
                 format!("{c:?} is not an ISO 4217 code like \"EUR\""),
             );
         }
+        if !valid_locale(&self.wallboard.locale) {
+            push(
+                "wallboard.locale".into(),
+                format!(
+                    "{:?} is not a language tag like \"de-DE\"",
+                    self.wallboard.locale
+                ),
+            );
+        }
         let d = &self.defaults;
         if !(d.service_level_target > 0.0 && d.service_level_target <= 1.0) {
             push(
@@ -1052,6 +1089,8 @@ critical = 0.9
 [feed]
 max_rate = 1001
 build_interval = "11s"
+[wallboard]
+locale = "de_DE\"><script>"
 "#,
             "t.toml",
         )
@@ -1064,6 +1103,7 @@ build_interval = "11s"
             paths,
             [
                 "sales.currency",
+                "wallboard.locale",
                 "targets.service_level",
                 "queues[0].site",
                 "queues[1].name",
@@ -1071,5 +1111,17 @@ build_interval = "11s"
                 "feed.build_interval"
             ]
         );
+    }
+
+    #[test]
+    fn locales_are_language_tags() {
+        for ok in ["de", "de-DE", "en-GB", "zh-Hant-TW", "gsw-CH"] {
+            assert!(valid_locale(ok), "{ok}");
+        }
+        for bad in [
+            "", "d", "de_DE", "de-", "-DE", "deutsch", "de-DE\"", "de DE",
+        ] {
+            assert!(!valid_locale(bad), "{bad}");
+        }
     }
 }
