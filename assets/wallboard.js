@@ -132,14 +132,24 @@
 
   function renderGoals(cards) {
     var box = $("goals");
-    var rows = worstGoals(cards).filter(function (e) { return !LIVE[e.g.kpi]; });
-    var ids = rows.map(function (e) { return e.g.goal; }).join(",");
+    var GOALS_MAX = 16;
+    var all = worstGoals(cards).filter(function (e) { return !LIVE[e.g.kpi]; });
+    var rows = all.slice(0, all.length > GOALS_MAX ? GOALS_MAX - 1 : GOALS_MAX);
+    var extra = all.length - rows.length;
+    var ids = rows.map(function (e) { return e.g.goal; }).join(",") + "+" + extra;
     if (box.dataset.ids !== ids) {
       box.dataset.ids = ids;
+      // Up to six goals in one row of full tiles; more in two rows of
+      // compact ones (a matrix of more than GOALS_MAX shows the rest at
+      // /goals and says so).
+      var n = rows.length + (extra > 0 ? 1 : 0);
+      box.className = "tiles goals" + (n > 6 ? " compact" : "");
+      box.style.setProperty("--cols", String(n > 6 ? Math.ceil(n / 2) : Math.max(n, 1)));
       box.innerHTML = rows.map(function (e) {
         return '<div class="tile goal" id="goal-' + esc(e.g.goal) + '" data-kpi="' + esc(e.g.kpi) + '" data-category="' + esc(e.g.category) +
           '"><h2>' + esc(e.g.title) + '</h2><div class="value"></div><div class="sub"></div></div>';
-      }).join("");
+      }).join("") + (extra > 0 ? '<div class="tile" id="goals-more"><h2>More goals</h2><div class="value">+' + extra +
+        '</div><div class="sub">on the goal sheet, /goals</div></div>' : "");
       box.hidden = rows.length === 0;
     }
     rows.forEach(function (e) {

@@ -351,6 +351,46 @@ weight = 2
 target = 1000
 warn = 500
 minimum = 0
+[goals.matrix.abandons]
+objective = "service"
+kpi = "abandon_rate"
+category = "primary"
+weight = 1
+target = 0.05
+warn = 0.1
+minimum = 0.2
+[goals.matrix.asa]
+objective = "service"
+kpi = "asa"
+category = "primary"
+weight = 1
+target = 20
+warn = 40
+minimum = 90
+[goals.matrix.callback_sla]
+objective = "service"
+kpi = "callback_sla"
+category = "primary"
+weight = 1
+target = 0.95
+warn = 0.9
+minimum = 0.8
+[goals.matrix.upsell]
+objective = "revenue"
+kpi = "incremental_revenue"
+category = "sales"
+weight = 1
+target = 500
+warn = 250
+minimum = 0
+[goals.matrix.cancellations]
+objective = "revenue"
+kpi = "sales_cancellation_rate"
+category = "sales"
+weight = 1
+target = 0.02
+warn = 0.05
+minimum = 0.1
 "#
     .to_string()
 }
@@ -537,10 +577,31 @@ async fn the_wallboard_shows_the_matrix_at_every_size() {
         site["guardrail"]["met"], false,
         "the scenario withholds credit: {site}"
     );
-    let expected: Vec<String> = ["sl", "aht", "conversion", "revenue"]
+    // The goal tiles: the site's goals in the matrix's order, but those a
+    // live tile shows; "no data" exactly where the card has no value.
+    let live = [
+        "oldest_wait",
+        "callbacks_open",
+        "callbacks_overdue",
+        "backlog_overdue",
+    ];
+    let goals: Vec<&serde_json::Value> = site["goals"]
+        .as_array()
+        .expect("goals")
         .iter()
-        .map(|g| format!("goal-{g}"))
+        .filter(|g| !live.contains(&g["kpi"].as_str().unwrap_or("")))
         .collect();
+    let expected: Vec<String> = goals
+        .iter()
+        .map(|g| format!("goal-{}", g["goal"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(expected.len(), 9, "two rows of compact tiles");
+    let no_data: Vec<String> = goals
+        .iter()
+        .filter(|g| g["value"].is_null())
+        .map(|g| format!("goal-{}", g["goal"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(no_data, ["goal-callback_sla"], "{site}");
     let url = format!("http://127.0.0.1:{}/", d.http.port());
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&out).expect("target dir");
@@ -591,9 +652,12 @@ async fn the_wallboard_shows_the_matrix_at_every_size() {
             );
             assert_eq!(t["lines"], 1, "value wraps: {t} at {w}x{h}");
             let v = t["value"].as_str().unwrap_or("");
-            assert!(
-                !v.is_empty() && v != "–" && v != "no data",
-                "blank tile {t} at {w}x{h}"
+            let id = t["id"].as_str().unwrap_or("");
+            assert!(!v.is_empty() && v != "–", "blank tile {t} at {w}x{h}");
+            assert_eq!(
+                v == "no data",
+                no_data.iter().any(|n| n == id),
+                "{t} at {w}x{h}"
             );
         }
         // Colours and words from the goals: SL 4/10 below its minimum.
