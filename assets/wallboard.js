@@ -17,8 +17,8 @@
   var ALERTS_MAX = 20, ALERT_TTL = 15 * 60 * 1000;
   // KPIs a live tile shows (counting up by the second), not a goal tile.
   var LIVE = { oldest_wait: 1, callbacks_open: 1, callbacks_overdue: 1, backlog_overdue: 1 };
-  var RANK = { critical: 3, warn: 2, ok: 1, no_data: 0 };
-  var WORD = { critical: "below minimum", warn: "warning", ok: "OK", no_data: "no data yet" };
+  var RANK = { critical: 3, warn: 2, ok: 1, no_data: 0, not_enough_data: 0 };
+  var WORD = { critical: "below minimum", warn: "warning", ok: "OK", no_data: "no data yet", not_enough_data: "not enough evaluations" };
   var offset = 0; // server now - local now, ms
   var lastSeq = 0;
   var ws = null;
@@ -158,7 +158,7 @@
       var rest = "target " + format(g.unit, g.target);
       if (cards.length > 1) rest += " · lowest: " + e.card.name;
       if (g.period !== "today") rest += " · " + g.period;
-      var status = g.status === "no_data" ? "" : g.status;
+      var status = g.status === "no_data" || g.status === "not_enough_data" ? "" : g.status;
       setTile(el, nil(g.value) ? "no data" : format(g.unit, g.value), WORD[g.status] || g.status, rest, status);
     });
   }

@@ -42,6 +42,8 @@ pub struct HttpOptions {
     /// The goal matrix, for the goal sheet.
     pub matrix: Arc<crate::goal::Matrix>,
     pub currency: String,
+    /// The default period of QA scores (`quality.period`).
+    pub qa_period: Period,
     /// The wallboard page, rendered for the configuration.
     pub wallboard: axum::body::Bytes,
 }
@@ -68,6 +70,7 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<H
         .route("/api/v1/scorecards", get(get_scorecards))
         .route("/api/v1/scorecards/compare", get(get_compare))
         .route("/api/v1/goals", get(get_goals))
+        .route("/api/v1/qa/scores", get(get_qa_scores))
         .route("/goals", get(goals_page))
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -405,6 +408,60 @@ async fn cards_for(
     };
     app.hub.policy.scorecards(&mut cards, role);
     Some((view, cards))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QaQuery {
+    /// `agent:ID`, `team:NAME`, `site:NAME` or `partner:NAME`.
+    scope: Option<String>,
+    /// `today`, `week`, `month` or `60m`; `quality.period` without it.
+    period: Option<String>,
+}
+
+async fn get_qa_scores(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let role = match reader(&app, &headers, None, Endpoint::Quality) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
+    };
+    let period = match parse_period(q.period.as_deref()) {
+        Ok(p) => p.unwrap_or(app.opts.qa_period),
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
+    };
+    let want = Wanted {
+        qa: Some(period),
+        ..Wanted::default()
+    };
+    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
+        return busy();
+    };
+    let Some(mut scores) = view.qa.clone() else {
+        return busy();
+    };
+    app.hub.policy.qa_scores(&mut scores, role);
+    if let Some(sc) = &q.scope {
+        scores.scores.retain(|s| &s.scope == sc);
+        if scores.scores.is_empty() {
+            return error(
+                StatusCode::NOT_FOUND,
+                None,
+                &format!("no QA score for {sc:?} in this period, or not one this role may see"),
+            );
+        }
+    }
+    Json(serde_json::json!({
+        "now": crate::snapshot::rfc3339(view.at_ms),
+        "qa": scores,
+    }))
+    .into_response()
 }
 
 async fn get_scorecards(

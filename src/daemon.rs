@@ -227,6 +227,7 @@ pub async fn run(
             matrix: Arc::new(crate::goal::Matrix::from_config(&config)),
             currency: config.sales.currency.clone(),
             wallboard: crate::wallboard::page(&config).into(),
+            qa_period: config.quality.period,
         },
         hub,
     );

@@ -163,6 +163,70 @@ pub enum SaleLink {
     Task(Text),
 }
 
+/// The contact a QA evaluation is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ContactRef {
+    Call(Text),
+    Task(Text),
+    Sale(Text),
+}
+
+impl ContactRef {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ContactRef::Call(_) => "call",
+            ContactRef::Task(_) => "task",
+            ContactRef::Sale(_) => "sale",
+        }
+    }
+    pub fn id(&self) -> &Text {
+        match self {
+            ContactRef::Call(t) | ContactRef::Task(t) | ContactRef::Sale(t) => t,
+        }
+    }
+}
+
+/// A tag on a contact (`contact_tagged`), for coaching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tag {
+    BuyingSignal,
+    OfferMade,
+    Objection,
+    MissedOpportunity,
+}
+
+impl Tag {
+    pub const ALL: [Tag; 4] = [
+        Tag::BuyingSignal,
+        Tag::OfferMade,
+        Tag::Objection,
+        Tag::MissedOpportunity,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tag::BuyingSignal => "buying_signal",
+            Tag::OfferMade => "offer_made",
+            Tag::Objection => "objection",
+            Tag::MissedOpportunity => "missed_opportunity",
+        }
+    }
+    /// The tag's bit in a `u8` set.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// One item of a QA form: `score` of `max` points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QaItemScore {
+    pub score: f64,
+    pub max: f64,
+}
+
+/// Most items on one QA form.
+pub const MAX_QA_ITEMS: usize = 64;
+
 /// The typed body of each event type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
@@ -256,6 +320,24 @@ pub enum Body {
         sale: Text,
         reason: Option<Text>,
     },
+    /// A QA evaluation of a contact (docs/quality.md).
+    QaScored {
+        contact: ContactRef,
+        agent: Text,
+        evaluator: Text,
+        form: Text,
+        /// 0 to 100.
+        score: f64,
+        /// Per-item scores, in form order (names are kept in the journal
+        /// only: the engine checks them but does not count per item).
+        items: Vec<(Text, QaItemScore)>,
+    },
+    /// Tags on a handled call or task, from wrap-up or a reviewer.
+    ContactTagged {
+        contact: ContactRef,
+        agent: Text,
+        tags: Vec<Tag>,
+    },
     /// Time passes: no fact, only the sender's clock. Moves the engine's
     /// clock on a quiet desk (retention, breaches), as a journaled event.
     Heartbeat,
@@ -283,13 +365,15 @@ impl Body {
             Body::TaskCancelled { .. } => "task_cancelled",
             Body::Sale { .. } => "sale",
             Body::SaleCancelled { .. } => "sale_cancelled",
+            Body::QaScored { .. } => "qa_scored",
+            Body::ContactTagged { .. } => "contact_tagged",
             Body::Heartbeat => "heartbeat",
         }
     }
 }
 
 /// Every event type name, in documentation order.
-pub const TYPES: [&str; 19] = [
+pub const TYPES: [&str; 21] = [
     "agent_login",
     "agent_state",
     "agent_logout",
@@ -308,6 +392,8 @@ pub const TYPES: [&str; 19] = [
     "task_cancelled",
     "sale",
     "sale_cancelled",
+    "qa_scored",
+    "contact_tagged",
     "heartbeat",
 ];
 
@@ -374,6 +460,25 @@ struct Wire<'a> {
     previous_value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     currency: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evaluator: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    form: Option<Text>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<WireItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<Text>>,
+}
+
+/// One item of a QA form on the wire.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct WireItem {
+    name: Text,
+    score: f64,
+    max: f64,
 }
 
 fn missing(field: &str, ty: &str) -> Rejection {
@@ -617,6 +722,82 @@ impl<'a> Wire<'a> {
                 sale: Self::take("sale", t, self.sale)?,
                 reason: Self::opt("reason", self.reason)?,
             },
+            "qa_scored" => {
+                let contact = contact_ref(self.call, self.task, self.sale, true, t)?;
+                let score = self.score.ok_or_else(|| missing("score", t))?;
+                if !(0.0..=100.0).contains(&score) {
+                    return Err(invalid(format!("`score` must be in [0, 100], got {score}")));
+                }
+                let items = self.items.unwrap_or_default();
+                if items.len() > MAX_QA_ITEMS {
+                    return Err(invalid(format!(
+                        "`items` has {} entries, more than {MAX_QA_ITEMS}",
+                        items.len()
+                    )));
+                }
+                let mut checked = Vec::with_capacity(items.len());
+                for (i, it) in items.into_iter().enumerate() {
+                    check_text("items[].name", &it.name)?;
+                    if !(it.max.is_finite() && it.max > 0.0 && it.max <= 1000.0) {
+                        return Err(invalid(format!(
+                            "`items[{i}].max` must be in (0, 1000], got {}",
+                            it.max
+                        )));
+                    }
+                    if !(0.0..=it.max).contains(&it.score) {
+                        return Err(invalid(format!(
+                            "`items[{i}].score` must be in [0, max = {}], got {}",
+                            it.max, it.score
+                        )));
+                    }
+                    checked.push((
+                        it.name,
+                        QaItemScore {
+                            score: it.score,
+                            max: it.max,
+                        },
+                    ));
+                }
+                Body::QaScored {
+                    contact,
+                    agent: Self::take("agent", t, self.agent)?,
+                    evaluator: Self::take("evaluator", t, self.evaluator)?,
+                    form: Self::take("form", t, self.form)?,
+                    score,
+                    items: checked,
+                }
+            }
+            "contact_tagged" => {
+                let contact = contact_ref(self.call, self.task, self.sale, false, t)?;
+                let raw = self.tags.ok_or_else(|| missing("tags", t))?;
+                if raw.is_empty() || raw.len() > Tag::ALL.len() {
+                    return Err(invalid(format!(
+                        "`tags` must name 1 to {} tags, got {}",
+                        Tag::ALL.len(),
+                        raw.len()
+                    )));
+                }
+                let mut tags = Vec::with_capacity(raw.len());
+                for r in &raw {
+                    let tag = Tag::ALL
+                        .into_iter()
+                        .find(|x| x.as_str() == r.as_str())
+                        .ok_or_else(|| {
+                            let shown: String = r.chars().take(40).collect();
+                            invalid(format!(
+                                "tag {shown:?} is not one of buying_signal, offer_made, objection, missed_opportunity"
+                            ))
+                        })?;
+                    if !tags.contains(&tag) {
+                        tags.push(tag);
+                    }
+                }
+                Body::ContactTagged {
+                    contact,
+                    agent: Self::take("agent", t, self.agent)?,
+                    tags,
+                }
+            }
             "heartbeat" => Body::Heartbeat,
             other => {
                 let shown: String = other.chars().take(40).collect();
@@ -643,6 +824,59 @@ fn parse_due(raw: &str, ts: &DateTime<FixedOffset>) -> Result<DateTime<FixedOffs
         return Err(implausible("due", raw, "is more than 400 days from `ts`"));
     }
     Ok(due)
+}
+
+fn set_contact(w: &mut Wire<'_>, c: &ContactRef) {
+    match c {
+        ContactRef::Call(x) => w.call = Some(x.clone()),
+        ContactRef::Task(x) => w.task = Some(x.clone()),
+        ContactRef::Sale(x) => w.sale = Some(x.clone()),
+    }
+}
+
+/// The one contact an event names: `call`, `task` or (for QA) `sale`.
+fn contact_ref(
+    call: Option<Text>,
+    task: Option<Text>,
+    sale: Option<Text>,
+    sale_ok: bool,
+    ty: &str,
+) -> Result<ContactRef, Rejection> {
+    let which = if sale_ok {
+        "`call`, `task` or `sale`"
+    } else {
+        "`call` or `task`"
+    };
+    let sale = if sale_ok {
+        sale
+    } else if sale.is_some() {
+        return Err(invalid(format!(
+            "{ty} names its contact by {which}, not `sale`"
+        )));
+    } else {
+        None
+    };
+    let r = match (call, task, sale) {
+        (Some(c), None, None) => {
+            check_text("call", &c)?;
+            ContactRef::Call(c)
+        }
+        (None, Some(k), None) => {
+            check_text("task", &k)?;
+            ContactRef::Task(k)
+        }
+        (None, None, Some(s)) => {
+            check_text("sale", &s)?;
+            ContactRef::Sale(s)
+        }
+        (None, None, None) => return Err(missing(which, ty)),
+        _ => {
+            return Err(invalid(format!(
+                "{ty} names one contact: {which}, not several"
+            )))
+        }
+    };
+    Ok(r)
 }
 
 fn sale_kind(k: &str) -> Result<SaleKind, Rejection> {
@@ -844,6 +1078,41 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
         Body::SaleCancelled { sale, reason } => {
             w.sale = Some(sale.clone());
             w.reason = reason.clone();
+        }
+        Body::QaScored {
+            contact,
+            agent,
+            evaluator,
+            form,
+            score,
+            items,
+        } => {
+            set_contact(&mut w, contact);
+            w.agent = Some(agent.clone());
+            w.evaluator = Some(evaluator.clone());
+            w.form = Some(form.clone());
+            w.score = Some(*score);
+            if !items.is_empty() {
+                w.items = Some(
+                    items
+                        .iter()
+                        .map(|(name, i)| WireItem {
+                            name: name.clone(),
+                            score: i.score,
+                            max: i.max,
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Body::ContactTagged {
+            contact,
+            agent,
+            tags,
+        } => {
+            set_contact(&mut w, contact);
+            w.agent = Some(agent.clone());
+            w.tags = Some(tags.iter().map(|t| Text::from(t.as_str())).collect());
         }
         Body::Heartbeat => {}
     }

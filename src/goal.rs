@@ -66,6 +66,9 @@ pub enum Status {
     Critical,
     /// No value yet (nothing happened to measure).
     NoData,
+    /// A value too uncertain to judge: a QA score whose interval is wider
+    /// than `quality.max_interval_width` (docs/quality.md).
+    NotEnoughData,
 }
 
 impl Status {
@@ -74,7 +77,7 @@ impl Status {
             Status::Ok => Some(0),
             Status::Warn => Some(1),
             Status::Critical => Some(2),
-            Status::NoData => None,
+            Status::NoData | Status::NotEnoughData => None,
         }
     }
 }

@@ -137,6 +137,8 @@ pub struct Inputs {
     pub cancelled: u64,
     /// The task kind the goal names (callbacks for callback KPIs).
     pub task: TaskInputs,
+    /// QA scores given (hundredths of a point).
+    pub qa: crate::engine::qa::QaSums,
     /// Values now; `None` for a past interval (the guardrail).
     pub now: Option<Now>,
 }
@@ -232,6 +234,9 @@ pub struct Def {
     pub compute: Compute,
 }
 
+/// Quality management's events (docs/quality.md): a KPI fed only by
+/// these is shown only to roles allowed to see QA data.
+pub const QUALITY_EVENTS: &[&str] = &["qa_scored", "contact_tagged"];
 const CALL_EVENTS: &[&str] = &["call_offered", "call_answered", "call_abandoned"];
 const CONTACT_EVENTS: &[&str] = &["call_ended", "wrap_ended", "task_completed"];
 const SALE_EVENTS: &[&str] = &["sale", "sale_cancelled"];
@@ -544,13 +549,17 @@ pub static REGISTRY: &[Def] = &[
         unit: Unit::Points,
         better: Better::Higher,
         basis: Basis::Period,
-        numerator: "mean QA score of the contacts reviewed (filled by quality management; no data until then)",
-        denominator: Some("contacts reviewed"),
+        numerator: "sum of the QA scores given in the period (0-100 each; docs/quality.md)",
+        denominator: Some("evaluations given; a score whose t interval is wider than quality.max_interval_width is shown as not enough evaluations and earns no points"),
         scopes: PERSONAL_SCOPES,
-        events: &[],
+        events: &["qa_scored"],
         needs_kind: false,
         callback_kind: false,
-        compute: |_, _| plain(None),
+        compute: |i, _| Measured {
+            value: (i.qa.n > 0).then(|| i.qa.sum as f64 / 100.0 / i.qa.n as f64),
+            numerator: i.qa.sum as f64 / 100.0,
+            denominator: Some(i.qa.n as f64),
+        },
     },
 ];
 

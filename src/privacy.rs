@@ -52,6 +52,7 @@ pub fn resolve(
             Ok(Role::Supervisor)
         }
         Some(t) if matches(t, &auth.wallboard_token) => Ok(Role::Wallboard),
+        Some(t) if matches(t, &auth.qa_token) => Ok(Role::Qa),
         Some(_) => Err(Unauthorized),
         None if auth.read_token.is_some() => Err(Unauthorized),
         None => Ok(p.anonymous_role),
@@ -81,10 +82,25 @@ pub enum Endpoint {
     Feed,
     Scorecards,
     Goals,
+    Quality,
 }
 
+/// What the wallboard role may read: everything but quality management.
+const WALLBOARD_ENDPOINTS: [Endpoint; 7] = [
+    Endpoint::Snapshot,
+    Endpoint::Backlog,
+    Endpoint::State,
+    Endpoint::Metrics,
+    Endpoint::Feed,
+    Endpoint::Scorecards,
+    Endpoint::Goals,
+];
+
+/// What the qa role may read.
+const QA_ENDPOINTS: [Endpoint; 3] = [Endpoint::Scorecards, Endpoint::Goals, Endpoint::Quality];
+
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Snapshot,
         Endpoint::Backlog,
         Endpoint::State,
@@ -92,6 +108,7 @@ impl Endpoint {
         Endpoint::Feed,
         Endpoint::Scorecards,
         Endpoint::Goals,
+        Endpoint::Quality,
     ];
     pub fn path(self) -> &'static str {
         match self {
@@ -102,6 +119,7 @@ impl Endpoint {
             Endpoint::Feed => "GET /ws (feed, wallboard)",
             Endpoint::Scorecards => "GET /api/v1/scorecards, /api/v1/scorecards/compare",
             Endpoint::Goals => "GET /goals, /api/v1/goals (the goal sheet)",
+            Endpoint::Quality => "GET /api/v1/qa/scores (quality management)",
         }
     }
 }
@@ -125,6 +143,8 @@ pub struct Grants {
     pub agent_metrics: bool,
     /// Scorecards per agent (`scope=agent:ID`).
     pub agent_scorecards: bool,
+    /// QA scores (quality management), and of which teams (empty: all).
+    pub quality: bool,
     pub endpoints: &'static [Endpoint],
 }
 
@@ -133,6 +153,17 @@ pub struct Grants {
 /// They are withheld from a group smaller than `min_group_size`.
 fn personal(kpi: &str) -> bool {
     crate::kpi::get(kpi).is_some_and(|d| d.scopes.contains(&ScopeKind::Agent))
+}
+
+/// Whether a KPI (registry id) is quality management's (fed only by QA
+/// events): shown only to roles with the `quality` grant.
+fn quality_kpi(kpi: &str) -> bool {
+    crate::kpi::get(kpi).is_some_and(|d| {
+        !d.events.is_empty()
+            && d.events
+                .iter()
+                .all(|e| crate::kpi::QUALITY_EVENTS.contains(e))
+    })
 }
 
 fn personal_kpis() -> Vec<&'static str> {
@@ -151,6 +182,8 @@ pub const GROUP_WITHHELD: [&str; 5] = ["aht", "talk_hold_wrap", "conversion", "s
 pub struct Policy {
     wallboard: Grants,
     supervisor: Grants,
+    qa: Grants,
+    qa_teams: Vec<String>,
     key: Vec<u8>,
     period_days: i64,
 }
@@ -189,8 +222,22 @@ impl Policy {
                 min_group_size: p.min_group_size,
                 agent_metrics: false,
                 agent_scorecards: false,
-                endpoints: &Endpoint::ALL,
+                quality: false,
+                endpoints: &WALLBOARD_ENDPOINTS,
             },
+            qa: Grants {
+                // QA staff evaluate people's contacts: they know whose.
+                people: People::Ids,
+                customers: false,
+                agent_sales: false,
+                agent_performance: false,
+                min_group_size: p.min_group_size,
+                agent_metrics: false,
+                agent_scorecards: false,
+                quality: true,
+                endpoints: &QA_ENDPOINTS,
+            },
+            qa_teams: p.qa_teams.clone(),
             supervisor: Grants {
                 people: People::Ids,
                 customers: true,
@@ -199,6 +246,7 @@ impl Policy {
                 min_group_size: 0,
                 agent_metrics: p.per_agent_metrics,
                 agent_scorecards: p.agent_scorecards,
+                quality: true,
                 endpoints: &Endpoint::ALL,
             },
             key,
@@ -210,6 +258,7 @@ impl Policy {
         match role {
             Role::Wallboard => &self.wallboard,
             Role::Supervisor => &self.supervisor,
+            Role::Qa => &self.qa,
         }
     }
 
@@ -235,12 +284,24 @@ impl Policy {
     /// withheld).
     pub fn snapshot<'a>(&self, s: &'a Snapshot, role: Role, now_ms: i64) -> Cow<'a, Snapshot> {
         let g = self.grants(role);
-        if g.people == People::Ids && g.agent_performance && g.agent_sales && g.min_group_size == 0
+        if g.people == People::Ids
+            && g.agent_performance
+            && g.agent_sales
+            && g.min_group_size == 0
+            && g.quality
         {
             return Cow::Borrowed(s);
         }
         let mut s = s.clone();
         s.digest = None;
+        if !g.quality {
+            for q in &mut s.queues {
+                q.kpis.retain(|_, k| !quality_kpi(k.kpi));
+            }
+            for t in &mut s.teams {
+                t.kpis.retain(|_, k| !quality_kpi(k.kpi));
+            }
+        }
         let min = g.min_group_size;
         s.teams.retain(|t| {
             let size: u64 = t
@@ -309,6 +370,11 @@ impl Policy {
         if !g.agent_scorecards {
             cards.retain(|c| c.kind != ScopeKind::Agent);
         }
+        if !g.quality {
+            for c in cards.iter_mut() {
+                c.goals.retain(|g| !quality_kpi(g.kpi));
+            }
+        }
         let min = g.min_group_size;
         for c in cards.iter_mut().filter(|c| c.agents < min) {
             let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut c.goals)
@@ -335,6 +401,24 @@ impl Policy {
         }
     }
 
+    /// QA scores as `role` may see them: none without the grant; the qa
+    /// role only its teams' (and no site or partner figures when limited
+    /// to some teams).
+    pub fn qa_scores(&self, q: &mut crate::quality::QaScores, role: Role) {
+        if !self.grants(role).quality {
+            q.scores.clear();
+            return;
+        }
+        if role == Role::Qa && !self.qa_teams.is_empty() {
+            let teams = &self.qa_teams;
+            q.scores.retain(|s| match s.kind {
+                ScopeKind::Agent => s.team.as_ref().is_some_and(|t| teams.contains(t)),
+                ScopeKind::Team => teams.contains(&s.name),
+                _ => false,
+            });
+        }
+    }
+
     /// The open-task list as `role` may see it.
     pub fn backlog(&self, list: &mut BacklogList, role: Role, now_ms: i64) {
         let g = self.grants(role);
@@ -356,6 +440,14 @@ impl Policy {
     /// their label, so the key never carries an id the role may not see.
     pub fn board(&self, b: &mut Board, role: Role, now_ms: i64) {
         let g = self.grants(role);
+        if !g.quality {
+            for q in b.queues.values_mut() {
+                q.kpis.retain(|_, k| !quality_kpi(k.kpi));
+            }
+            for t in b.teams.values_mut() {
+                t.kpis.retain(|_, k| !quality_kpi(k.kpi));
+            }
+        }
         let min = g.min_group_size;
         b.teams.retain(|_, t| t.size >= min);
         let members = |queue: &str| {
@@ -470,9 +562,9 @@ pub fn warnings(auth: &AuthConfig, p: &PrivacyConfig) -> Vec<String> {
 /// change a cell are named in it). A test holds the document to it.
 pub fn doc_table() -> String {
     let p = Policy::new(&PrivacyConfig::default());
-    let roles = [Role::Wallboard, Role::Supervisor];
+    let roles = [Role::Wallboard, Role::Supervisor, Role::Qa];
     type Cell = fn(&Grants) -> String;
-    let rows: [(&str, Cell); 9] = [
+    let rows: [(&str, Cell); 10] = [
         ("endpoints", |g| {
             g.endpoints
                 .iter()
@@ -541,6 +633,16 @@ pub fn doc_table() -> String {
                 "never".into()
             }
         }),
+        (
+            "QA scores per agent, team, site, partner (quality management)",
+            |g| {
+                if g.quality {
+                    "yes".into()
+                } else {
+                    "never".into()
+                }
+            },
+        ),
         ("`callwatch_agent_*` series on `/metrics`", |g| {
             if g.agent_metrics {
                 "yes".into()

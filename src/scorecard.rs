@@ -63,6 +63,9 @@ pub struct GoalCard {
     /// are computed from); equal to `value` when nothing was withheld.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credited: Option<f64>,
+    /// A mean's confidence interval (the QA score, docs/quality.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<crate::stats::MeanInterval>,
 }
 
 /// Whether sales were credited, and what was withheld and why.
@@ -325,6 +328,7 @@ fn add(i: &mut Inputs, d: &mut Durations, slot: &Slot, kind: Option<u8>) {
         abandoned_short: c.abandoned_short,
         wait_ms: slot.wait_ms,
         max_wait_ms: slot.max_wait_ms,
+        qa: slot.qa,
         ..tally_inputs(&slot.tally)
     };
     if let Some(k) = kind {
@@ -595,6 +599,7 @@ fn merge(i: &mut Inputs, x: &Inputs) {
     i.cancelled += x.cancelled;
     i.task.met += x.task.met;
     i.task.missed += x.task.missed;
+    i.qa.merge(&x.qa);
 }
 
 fn round(v: f64) -> f64 {
@@ -685,6 +690,12 @@ fn card(
                     t
                 });
                 merge(&mut i, day);
+                if g.kpi.id == "qa_score" {
+                    i.qa = crate::engine::qa::QaSums::default();
+                    if let Some(a) = &def.agent {
+                        engine.qa_sums_of(a, from, to, &mut i.qa);
+                    }
+                }
             }
         }
         finish(&mut i, &d);
@@ -702,8 +713,25 @@ fn card(
             credited = cv.map(round_money_or_ratio(g));
             scored = cv;
         }
-        let status = th.judge(measured.value, g.kpi.better);
-        let points = scored.map(|v| w * th.attainment(v, g.kpi.better));
+        let mut status = th.judge(measured.value, g.kpi.better);
+        let mut points = scored.map(|v| w * th.attainment(v, g.kpi.better));
+        let mut interval = None;
+        if g.kpi.id == "qa_score" {
+            let q = &engine.settings().quality;
+            interval = crate::stats::MeanInterval::from_sums(
+                i.qa.n,
+                i.qa.sum as f64 / 100.0,
+                i.qa.sum_sq as f64 / 10_000.0,
+                q.confidence,
+                0.0,
+                100.0,
+            );
+            if interval.is_some_and(|m| !m.narrow_enough(q.max_interval_width)) {
+                // Too uncertain to rank anyone on: shown, not scored.
+                status = crate::goal::Status::NotEnoughData;
+                points = None;
+            }
+        }
         if let Some(pt) = points {
             match g.category {
                 Category::Primary => {
@@ -740,6 +768,7 @@ fn card(
             status,
             points: points.map(|p| (p * 10_000.0).round() / 10_000.0),
             credited,
+            interval,
         });
     }
     let guard = verdicts

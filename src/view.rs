@@ -77,6 +77,8 @@ pub struct View {
     pub scorecards: Vec<Scorecard>,
     /// Scorecards with every goal over one period, when a reader asked.
     pub period_cards: Option<(Period, Vec<Scorecard>)>,
+    /// QA scores over one period, when a reader asked (docs/quality.md).
+    pub qa: Option<crate::quality::QaScores>,
     /// Set only on the placeholder before the first build.
     pub empty: bool,
 }
@@ -98,6 +100,7 @@ impl View {
         seq: u64,
         with_tasks: bool,
         period: Option<Period>,
+        qa: Option<Period>,
     ) -> View {
         let (mut snapshot, overdue) = snapshot::build_parts(engine, now_ms);
         let scorecards = scorecard::build(engine, &snapshot, now_ms, None);
@@ -160,6 +163,7 @@ impl View {
             completion,
             counters: *engine.counters(),
             period_cards,
+            qa: qa.map(|p| crate::quality::build(engine, now_ms, p)),
             scorecards,
             empty: false,
         }

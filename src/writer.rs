@@ -177,6 +177,8 @@ pub struct Wanted {
     pub tasks: bool,
     /// Scorecards with every goal over this period.
     pub period: Option<crate::config::Period>,
+    /// QA scores over this period.
+    pub qa: Option<crate::config::Period>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -228,6 +230,9 @@ impl Ingest {
                 && want
                     .period
                     .is_none_or(|p| v.period_cards.as_ref().is_some_and(|(q, _)| *q == p))
+                && want
+                    .qa
+                    .is_none_or(|p| v.qa.as_ref().is_some_and(|q| q.period == p.as_str()))
         };
         let mut rx = self.shared.view.subscribe();
         if ok(&rx.borrow_and_update()) {
@@ -637,6 +642,7 @@ impl Writer {
                 p.want.digest |= want.digest;
                 p.want.tasks |= want.tasks;
                 p.want.period = want.period.or(p.want.period);
+                p.want.qa = want.qa.or(p.want.qa);
                 self.publish(false);
             }
             Command::Sync => {
@@ -745,6 +751,7 @@ impl Writer {
             self.groups,
             p.want.tasks,
             p.want.period,
+            p.want.qa,
         );
         p.want = Wanted::default();
         p.asked = false;

@@ -75,6 +75,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub feed: FeedConfig,
     pub wallboard: WallboardConfig,
+    pub quality: QualityConfig,
     /// PBX sources (`[[sources]]` with a `type`); several may run at once.
     pub sources: Vec<SourceConfig>,
 }
@@ -213,6 +214,8 @@ pub struct AuthConfig {
     pub wallboard_token: Option<String>,
     /// Token of the `supervisor` role.
     pub supervisor_token: Option<String>,
+    /// Token of the `qa` role.
+    pub qa_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
@@ -361,6 +364,8 @@ pub struct PrivacyConfig {
     /// The role of a read request without a token (when no read token is
     /// configured).
     pub anonymous_role: Role,
+    /// The teams whose QA data the `qa` role sees (empty: every team).
+    pub qa_teams: Vec<String>,
 }
 
 impl Default for PrivacyConfig {
@@ -374,6 +379,7 @@ impl Default for PrivacyConfig {
             pseudonym_key: None,
             pseudonym_period_days: 1,
             anonymous_role: Role::Wallboard,
+            qa_teams: Vec::new(),
         }
     }
 }
@@ -386,6 +392,9 @@ pub enum Role {
     Wallboard,
     /// Team leads and analysts: everything the configuration allows.
     Supervisor,
+    /// QA staff and coaches: QA scores (and the scorecards and goal sheet)
+    /// of `privacy.qa_teams`, no live per-person figures.
+    Qa,
 }
 
 /// How agents appear to the wallboard role.
@@ -442,6 +451,41 @@ impl Default for FeedConfig {
             overdue_list: 50,
             pause_limit: Some(Duration::from_secs(30 * 60)),
             pause_limits: BTreeMap::new(),
+        }
+    }
+}
+
+/// Quality management: QA evaluations and their statistics
+/// (docs/quality.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// Keep the register of handled contacts and take `qa_scored` and
+    /// `contact_tagged` events.
+    pub enabled: bool,
+    /// Handled contacts, evaluations and tags are forgotten after this.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Most records of each kind (handled contacts, evaluations, tags).
+    pub max_records: usize,
+    /// Confidence level of the QA score intervals.
+    pub confidence: f64,
+    /// A QA score whose interval is wider than this many points (upper −
+    /// lower bound) is "not enough evaluations": shown, but not scored.
+    pub max_interval_width: f64,
+    /// The period QA scores are reported over by default.
+    pub period: crate::config::goals::Period,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            enabled: true,
+            retention: Duration::from_secs(35 * 24 * 3600),
+            max_records: 2_000_000,
+            confidence: 0.95,
+            max_interval_width: 20.0,
+            period: crate::config::goals::Period::Month,
         }
     }
 }
@@ -796,6 +840,7 @@ impl Config {
             ("auth.read_token", &self.auth.read_token),
             ("auth.wallboard_token", &self.auth.wallboard_token),
             ("auth.supervisor_token", &self.auth.supervisor_token),
+            ("auth.qa_token", &self.auth.qa_token),
         ] {
             if let Some(t) = tok {
                 if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -812,6 +857,30 @@ impl Config {
                 "sales.currency".into(),
                 format!("{c:?} is not an ISO 4217 code like \"EUR\""),
             );
+        }
+        let q = &self.quality;
+        if !(q.confidence > 0.5 && q.confidence < 1.0) {
+            push(
+                "quality.confidence".into(),
+                format!("must be in (0.5, 1), got {}", q.confidence),
+            );
+        }
+        if !(q.max_interval_width > 0.0 && q.max_interval_width <= 100.0) {
+            push(
+                "quality.max_interval_width".into(),
+                format!("must be in (0, 100] points, got {}", q.max_interval_width),
+            );
+        }
+        if q.retention < Duration::from_secs(24 * 3600)
+            || q.retention > Duration::from_secs(800 * 24 * 3600)
+        {
+            push(
+                "quality.retention".into(),
+                "must be between 1 day and 800 days".into(),
+            );
+        }
+        if q.max_records == 0 {
+            push("quality.max_records".into(), "must be at least 1".into());
         }
         if !valid_locale(&self.wallboard.locale) {
             push(

@@ -465,6 +465,12 @@ impl Engine {
             self.follow_call(&agent, t, AgentStatus::WrapUp);
         }
         self.contact_handled(&agent, &queue, t, converted);
+        self.register_contact(
+            crate::event::ContactRef::Call(call.clone()),
+            &agent,
+            &queue,
+            t,
+        );
         Ok(())
     }
 

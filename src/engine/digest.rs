@@ -66,6 +66,9 @@ impl Engine {
         put(&mut h, &self.kinds);
         sorted(&mut h, &self.task_stats);
         sorted(&mut h, &self.sales);
+        sorted(&mut h, &self.quality.register);
+        sorted(&mut h, &self.quality.evaluations);
+        sorted(&mut h, &self.quality.tags);
         format!("{:x}", h.finalize())
     }
 }

@@ -38,6 +38,8 @@ pub struct Slot {
     pub tally: DayTally,
     /// Tasks completed, by kind (few kinds per interval: a small list).
     pub tasks: Vec<TaskSlot>,
+    /// QA scores given in the interval (docs/quality.md).
+    pub qa: super::qa::QaSums,
 }
 
 impl Slot {
@@ -77,6 +79,12 @@ impl<S: Default> Ledger<S> {
     pub fn at(&mut self, t: i64, interval_ms: i64) -> &mut S {
         let start = t.div_euclid(interval_ms).saturating_mul(interval_ms);
         self.slots.entry(start).or_default()
+    }
+
+    /// The slot of the interval holding `t`, if it exists.
+    pub fn get_mut(&mut self, t: i64, interval_ms: i64) -> Option<&mut S> {
+        let start = t.div_euclid(interval_ms).saturating_mul(interval_ms);
+        self.slots.get_mut(&start)
     }
 
     /// Slots whose interval starts in `[from, to)`, with their starts.

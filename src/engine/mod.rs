@@ -22,6 +22,7 @@ mod digest;
 pub mod histogram;
 pub mod ledger;
 pub mod persist;
+pub mod qa;
 mod queue;
 mod room;
 mod sale;
@@ -98,6 +99,8 @@ pub struct Engine {
     pub(crate) kinds: Vec<Text>,
     pub(crate) task_stats: Map<(u8, Text), TaskStats>,
     pub(crate) sales: Map<Text, SaleRecord>,
+    /// Handled contacts, QA evaluations and tags (docs/quality.md).
+    pub(crate) quality: qa::Quality,
     pub(crate) counters: EngineCounters,
     /// Bumped on every applied event: readers (the feed) use it to tell
     /// whether anything changed since they last looked.
@@ -126,6 +129,7 @@ impl Engine {
             kinds: Vec::new(),
             task_stats: Map::default(),
             sales: Map::default(),
+            quality: qa::Quality::default(),
             counters: EngineCounters::default(),
             version: 0,
             clock_ms: 0,
@@ -360,6 +364,19 @@ impl Engine {
                 currency.as_ref(),
             ),
             Body::SaleCancelled { sale, .. } => self.sale_cancelled(sale),
+            Body::QaScored {
+                contact,
+                agent,
+                evaluator,
+                form,
+                score,
+                ..
+            } => self.qa_scored(t, contact, agent, evaluator, form, *score),
+            Body::ContactTagged {
+                contact,
+                agent,
+                tags,
+            } => self.contact_tagged(t, contact, agent, tags),
             Body::Heartbeat => Ok(()),
         }
     }
@@ -414,6 +431,7 @@ impl Engine {
         let keep = s.sales_retention_ms;
         self.sales
             .retain(|_, r| now_ms.saturating_sub(r.ts_ms) <= keep);
+        self.sweep_quality(now_ms);
         if self.agents.len() + self.queues.len() != before {
             self.version += 1;
         }
@@ -430,6 +448,7 @@ impl Engine {
         shrink(&mut self.closed_tasks);
         shrink(&mut self.sales);
         shrink(&mut self.agents);
+        shrink(&mut self.quality.register);
     }
 
     /// `t` no earlier than `last`: an event about an entity is applied at

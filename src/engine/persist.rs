@@ -19,7 +19,7 @@ use crate::buckets;
 use crate::event::Text;
 
 /// Bumped whenever the layout below changes.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -39,6 +39,7 @@ struct Out<'a> {
     /// Kept so that snapshots of format 1 stay readable.
     owed: &'a Map<(Text, Text), Vec<Text>>,
     sales: &'a Map<Text, SaleRecord>,
+    quality: &'a super::qa::Quality,
     counters: &'a EngineCounters,
     version: u64,
     clock_ms: i64,
@@ -63,6 +64,7 @@ struct In {
     #[allow(dead_code)]
     owed: Map<(Text, Text), Vec<Text>>,
     sales: Map<Text, SaleRecord>,
+    quality: super::qa::Quality,
     counters: EngineCounters,
     version: u64,
     clock_ms: i64,
@@ -95,6 +97,7 @@ impl Engine {
             task_stats: &self.task_stats,
             owed: &Map::default(),
             sales: &self.sales,
+            quality: &self.quality,
             counters: &self.counters,
             version: self.version,
             clock_ms: self.clock_ms,
@@ -148,6 +151,7 @@ impl Engine {
             kinds: s.kinds,
             task_stats,
             sales: s.sales,
+            quality: s.quality,
             counters: s.counters,
             version: s.version,
             clock_ms: s.clock_ms,

@@ -76,10 +76,21 @@ impl Sla {
     }
 }
 
+/// Quality management, resolved (docs/quality.md).
+#[derive(Debug, Clone)]
+pub struct QualitySettings {
+    pub enabled: bool,
+    pub retention_ms: i64,
+    pub max_records: usize,
+    pub confidence: f64,
+    pub max_interval_width: f64,
+}
+
 /// The resolved configuration the engine runs on.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub limits: LimitsConfig,
+    pub quality: QualitySettings,
     pub currency: String,
     pub default_site: String,
     pub dedup_horizon_ms: i64,
@@ -234,6 +245,13 @@ impl Settings {
         let r = &c.retention;
         Settings {
             limits: c.limits.clone(),
+            quality: QualitySettings {
+                enabled: c.quality.enabled,
+                retention_ms: ms(c.quality.retention),
+                max_records: c.quality.max_records,
+                confidence: c.quality.confidence,
+                max_interval_width: c.quality.max_interval_width,
+            },
             currency: c.sales.currency.clone(),
             default_site: d.site.clone(),
             dedup_horizon_ms: ms(r.dedup_horizon),

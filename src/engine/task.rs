@@ -594,6 +594,12 @@ impl Engine {
             if let Some(a) = k.contact.agent.clone() {
                 k.contact.handled_ms = Some(t);
                 self.contact_handled(&a, &k.queue, t, k.contact.live_sales > 0);
+                self.register_contact(
+                    crate::event::ContactRef::Task(task.clone()),
+                    &a,
+                    &k.queue,
+                    t,
+                );
             }
         }
         self.closed_tasks.insert(

@@ -59,7 +59,7 @@ fn feed() -> Feed {
 
 impl Feed {
     fn list(&self, now: i64) -> Vec<snapshot::TaskView> {
-        crate::view::View::build(&self.e, now, None, 0, true, None)
+        crate::view::View::build(&self.e, now, None, 0, true, None, None)
             .backlog_list(&BacklogQuery::default())
             .tasks
     }

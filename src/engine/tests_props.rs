@@ -154,12 +154,23 @@ fn line() -> impl Strategy<Value = (u8, i64, String)> {
         }),
         (task.clone(), agent.clone()).prop_map(|(k, a)| format!(r#""type":"task_completed","task":"{k}","agent":"{a}""#)),
         task.clone().prop_map(|k| format!(r#""type":"task_cancelled","task":"{k}""#)),
-        (sale.clone(), agent.clone(), price, proptest::option::of(prop_oneof![call.prop_map(|c| format!(r#","call":"{c}""#)), task.prop_map(|k| format!(r#","task":"{k}""#))]), any::<bool>(), site)
+        (sale.clone(), agent.clone(), price, proptest::option::of(prop_oneof![call.clone().prop_map(|c| format!(r#","call":"{c}""#)), task.clone().prop_map(|k| format!(r#","task":"{k}""#))]), any::<bool>(), site)
             .prop_map(|(s, a, p, link, usd, site)| {
                 let cur = if usd { r#","currency":"USD""# } else { "" };
                 format!(r#""type":"sale","sale":"{s}","agent":"{a}","kind":"upgrade","quantity":2,"unit_price":{p},"previous_value":1.5{}{cur}{site}"#, link.unwrap_or_default())
             }),
-        sale.prop_map(|s| format!(r#""type":"sale_cancelled","sale":"{s}""#)),
+        sale.clone().prop_map(|s| format!(r#""type":"sale_cancelled","sale":"{s}""#)),
+        // QA: often about a contact not handled (yet) or by someone else.
+        (call.clone(), agent.clone(), 0u8..5, 0u32..110).prop_map(|(c, a, e, sc)| {
+            format!(r#""type":"qa_scored","call":"{c}","agent":"{a}","evaluator":"e{e}","form":"f","score":{sc}"#)
+        }),
+        (sale, agent.clone(), 0u32..100).prop_map(|(s, a, sc)| {
+            format!(r#""type":"qa_scored","sale":"{s}","agent":"{a}","evaluator":"e","form":"f","score":{sc}.5"#)
+        }),
+        (task.clone(), agent.clone(), any::<bool>()).prop_map(|(k, a, two)| {
+            let tags = if two { r#"["objection","offer_made"]"# } else { r#"["buying_signal"]"# };
+            format!(r#""type":"contact_tagged","task":"{k}","agent":"{a}","tags":{tags}"#)
+        }),
         Just(r#""type":"heartbeat""#.to_string()),
         Just(r#""type":"fax_received""#.to_string()),
         Just(r#""type":"call_answered","call":"c0""#.to_string()),

@@ -1,0 +1,285 @@
+//! Quality management's state: the register of handled contacts, QA
+//! evaluations and contact tags (docs/quality.md).
+//!
+//! Evaluations arrive days after the contact, long after the engine has
+//! forgotten the call itself (`retention.closed_items`), so every handled
+//! call and task is kept in a small register for `quality.retention`:
+//! who handled it, in which queue, when. An evaluation or a tag names a
+//! contact from the register (or a sale); anything else is refused.
+//!
+//! Scores are kept in hundredths of a point, as integers, so sums are
+//! exact and a re-scored contact's old score is taken off exactly: the
+//! state stays a pure function of the events.
+
+use super::room::limit;
+use super::{Engine, Map, NO_TEAM};
+use crate::event::{ContactRef, Tag, Text};
+use crate::reject::{Reason, Rejection};
+
+/// A handled call or task, as quality management needs it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Handled {
+    pub agent: Text,
+    pub queue: Text,
+    pub handled_ms: i64,
+}
+
+/// One evaluation of one contact by one evaluator on one form.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    pub agent: Text,
+    pub team: Text,
+    pub queue: Text,
+    pub score_centi: i64,
+    pub ts_ms: i64,
+}
+
+/// The tags of one contact (a bit per [`Tag`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tagged {
+    pub agent: Text,
+    pub team: Text,
+    pub queue: Text,
+    pub tags: u8,
+    pub ts_ms: i64,
+}
+
+/// Sums of QA scores (hundredths) in a ledger interval.
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QaSums {
+    pub n: u64,
+    pub sum: i64,
+    pub sum_sq: i128,
+}
+
+impl QaSums {
+    pub fn add(&mut self, centi: i64, sign: i64) {
+        self.n = self.n.saturating_add_signed(sign);
+        self.sum += sign * centi;
+        self.sum_sq += sign as i128 * (centi as i128 * centi as i128);
+    }
+
+    pub fn merge(&mut self, o: &QaSums) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+    }
+}
+
+/// (contact, form, evaluator): a second evaluation by the same evaluator
+/// on the same form replaces the first (a correction); another
+/// evaluator's is a second opinion and counts on its own.
+pub type EvalKey = (ContactRef, Text, Text);
+
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Quality {
+    pub register: Map<ContactRef, Handled>,
+    pub evaluations: Map<EvalKey, Evaluation>,
+    pub tags: Map<ContactRef, Tagged>,
+}
+
+impl Quality {
+    pub fn is_empty(&self) -> bool {
+        self.register.is_empty() && self.evaluations.is_empty() && self.tags.is_empty()
+    }
+}
+
+fn off() -> Rejection {
+    Rejection::new(
+        Reason::InvalidValue,
+        "quality management is off (quality.enabled = false)",
+    )
+}
+
+impl Engine {
+    /// Books a handled call or task into the register.
+    pub(super) fn register_contact(&mut self, c: ContactRef, agent: &Text, queue: &Text, t: i64) {
+        let s = &self.settings;
+        if !s.quality.enabled {
+            return;
+        }
+        if self.quality.register.len() >= s.quality.max_records
+            && !self.quality.register.contains_key(&c)
+        {
+            // Bounded: the oldest go first at the next sweep; until then
+            // new contacts are not registered (counted as refusals of
+            // their evaluations later, with a clear reason).
+            return;
+        }
+        self.quality.register.insert(
+            c,
+            Handled {
+                agent: agent.clone(),
+                queue: queue.clone(),
+                handled_ms: t,
+            },
+        );
+    }
+
+    /// Who handled `c`, and in which queue: from the register, or the
+    /// sale itself.
+    fn handled(&self, c: &ContactRef) -> Result<(Text, Text), Rejection> {
+        if let Some(h) = self.quality.register.get(c) {
+            return Ok((h.agent.clone(), h.queue.clone()));
+        }
+        let (reason, what) = match c {
+            ContactRef::Sale(id) => {
+                return self
+                    .sales
+                    .get(id)
+                    .map(|s| (s.agent.clone(), s.queue.clone()))
+                    .ok_or_else(|| {
+                        Rejection::new(Reason::UnknownSale, format!("sale {id:?} is not known"))
+                    })
+            }
+            ContactRef::Call(_) => (Reason::UnknownCall, "call"),
+            ContactRef::Task(_) => (Reason::UnknownTask, "task"),
+        };
+        let id = c.id();
+        let live = match c {
+            ContactRef::Call(x) => self.calls.contains_key(x),
+            ContactRef::Task(x) => self.tasks.get(x).is_some(),
+            ContactRef::Sale(_) => false,
+        };
+        Err(if live {
+            Rejection::new(
+                Reason::InvalidTransition,
+                format!("{what} {id:?} is not handled yet (a call is handled when it ends, a task when it is completed)"),
+            )
+        } else {
+            Rejection::new(
+                reason,
+                format!(
+                    "{what} {id:?} is not a handled contact of the last {} (quality.retention)",
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        self.settings.quality.retention_ms.max(0) as u64
+                    ))
+                ),
+            )
+        })
+    }
+
+    /// The contact's agent and queue, checked against the event's agent.
+    fn contact_of(&self, c: &ContactRef, agent: &Text) -> Result<(Text, Text), Rejection> {
+        let (handler, queue) = self.handled(c)?;
+        if handler != *agent {
+            return Err(Rejection::new(
+                Reason::InvalidValue,
+                format!(
+                    "{} {:?} was handled by {handler:?}, not {agent:?}",
+                    c.kind(),
+                    c.id()
+                ),
+            ));
+        }
+        Ok((handler, queue))
+    }
+
+    fn team_of(&self, agent: &Text) -> Text {
+        self.agents
+            .get(agent)
+            .map(|a| a.team.clone())
+            .unwrap_or_else(|| Text::from(NO_TEAM))
+    }
+
+    pub(super) fn qa_scored(
+        &mut self,
+        t: i64,
+        contact: &ContactRef,
+        agent: &Text,
+        evaluator: &Text,
+        form: &Text,
+        score: f64,
+    ) -> Result<(), Rejection> {
+        if !self.settings.quality.enabled {
+            return Err(off());
+        }
+        let (agent, queue) = self.contact_of(contact, agent)?;
+        let key: EvalKey = (contact.clone(), form.clone(), evaluator.clone());
+        let old = self.quality.evaluations.get(&key).cloned();
+        if old.is_none() && self.quality.evaluations.len() >= self.settings.quality.max_records {
+            return Err(limit("QA evaluations", self.settings.quality.max_records));
+        }
+        // Checked: from here on nothing fails.
+        let centi = (score * 100.0).round() as i64;
+        if let Some(o) = &old {
+            if let Some(q) = self.queues.get_mut(&o.queue) {
+                if let Some(slot) = q.ledger.get_mut(o.ts_ms, q.params.interval_ms) {
+                    slot.qa.add(o.score_centi, -1);
+                }
+            }
+        }
+        if let Some(q) = self.queues.get_mut(&queue) {
+            q.slot(t).qa.add(centi, 1);
+        }
+        let team = self.team_of(&agent);
+        self.quality.evaluations.insert(
+            key,
+            Evaluation {
+                agent,
+                team,
+                queue,
+                score_centi: centi,
+                ts_ms: t,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn contact_tagged(
+        &mut self,
+        t: i64,
+        contact: &ContactRef,
+        agent: &Text,
+        tags: &[Tag],
+    ) -> Result<(), Rejection> {
+        if !self.settings.quality.enabled {
+            return Err(off());
+        }
+        let (agent, queue) = self.contact_of(contact, agent)?;
+        let bits = tags.iter().fold(0u8, |b, t| b | t.bit());
+        if !self.quality.tags.contains_key(contact)
+            && self.quality.tags.len() >= self.settings.quality.max_records
+        {
+            return Err(limit("tagged contacts", self.settings.quality.max_records));
+        }
+        let team = self.team_of(&agent);
+        let e = self
+            .quality
+            .tags
+            .entry(contact.clone())
+            .or_insert_with(|| Tagged {
+                agent,
+                team,
+                queue,
+                tags: 0,
+                ts_ms: t,
+            });
+        e.tags |= bits;
+        e.ts_ms = e.ts_ms.max(t);
+        Ok(())
+    }
+
+    /// Adds the QA scores `agent` was given in `[from, to)` to `sums`.
+    pub fn qa_sums_of(&self, agent: &str, from: i64, to: i64, sums: &mut QaSums) {
+        for e in self
+            .quality
+            .evaluations
+            .values()
+            .filter(|e| e.agent == agent && (from..to).contains(&e.ts_ms))
+        {
+            sums.add(e.score_centi, 1);
+        }
+    }
+
+    /// Forgets what is older than `quality.retention` (part of `sweep`).
+    pub(super) fn sweep_quality(&mut self, now_ms: i64) {
+        let keep = self.settings.quality.retention_ms;
+        let q = &mut self.quality;
+        q.register
+            .retain(|_, h| now_ms.saturating_sub(h.handled_ms) <= keep);
+        q.evaluations
+            .retain(|_, e| now_ms.saturating_sub(e.ts_ms) <= keep);
+        q.tags.retain(|_, e| now_ms.saturating_sub(e.ts_ms) <= keep);
+    }
+}

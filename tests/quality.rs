@@ -1,0 +1,400 @@
+//! Quality management on the real daemon: QA evaluations and tags are
+//! validated against the contacts callwatch saw handled (a refusal
+//! changes nothing), QA scores carry a t interval that matches a hand
+//! computation, a score too uncertain to rank on is marked so in the
+//! scorecard, and roles without the quality grant see none of it.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const WALL: &str = "wallboard-token-0123456789";
+const SUP: &str = "supervisor-token-0123456789";
+const QA: &str = "qa-token-000000000000000000";
+
+fn qa_config(qa_teams: &str) -> String {
+    format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+ingest_tcp = "127.0.0.1:0"
+[auth]
+wallboard_token = "{WALL}"
+supervisor_token = "{SUP}"
+qa_token = "{QA}"
+[clock]
+mode = "event"
+[privacy]
+anonymous_role = "wallboard"
+min_group_size = 0
+qa_teams = [{qa_teams}]
+[defaults]
+site = "hq"
+timezone = "Europe/Berlin"
+[sites.hq]
+[[queues]]
+name = "orders"
+team = "sales"
+[[queues]]
+name = "service"
+team = "service"
+[quality]
+confidence = 0.95
+max_interval_width = 20
+period = "month"
+[goals.objectives.quality]
+[goals.matrix.qa]
+objective = "quality"
+kpi = "qa_score"
+category = "primary"
+weight = 1
+target = 85
+warn = 80
+minimum = 70
+"#
+    )
+}
+
+/// A call in `queue` handled by `agent`, ended at `hms`.
+fn handled(out: &mut Vec<String>, id: &str, queue: &str, agent: &str, hms: &str) {
+    out.push(ev(
+        &format!("{id}-o"),
+        hms,
+        "call_offered",
+        &format!(r#""call":"{id}","queue":"{queue}""#),
+    ));
+    out.push(ev(
+        &format!("{id}-a"),
+        hms,
+        "call_answered",
+        &format!(r#""call":"{id}","agent":"{agent}""#),
+    ));
+    out.push(ev(
+        &format!("{id}-e"),
+        hms,
+        "call_ended",
+        &format!(r#""call":"{id}""#),
+    ));
+}
+
+fn scored(id: &str, call: &str, agent: &str, evaluator: &str, score: f64) -> String {
+    ev(
+        id,
+        "09:00:00",
+        "qa_scored",
+        &format!(
+            r#""call":"{call}","agent":"{agent}","evaluator":"{evaluator}","form":"inbound-v1","score":{score}"#
+        ),
+    )
+}
+
+/// a1 (sales) scored 80, 90, 85, 95, 75; s1 (sales) 60; v1 (service) 88.
+fn day() -> Vec<String> {
+    let mut e = Vec::new();
+    for (a, team, q) in [
+        ("a1", "sales", "orders"),
+        ("s1", "sales", "orders"),
+        ("v1", "service", "service"),
+    ] {
+        e.push(ev(
+            &format!("l-{a}"),
+            "08:00:00",
+            "agent_login",
+            &format!(r#""agent":"{a}","team":"{team}","queues":["{q}"]"#),
+        ));
+    }
+    for i in 0..5 {
+        handled(
+            &mut e,
+            &format!("c{i}"),
+            "orders",
+            "a1",
+            &format!("08:1{i}:00"),
+        );
+    }
+    handled(&mut e, "c5", "orders", "s1", "08:20:00");
+    handled(&mut e, "c6", "service", "v1", "08:21:00");
+    for (i, s) in [80.0, 90.0, 85.0, 95.0, 75.0].into_iter().enumerate() {
+        e.push(scored(&format!("q{i}"), &format!("c{i}"), "a1", "eva", s));
+    }
+    e.push(scored("q5", "c5", "s1", "eva", 60.0));
+    e.push(scored("q6", "c6", "v1", "eva", 88.0));
+    e.push(ev(
+        "t1",
+        "09:01:00",
+        "contact_tagged",
+        r#""call":"c0","agent":"a1","tags":["buying_signal","offer_made"]"#,
+    ));
+    e
+}
+
+fn score<'a>(v: &'a Value, scope: &str) -> &'a Value {
+    v["qa"]["scores"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["scope"] == scope))
+        .unwrap_or_else(|| panic!("no QA score for {scope}: {v}"))
+}
+
+fn near(v: &Value, want: f64, what: &str) {
+    let got = v
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: {v} is not a number"));
+    assert!((got - want).abs() < 1e-3, "{what}: {got} != {want}");
+}
+
+/// Student's t quantiles used below (two-sided 95 %): t(0.975; 4) and
+/// t(0.975; 5), from the table.
+const T4: f64 = 2.776_445;
+const T5: f64 = 2.570_582;
+
+async fn started(qa_teams: &str) -> Daemon {
+    let d = Daemon::start(&qa_config(qa_teams));
+    let (status, reply) = post(&d, day().join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["rejected"], serde_json::json!([]), "{reply}");
+    d
+}
+
+#[tokio::test]
+async fn qa_scores_carry_a_t_interval_that_matches_a_hand_computation() {
+    let d = started("").await;
+    let v = get_json_as(&d, "/api/v1/qa/scores", SUP).await;
+    assert_eq!(v["qa"]["period"], "month");
+    assert_eq!(v["qa"]["confidence"], 0.95);
+
+    // a1: mean 85, sd sqrt(250 / 4), half-width t4 * sd / sqrt(5).
+    let a1 = score(&v, "agent:a1");
+    let sd = (250.0f64 / 4.0).sqrt();
+    let half = T4 * sd / 5f64.sqrt();
+    near(&a1["mean"], 85.0, "a1 mean");
+    near(&a1["sd"], sd, "a1 sd");
+    near(&a1["half_width"], half, "a1 half-width");
+    near(&a1["lower"], 85.0 - half, "a1 lower");
+    near(&a1["upper"], 85.0 + half, "a1 upper");
+    assert_eq!(a1["n"], 5);
+    assert_eq!(a1["method"], "t");
+    assert_eq!(a1["display"], "85 ± 10 (n = 5)");
+    assert_eq!(a1["enough"], true, "19.6 points wide, within 20");
+    assert_eq!(a1["team"], "sales");
+
+    // One evaluation has no interval: never enough.
+    let s1 = score(&v, "agent:s1");
+    assert_eq!(
+        (s1["display"].as_str(), s1["enough"].as_bool()),
+        (Some("60 (n = 1)"), Some(false))
+    );
+    assert!(s1["half_width"].is_null());
+
+    // Team sales: 80, 90, 85, 95, 75, 60.
+    let vals = [80.0, 90.0, 85.0, 95.0, 75.0, 60.0f64];
+    let mean = vals.iter().sum::<f64>() / 6.0;
+    let sd = (vals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+    let half = T5 * sd / 6f64.sqrt();
+    let team = score(&v, "team:sales");
+    near(&team["mean"], mean, "team mean");
+    near(&team["half_width"], half, "team half-width");
+    assert_eq!(team["enough"], false, "{:.1} points wide", 2.0 * half);
+    near(
+        &score(&v, "site:hq")["mean"],
+        (vals.iter().sum::<f64>() + 88.0) / 7.0,
+        "site mean",
+    );
+
+    // The scorecard's QA goal: the same mean, marked too uncertain to
+    // score (no points) rather than ranked.
+    let cards = get_json_as(&d, "/api/v1/scorecards?scope=team:sales", SUP).await;
+    let g = &cards["scorecards"][0]["goals"][0];
+    assert_eq!(g["kpi"], "qa_score");
+    near(&g["value"], mean, "goal value");
+    assert_eq!(g["status"], "not_enough_data");
+    assert!(g["points"].is_null(), "{g}");
+    near(&g["interval"]["half_width"], half, "goal interval");
+
+    // A correction by the same evaluator replaces the score; a second
+    // evaluator's counts on its own.
+    let (status, reply) = post(
+        &d,
+        [
+            scored("fix", "c4", "a1", "eva", 85.0),
+            scored("second", "c4", "a1", "otto", 85.0),
+        ]
+        .join("\n"),
+    )
+    .await;
+    assert_eq!(
+        (status, &reply["rejected"]),
+        (200, &serde_json::json!([])),
+        "{reply}"
+    );
+    let v = get_json_as(&d, "/api/v1/qa/scores?scope=agent:a1", SUP).await;
+    let a1 = score(&v, "agent:a1");
+    assert_eq!(a1["n"], 6);
+    near(
+        &a1["mean"],
+        (80.0 + 90.0 + 85.0 + 95.0 + 85.0 + 85.0) / 6.0,
+        "a1 after the correction",
+    );
+}
+
+#[tokio::test]
+async fn bad_qa_events_are_refused_with_a_reason_and_change_nothing() {
+    let d = started("").await;
+    let before = get_json_as(&d, "/api/v1/state", SUP).await["digest"].clone();
+    let waiting = ev(
+        "w-o",
+        "09:02:00",
+        "call_offered",
+        r#""call":"w1","queue":"orders""#,
+    );
+    let (status, _) = post(&d, waiting).await;
+    assert_eq!(status, 200);
+    let before_bad = get_json_as(&d, "/api/v1/state", SUP).await["digest"].clone();
+    assert_ne!(before, before_bad);
+    let cases = [
+        (
+            scored("b1", "c0", "a1", "eva", 101.0),
+            "invalid_value",
+            "[0, 100]",
+        ),
+        (
+            scored("b2", "nope", "a1", "eva", 50.0),
+            "unknown_call",
+            "not a handled contact",
+        ),
+        (
+            scored("b3", "w1", "a1", "eva", 50.0),
+            "invalid_transition",
+            "not handled yet",
+        ),
+        (
+            scored("b4", "c0", "s1", "eva", 50.0),
+            "invalid_value",
+            "handled by \"a1\"",
+        ),
+        (
+            ev(
+                "b5",
+                "09:03:00",
+                "contact_tagged",
+                r#""call":"c0","agent":"a1","tags":["upsold"]"#,
+            ),
+            "invalid_value",
+            "not one of buying_signal",
+        ),
+        (
+            ev(
+                "b6",
+                "09:03:00",
+                "contact_tagged",
+                r#""sale":"x","agent":"a1","tags":["objection"]"#,
+            ),
+            "invalid_value",
+            "not `sale`",
+        ),
+        (
+            ev(
+                "b7",
+                "09:03:00",
+                "qa_scored",
+                r#""call":"c0","agent":"a1","form":"f","score":50"#,
+            ),
+            "missing_field",
+            "evaluator",
+        ),
+        (
+            ev(
+                "b8",
+                "09:03:00",
+                "qa_scored",
+                r#""call":"c0","agent":"a1","evaluator":"e","form":"f","score":50,"items":[{"name":"greeting","score":6,"max":5}]"#,
+            ),
+            "invalid_value",
+            "items[0].score",
+        ),
+    ];
+    for (line, reason, text) in cases {
+        let (status, reply) = post(&d, line.clone()).await;
+        assert_eq!(status, 422, "all refused: {reply}");
+        let r = &reply["rejected"][0];
+        assert_eq!(r["reason"], reason, "{line}: {reply}");
+        assert!(
+            r["error"].as_str().unwrap_or("").contains(text),
+            "{line}: {reply}"
+        );
+    }
+    let after = get_json_as(&d, "/api/v1/state", SUP).await["digest"].clone();
+    assert_eq!(before_bad, after, "refused events changed the state");
+}
+
+/// Every output a role can read, as raw bytes.
+async fn everything(d: &Daemon, token: Option<&str>) -> String {
+    let mut all = String::new();
+    for path in [
+        "/api/v1/snapshot",
+        "/api/v1/backlog",
+        "/api/v1/scorecards",
+        "/api/v1/scorecards/compare?by=team",
+        "/api/v1/qa/scores",
+        "/api/v1/qa/scores?period=today",
+        "/metrics",
+        "/",
+    ] {
+        let mut req = client().get(format!("http://{}{path}", d.http));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        all.push_str(&format!("\n== {path} {}\n", resp.status()));
+        all.push_str(&resp.text().await.unwrap_or_default());
+    }
+    let q = token
+        .map(|t| format!("?token={t}&scorecards=1"))
+        .unwrap_or("?scorecards=1".into());
+    use futures_util::StreamExt;
+    match tokio_tungstenite::connect_async(format!("ws://{}/ws{q}", d.http)).await {
+        Ok((mut ws, _)) => {
+            if let Ok(Some(Ok(m))) =
+                tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await
+            {
+                all.push_str("\n== /ws\n");
+                all.push_str(&m.into_text().map(|t| t.to_string()).unwrap_or_default());
+            }
+        }
+        Err(e) => all.push_str(&format!("\n== /ws refused: {e}\n")),
+    }
+    all
+}
+
+#[tokio::test]
+async fn only_roles_with_the_quality_grant_see_qa_data() {
+    let d = started("\"sales\"").await;
+    // The QA goal on the scorecards and the QA scores are there for the
+    // supervisor (proving the search below can find them) ...
+    let sup = everything(&d, Some(SUP)).await;
+    for needle in ["qa_score", "\"agent:a1\"", "85 ± 10 (n = 5)"] {
+        assert!(sup.contains(needle), "supervisor misses {needle}");
+    }
+    // ... and nowhere for the wallboard token or an anonymous reader.
+    for (who, token) in [("wallboard", Some(WALL)), ("anonymous", None)] {
+        let seen = everything(&d, token).await;
+        assert!(seen.contains("== /api/v1/qa/scores 403"), "{who}: {seen}");
+        for needle in ["qa_score", "agent:a1\"", "± ", "buying_signal", "\"qa\""] {
+            assert!(!seen.contains(needle), "{who} sees {needle:?}");
+        }
+    }
+    // The qa role: its teams only (privacy.qa_teams = ["sales"]), no
+    // site or partner figures, and none of the live outputs.
+    let v = get_json_as(&d, "/api/v1/qa/scores", QA).await;
+    let scopes: Vec<&str> = v["qa"]["scores"]
+        .as_array()
+        .expect("scores")
+        .iter()
+        .filter_map(|s| s["scope"].as_str())
+        .collect();
+    assert_eq!(scopes, ["team:sales", "agent:a1", "agent:s1"]);
+    let qa = everything(&d, Some(QA)).await;
+    for path in ["/api/v1/snapshot", "/api/v1/backlog", "/metrics"] {
+        assert!(qa.contains(&format!("== {path} 403")), "qa reads {path}");
+    }
+}
