@@ -71,6 +71,7 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<H
         .route("/api/v1/scorecards/compare", get(get_compare))
         .route("/api/v1/goals", get(get_goals))
         .route("/api/v1/qa/scores", get(get_qa_scores))
+        .route("/api/v1/qa/signals", get(get_qa_signals))
         .route("/goals", get(goals_page))
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -460,6 +461,55 @@ async fn get_qa_scores(
     Json(serde_json::json!({
         "now": crate::snapshot::rfc3339(view.at_ms),
         "qa": scores,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalsQuery {
+    period: Option<String>,
+    team: Option<String>,
+    agent: Option<String>,
+    signal: Option<String>,
+}
+
+async fn get_qa_signals(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<SignalsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let role = match reader(&app, &headers, None, Endpoint::Quality) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
+    };
+    let period = match parse_period(q.period.as_deref()) {
+        Ok(p) => p.unwrap_or(app.opts.qa_period),
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
+    };
+    let want = Wanted {
+        qa: Some(period),
+        ..Wanted::default()
+    };
+    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
+        return busy();
+    };
+    let Some(mut signals) = view.signals.clone() else {
+        return busy();
+    };
+    app.hub.policy.qa_signals(&mut signals, role);
+    signals.signals.retain(|s| {
+        q.team.as_ref().is_none_or(|t| &s.team == t)
+            && q.agent.as_ref().is_none_or(|a| &s.agent == a)
+            && q.signal.as_ref().is_none_or(|k| s.signal == k.as_str())
+    });
+    Json(serde_json::json!({
+        "now": crate::snapshot::rfc3339(view.at_ms),
+        "signals": signals,
     }))
     .into_response()
 }

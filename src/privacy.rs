@@ -119,7 +119,7 @@ impl Endpoint {
             Endpoint::Feed => "GET /ws (feed, wallboard)",
             Endpoint::Scorecards => "GET /api/v1/scorecards, /api/v1/scorecards/compare",
             Endpoint::Goals => "GET /goals, /api/v1/goals (the goal sheet)",
-            Endpoint::Quality => "GET /api/v1/qa/scores (quality management)",
+            Endpoint::Quality => "GET /api/v1/qa/scores, /api/v1/qa/signals (quality management)",
         }
     }
 }
@@ -416,6 +416,17 @@ impl Policy {
                 ScopeKind::Team => teams.contains(&s.name),
                 _ => false,
             });
+        }
+    }
+
+    /// Integrity signals as `role` may see them (as `qa_scores`).
+    pub fn qa_signals(&self, q: &mut crate::quality::Signals, role: Role) {
+        if !self.grants(role).quality {
+            q.signals.clear();
+            return;
+        }
+        if role == Role::Qa && !self.qa_teams.is_empty() {
+            q.signals.retain(|s| self.qa_teams.contains(&s.team));
         }
     }
 

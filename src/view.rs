@@ -79,6 +79,8 @@ pub struct View {
     pub period_cards: Option<(Period, Vec<Scorecard>)>,
     /// QA scores over one period, when a reader asked (docs/quality.md).
     pub qa: Option<crate::quality::QaScores>,
+    /// The integrity signals over the same period (with `qa`).
+    pub signals: Option<crate::quality::Signals>,
     /// Set only on the placeholder before the first build.
     pub empty: bool,
 }
@@ -164,6 +166,7 @@ impl View {
             counters: *engine.counters(),
             period_cards,
             qa: qa.map(|p| crate::quality::build(engine, now_ms, p)),
+            signals: qa.map(|p| crate::quality::signals(engine, now_ms, p)),
             scorecards,
             empty: false,
         }

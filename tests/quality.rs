@@ -398,3 +398,237 @@ async fn only_roles_with_the_quality_grant_see_qa_data() {
         assert!(qa.contains(&format!("== {path} 403")), "qa reads {path}");
     }
 }
+
+/// A handled call of `secs` talk, with an optional customer, at minute
+/// `m` of day `day` (March 2026).
+fn call_at(
+    out: &mut Vec<String>,
+    id: &str,
+    agent: &str,
+    day: u32,
+    m: u32,
+    secs: u32,
+    customer: Option<&str>,
+) {
+    let ts = |s: u32| {
+        format!(
+            "2026-03-{day:02}T{:02}:{:02}:{:02}Z",
+            8 + (m + s / 60) / 60,
+            (m + s / 60) % 60,
+            s % 60
+        )
+    };
+    let cust = customer
+        .map(|c| format!(r#","customer":"{c}""#))
+        .unwrap_or_default();
+    out.push(format!(
+        r#"{{"id":"{id}-o","ts":"{}","type":"call_offered","call":"{id}","queue":"orders"{cust}}}"#,
+        ts(0)
+    ));
+    out.push(format!(
+        r#"{{"id":"{id}-a","ts":"{}","type":"call_answered","call":"{id}","agent":"{agent}"}}"#,
+        ts(0)
+    ));
+    out.push(format!(
+        r#"{{"id":"{id}-e","ts":"{}","type":"call_ended","call":"{id}"}}"#,
+        ts(secs)
+    ));
+}
+
+fn sale_at(out: &mut Vec<String>, id: &str, agent: &str, call: Option<&str>, day: u32, m: u32) {
+    let link = call
+        .map(|c| format!(r#","call":"{c}""#))
+        .unwrap_or_default();
+    out.push(format!(
+        r#"{{"id":"{id}","ts":"2026-03-{day:02}T{:02}:{:02}:59Z","type":"sale","sale":"{id}","agent":"{agent}","kind":"new","unit_price":100{link}}}"#,
+        8 + m / 60,
+        m % 60
+    ));
+}
+
+fn cancel(out: &mut Vec<String>, id: &str, day: u32) {
+    out.push(format!(
+        r#"{{"id":"x-{id}","ts":"2026-03-{day:02}T18:00:00Z","type":"sale_cancelled","sale":"{id}"}}"#
+    ));
+}
+
+fn signal_day() -> Vec<String> {
+    let mut e = Vec::new();
+    for a in ["a1", "r1", "n1", "f1", "s1", "b1", "gone"] {
+        e.push(format!(
+            r#"{{"id":"l-{a}","ts":"2026-03-02T07:00:00Z","type":"agent_login","agent":"{a}","team":"sales","queues":["orders"]}}"#
+        ));
+    }
+    // a1: 20 sales on own calls, 12 cancelled. r1: 100, 5 cancelled.
+    for i in 0..20 {
+        call_at(&mut e, &format!("a{i}"), "a1", 2, i, 120, None);
+        sale_at(
+            &mut e,
+            &format!("sa{i}"),
+            "a1",
+            Some(&format!("a{i}")),
+            2,
+            i,
+        );
+        if i < 12 {
+            cancel(&mut e, &format!("sa{i}"), 2);
+        }
+    }
+    for i in 0..100 {
+        call_at(&mut e, &format!("r{i}"), "r1", 2, 20 + i, 120, None);
+        sale_at(
+            &mut e,
+            &format!("sr{i}"),
+            "r1",
+            Some(&format!("r{i}")),
+            2,
+            20 + i,
+        );
+        if i < 5 {
+            cancel(&mut e, &format!("sr{i}"), 2);
+        }
+    }
+    // n1, new: 2 contacts, a sale on each, one cancelled (1 of 2).
+    for i in 0..2 {
+        call_at(&mut e, &format!("n{i}"), "n1", 2, 130 + i, 120, None);
+        sale_at(
+            &mut e,
+            &format!("sn{i}"),
+            "n1",
+            Some(&format!("n{i}")),
+            2,
+            130 + i,
+        );
+    }
+    cancel(&mut e, "sn0", 2);
+    // f1: 40 contacts, no sale.
+    for i in 0..40 {
+        call_at(&mut e, &format!("f{i}"), "f1", 2, 140 + i, 120, None);
+    }
+    // s1: a sale on a 10 s call (short), and one on a 2 min call.
+    call_at(&mut e, "short", "s1", 2, 190, 10, None);
+    sale_at(&mut e, "s-short", "s1", Some("short"), 2, 191);
+    call_at(&mut e, "long", "s1", 2, 192, 120, None);
+    sale_at(&mut e, "s-long", "s1", Some("long"), 2, 193);
+    // b1: a sale on a1's call, and one on no contact.
+    sale_at(&mut e, "s-foreign", "b1", Some("a19"), 2, 194);
+    sale_at(&mut e, "s-nolink", "b1", None, 2, 195);
+    // gone: logs out, then books a sale on its own earlier call.
+    call_at(&mut e, "g1", "gone", 2, 196, 120, None);
+    e.push(
+        r#"{"id":"lo-gone","ts":"2026-03-02T11:30:00Z","type":"agent_logout","agent":"gone"}"#
+            .into(),
+    );
+    sale_at(&mut e, "s-gone", "gone", Some("g1"), 2, 215);
+    // Customer K-1 buys twice within a week; K-2 ten days apart.
+    call_at(&mut e, "k1a", "s1", 3, 0, 120, Some("K-1"));
+    sale_at(&mut e, "s-k1a", "s1", Some("k1a"), 3, 1);
+    call_at(&mut e, "k1b", "s1", 6, 0, 120, Some("K-1"));
+    sale_at(&mut e, "s-k1b", "s1", Some("k1b"), 6, 1);
+    call_at(&mut e, "k2a", "s1", 3, 10, 120, Some("K-2"));
+    sale_at(&mut e, "s-k2a", "s1", Some("k2a"), 3, 11);
+    call_at(&mut e, "k2b", "s1", 13, 10, 120, Some("K-2"));
+    sale_at(&mut e, "s-k2b", "s1", Some("k2b"), 13, 11);
+    e.push(r#"{"id":"hb","ts":"2026-03-14T12:00:00Z","type":"heartbeat"}"#.into());
+    e
+}
+
+fn flagged<'a>(v: &'a Value, signal: &str) -> Vec<&'a Value> {
+    v["signals"]["signals"]
+        .as_array()
+        .expect("signals")
+        .iter()
+        .filter(|s| s["signal"] == signal)
+        .collect()
+}
+
+fn who(list: &[&Value]) -> Vec<String> {
+    list.iter()
+        .map(|s| {
+            let items: Vec<&str> = s["items"]
+                .as_array()
+                .map(|i| i.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            format!(
+                "{}{}",
+                s["agent"].as_str().unwrap_or(""),
+                if items.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", items.join(","))
+                }
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn integrity_signals_trip_on_their_cases_and_not_on_the_others() {
+    let d = Daemon::start(&qa_config(""));
+    let (status, reply) = post(&d, signal_day().join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["rejected"], serde_json::json!([]), "{reply}");
+    let v = get_json_as(&d, "/api/v1/qa/signals?period=month", SUP).await;
+
+    // 12 of 20 cancelled against 6 of 111 in the rest of the team: flagged
+    // with the p-value; 1 of 2 is not; the reference agent is not.
+    let c = flagged(&v, "cancellations");
+    assert_eq!(who(&c), ["a1"], "{v}");
+    let n = &c[0]["numbers"];
+    assert_eq!(
+        (n["sales"].as_f64(), n["cancelled"].as_f64()),
+        (Some(20.0), Some(12.0))
+    );
+    assert_eq!(
+        (n["team_sales"].as_f64(), n["team_cancelled"].as_f64()),
+        (Some(111.0), Some(6.0)),
+        "r1's 100, n1's 2 and the 9 other sales"
+    );
+    let p0: f64 = 6.5 / 112.0;
+    let mut p = 0.0;
+    let mut binom = 1.0f64; // C(20, k) p0^k (1-p0)^(20-k), summed for k >= 12
+    for k in 0..=20u32 {
+        if k > 0 {
+            binom *= (20 - k + 1) as f64 / k as f64;
+        }
+        if k >= 12 {
+            p += binom * p0.powi(k as i32) * (1.0 - p0).powi(20 - k as i32);
+        }
+    }
+    let got = n["p_value"].as_f64().expect("p-value");
+    assert!((got - p).abs() <= 1e-6 * p, "p-value {got} != {p}");
+    assert!(c[0]["test"]
+        .as_str()
+        .unwrap_or("")
+        .contains("exact binomial"));
+
+    // Funnel plot: 0 of 40 converted is far below the team; the new agent
+    // with 1 of 2 is not an outlier.
+    let conv = who(&flagged(&v, "conversion"));
+    assert!(conv.contains(&"f1".to_string()), "{conv:?}");
+    assert!(!conv.contains(&"n1".to_string()), "{conv:?}");
+
+    assert_eq!(who(&flagged(&v, "short_contact")), ["s1 s-short"]);
+    assert_eq!(
+        who(&flagged(&v, "no_own_contact")),
+        ["b1 s-foreign", "b1 s-nolink"]
+    );
+    assert_eq!(who(&flagged(&v, "outside_login")), ["gone s-gone"]);
+    assert_eq!(who(&flagged(&v, "repeat_customer")), ["s1 s-k1a,s-k1b"]);
+    assert!(
+        !v.to_string().contains("K-1"),
+        "a signal never names the customer"
+    );
+
+    // The wallboard role gets none of it.
+    let (status, _) = {
+        let r = client()
+            .get(format!("http://{}/api/v1/qa/signals", d.http))
+            .bearer_auth(WALL)
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), ())
+    };
+    assert_eq!(status, 403);
+}

@@ -475,6 +475,15 @@ pub struct QualityConfig {
     pub max_interval_width: f64,
     /// The period QA scores are reported over by default.
     pub period: crate::config::goals::Period,
+    /// Significance of the integrity signals' tests (one-sided binomial;
+    /// two-sided funnel limits).
+    pub significance: f64,
+    /// A sale on a call with less talk than this is a signal.
+    #[serde(with = "humantime_serde")]
+    pub short_contact: Duration,
+    /// Two sales to one customer within this long are a signal.
+    #[serde(with = "humantime_serde")]
+    pub repeat_window: Duration,
 }
 
 impl Default for QualityConfig {
@@ -486,6 +495,9 @@ impl Default for QualityConfig {
             confidence: 0.95,
             max_interval_width: 20.0,
             period: crate::config::goals::Period::Month,
+            significance: 0.01,
+            short_contact: Duration::from_secs(30),
+            repeat_window: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -877,6 +889,12 @@ impl Config {
             push(
                 "quality.retention".into(),
                 "must be between 1 day and 800 days".into(),
+            );
+        }
+        if !(q.significance > 0.0 && q.significance <= 0.2) {
+            push(
+                "quality.significance".into(),
+                format!("must be in (0, 0.2], got {}", q.significance),
             );
         }
         if q.max_records == 0 {

@@ -465,11 +465,19 @@ impl Engine {
             self.follow_call(&agent, t, AgentStatus::WrapUp);
         }
         self.contact_handled(&agent, &queue, t, converted);
+        let (customer, sold) = self
+            .calls
+            .get(call)
+            .map(|c| (c.customer.clone(), c.contact.live_sales))
+            .unwrap_or_default();
         self.register_contact(
             crate::event::ContactRef::Call(call.clone()),
             &agent,
             &queue,
             t,
+            Some(talk),
+            customer,
+            sold,
         );
         Ok(())
     }

@@ -69,6 +69,7 @@ impl Engine {
         sorted(&mut h, &self.quality.register);
         sorted(&mut h, &self.quality.evaluations);
         sorted(&mut h, &self.quality.tags);
+        sorted(&mut h, &self.quality.sales);
         format!("{:x}", h.finalize())
     }
 }

@@ -13,7 +13,7 @@
 
 use super::room::limit;
 use super::{Engine, Map, NO_TEAM};
-use crate::event::{ContactRef, Tag, Text};
+use crate::event::{AgentStatus, ContactRef, SaleKind, SaleLink, Tag, Text};
 use crate::reject::{Reason, Rejection};
 
 /// A handled call or task, as quality management needs it.
@@ -22,6 +22,33 @@ pub struct Handled {
     pub agent: Text,
     pub queue: Text,
     pub handled_ms: i64,
+    /// Talk time of a call (none for a task).
+    pub talk_ms: Option<i64>,
+    pub customer: Option<Text>,
+    /// Sales on it that are not cancelled.
+    pub live_sales: u32,
+}
+
+/// A sale, as the integrity signals need it (kept for
+/// `quality.retention`, longer than the engine's own `retention.sales`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QaSale {
+    pub agent: Text,
+    pub team: Text,
+    pub ts_ms: i64,
+    pub kind: SaleKind,
+    pub contact: Option<ContactRef>,
+    /// The agent was not logged in when the sale was booked.
+    pub outside_login: bool,
+    pub cancelled: bool,
+}
+
+/// The register entry a sale's link names.
+pub fn contact_of_link(l: &SaleLink) -> ContactRef {
+    match l {
+        SaleLink::Call(c) => ContactRef::Call(c.clone()),
+        SaleLink::Task(k) => ContactRef::Task(k.clone()),
+    }
 }
 
 /// One evaluation of one contact by one evaluator on one form.
@@ -76,11 +103,15 @@ pub struct Quality {
     pub register: Map<ContactRef, Handled>,
     pub evaluations: Map<EvalKey, Evaluation>,
     pub tags: Map<ContactRef, Tagged>,
+    pub sales: Map<Text, QaSale>,
 }
 
 impl Quality {
     pub fn is_empty(&self) -> bool {
-        self.register.is_empty() && self.evaluations.is_empty() && self.tags.is_empty()
+        self.register.is_empty()
+            && self.evaluations.is_empty()
+            && self.tags.is_empty()
+            && self.sales.is_empty()
     }
 }
 
@@ -93,7 +124,17 @@ fn off() -> Rejection {
 
 impl Engine {
     /// Books a handled call or task into the register.
-    pub(super) fn register_contact(&mut self, c: ContactRef, agent: &Text, queue: &Text, t: i64) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn register_contact(
+        &mut self,
+        c: ContactRef,
+        agent: &Text,
+        queue: &Text,
+        t: i64,
+        talk_ms: Option<i64>,
+        customer: Option<Text>,
+        live_sales: u32,
+    ) {
         let s = &self.settings;
         if !s.quality.enabled {
             return;
@@ -112,6 +153,41 @@ impl Engine {
                 agent: agent.clone(),
                 queue: queue.clone(),
                 handled_ms: t,
+                talk_ms,
+                customer,
+                live_sales,
+            },
+        );
+    }
+
+    /// Books a sale for the integrity signals.
+    pub(super) fn register_sale(
+        &mut self,
+        sale: &Text,
+        agent: &Text,
+        team: &Text,
+        link: Option<&SaleLink>,
+        kind: SaleKind,
+        t: i64,
+    ) {
+        let s = &self.settings;
+        if !s.quality.enabled || self.quality.sales.len() >= s.quality.max_records {
+            return;
+        }
+        let outside_login = self
+            .agents
+            .get(agent)
+            .is_none_or(|a| a.status == AgentStatus::Offline);
+        self.quality.sales.insert(
+            sale.clone(),
+            QaSale {
+                agent: agent.clone(),
+                team: team.clone(),
+                ts_ms: t,
+                kind,
+                contact: link.map(contact_of_link),
+                outside_login,
+                cancelled: false,
             },
         );
     }
@@ -281,5 +357,7 @@ impl Engine {
         q.evaluations
             .retain(|_, e| now_ms.saturating_sub(e.ts_ms) <= keep);
         q.tags.retain(|_, e| now_ms.saturating_sub(e.ts_ms) <= keep);
+        q.sales
+            .retain(|_, e| now_ms.saturating_sub(e.ts_ms) <= keep);
     }
 }

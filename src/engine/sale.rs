@@ -53,6 +53,14 @@ impl Engine {
     /// Adds `delta` live sales to the linked contact and books a change
     /// in conversion when the contact crosses zero.
     fn link_sales(&mut self, link: &SaleLink, delta: i32) {
+        // The QA register outlives the engine's own memory of the contact.
+        if let Some(h) = self
+            .quality
+            .register
+            .get_mut(&super::qa::contact_of_link(link))
+        {
+            h.live_sales = h.live_sales.saturating_add_signed(delta);
+        }
         let Some((contact, queue)) = self.contact_mut(link) else {
             return;
         };
@@ -151,6 +159,7 @@ impl Engine {
         if let Some(l) = link {
             self.link_sales(l, 1);
         }
+        self.register_sale(sale, agent, &team, link, kind, t);
         self.sales.insert(
             sale.clone(),
             SaleRecord {
@@ -198,6 +207,9 @@ impl Engine {
         });
         if let Some(l) = &r.link {
             self.link_sales(l, -1);
+        }
+        if let Some(q) = self.quality.sales.get_mut(sale) {
+            q.cancelled = true;
         }
         Ok(())
     }

@@ -84,6 +84,9 @@ pub struct QualitySettings {
     pub max_records: usize,
     pub confidence: f64,
     pub max_interval_width: f64,
+    pub significance: f64,
+    pub short_contact_ms: i64,
+    pub repeat_window_ms: i64,
 }
 
 /// The resolved configuration the engine runs on.
@@ -251,6 +254,9 @@ impl Settings {
                 max_records: c.quality.max_records,
                 confidence: c.quality.confidence,
                 max_interval_width: c.quality.max_interval_width,
+                significance: c.quality.significance,
+                short_contact_ms: ms(c.quality.short_contact),
+                repeat_window_ms: ms(c.quality.repeat_window),
             },
             currency: c.sales.currency.clone(),
             default_site: d.site.clone(),

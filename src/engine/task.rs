@@ -599,6 +599,9 @@ impl Engine {
                     &a,
                     &k.queue,
                     t,
+                    None,
+                    k.customer.clone(),
+                    k.contact.live_sales,
                 );
             }
         }
