@@ -72,6 +72,7 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<H
         .route("/api/v1/goals", get(get_goals))
         .route("/api/v1/qa/scores", get(get_qa_scores))
         .route("/api/v1/qa/signals", get(get_qa_signals))
+        .route("/api/v1/qa/samples", get(get_qa_samples))
         .route("/goals", get(goals_page))
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -514,6 +515,48 @@ async fn get_qa_signals(
     .into_response()
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamplesQuery {
+    team: Option<String>,
+    agent: Option<String>,
+}
+
+async fn get_qa_samples(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<SamplesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let role = match reader(&app, &headers, None, Endpoint::Quality) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
+    };
+    let want = Wanted {
+        qa: Some(app.opts.qa_period),
+        ..Wanted::default()
+    };
+    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
+        return busy();
+    };
+    let Some(mut samples) = view.samples.clone() else {
+        return busy();
+    };
+    app.hub.policy.qa_samples(&mut samples, role);
+    samples.agents.retain(|a| {
+        q.team.as_ref().is_none_or(|t| &a.team == t)
+            && q.agent.as_ref().is_none_or(|x| &a.agent == x)
+    });
+    Json(serde_json::json!({
+        "now": crate::snapshot::rfc3339(view.at_ms),
+        "sample": samples,
+    }))
+    .into_response()
+}
+
 async fn get_scorecards(
     State(app): State<App>,
     headers: HeaderMap,
@@ -795,6 +838,7 @@ async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         &view,
         &snap,
         &cards,
+        policy.team_samples(&view.team_samples, role),
         policy.grants(role).agent_metrics,
         &mut buf,
     );

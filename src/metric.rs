@@ -99,6 +99,9 @@ families! {
     GUARDRAIL_MET = "callwatch_guardrail_met", Gauge, "1 when every interval of the period met the guardrail, so all sales were credited.";
     GUARDRAIL_WITHHELD = "callwatch_guardrail_withheld_revenue", Gauge, "Revenue of the period not credited to the sales goals because the primary goals failed.";
     GUARDRAIL_CREDITED = "callwatch_guardrail_credited_revenue", Gauge, "Revenue of the period credited to the sales goals.";
+    QA_SAMPLED = "callwatch_qa_sampled_contacts", Gauge, "Contacts in the QA sample of the current period (drawn at random or by a signal; supervisor and qa roles only).";
+    QA_EVALUATED = "callwatch_qa_evaluated_contacts", Gauge, "Sampled contacts evaluated.";
+    QA_OPEN = "callwatch_qa_evaluation_backlog_contacts", Gauge, "Sampled contacts not evaluated yet, by whether they are overdue (quality.sample.evaluate_within).";
     AGENT_STATE = "callwatch_agent_state", Gauge, "1 for the agent's current state (per-agent series; privacy.per_agent_metrics).";
     AGENT_STATE_SECONDS = "callwatch_agent_state_seconds", Gauge, "Time the agent has been in the current state.";
     AGENT_CONTACTS = "callwatch_agent_contacts_handled_total", Counter, "Contacts the agent handled (conversations ended, tasks completed).";
@@ -220,6 +223,7 @@ pub fn render_state(
     view: &View,
     snap: &Snapshot,
     cards: &[Scorecard],
+    samples: &[crate::quality::TeamSample],
     per_agent: bool,
     buf: &mut String,
 ) {
@@ -557,6 +561,29 @@ pub fn render_state(
     );
 
     render_goals(&mut o, cards);
+    each!(
+        QA_SAMPLED,
+        samples,
+        |t| [("team", t.team.as_str())],
+        t.sampled as f64
+    );
+    each!(
+        QA_EVALUATED,
+        samples,
+        |t| [("team", t.team.as_str())],
+        t.evaluated as f64
+    );
+    o.head(&QA_OPEN);
+    for t in samples {
+        for (overdue, n) in [("false", t.open), ("true", t.overdue)] {
+            o.sample(
+                QA_OPEN.name,
+                "",
+                &[("team", t.team.as_str()), ("overdue", overdue)],
+                n as f64,
+            );
+        }
+    }
 
     if per_agent {
         let ags = &snap.agents;
@@ -866,6 +893,8 @@ pub fn labels_of(f: &Family) -> &'static str {
             "scope_kind (site, team, queue, partner), scope, goal, kpi, category (primary, sales)"
         }
         "callwatch_score" => "scope_kind, scope, category (primary, sales)",
+        "callwatch_qa_evaluation_backlog_contacts" => "team, overdue (true, false)",
+        n if n.starts_with("callwatch_qa_") => "team",
         n if n.starts_with("callwatch_guardrail_") => "scope_kind, scope",
         "callwatch_agent_state" => "agent, state",
         "callwatch_agent_handle_seconds_total" => "agent, phase (talk, hold, wrap)",

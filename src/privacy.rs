@@ -119,7 +119,9 @@ impl Endpoint {
             Endpoint::Feed => "GET /ws (feed, wallboard)",
             Endpoint::Scorecards => "GET /api/v1/scorecards, /api/v1/scorecards/compare",
             Endpoint::Goals => "GET /goals, /api/v1/goals (the goal sheet)",
-            Endpoint::Quality => "GET /api/v1/qa/scores, /api/v1/qa/signals (quality management)",
+            Endpoint::Quality => {
+                "GET /api/v1/qa/scores, /api/v1/qa/signals, /api/v1/qa/samples (quality management)"
+            }
         }
     }
 }
@@ -427,6 +429,30 @@ impl Policy {
         }
         if role == Role::Qa && !self.qa_teams.is_empty() {
             q.signals.retain(|s| self.qa_teams.contains(&s.team));
+        }
+    }
+
+    /// The QA sample as `role` may see it (as `qa_scores`).
+    pub fn qa_samples(&self, q: &mut crate::quality::Samples, role: Role) {
+        if !self.grants(role).quality {
+            q.agents.clear();
+            return;
+        }
+        if role == Role::Qa && !self.qa_teams.is_empty() {
+            q.agents.retain(|a| self.qa_teams.contains(&a.team));
+        }
+    }
+
+    /// QA sample counts per team for `/metrics`: none without the grant.
+    pub fn team_samples<'a>(
+        &self,
+        t: &'a [crate::quality::TeamSample],
+        role: Role,
+    ) -> &'a [crate::quality::TeamSample] {
+        if self.grants(role).quality {
+            t
+        } else {
+            &[]
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::Period;
-use crate::engine::qa::QaSums;
+use crate::engine::qa::{QaSums, SaleFlag};
 use crate::engine::Engine;
 use crate::kpi::ScopeKind;
 use crate::snapshot::rfc3339;
@@ -201,82 +201,55 @@ pub fn signals(engine: &Engine, now_ms: i64, period: Period) -> Signals {
             items: vec![id.to_string()],
         });
     };
-    let mut by_customer: BTreeMap<&str, Vec<(&str, &crate::engine::qa::QaSale)>> = BTreeMap::new();
     for (id, x) in &sales {
         let c = by.entry(x.agent.to_string()).or_default();
         c.team = x.team.to_string();
         c.sales += 1;
         c.cancelled += x.cancelled as u64;
         c.downgrades += (x.kind == crate::event::SaleKind::Downgrade) as u64;
-        let contact = x.contact.as_ref().and_then(|k| reg.get(k));
-        match contact {
-            Some(h) if h.agent != x.agent => per_sale(
-                "no_own_contact",
-                id,
-                x,
-                format!("the sale's contact was handled by {}", h.agent),
-                BTreeMap::new(),
-            ),
-            None => per_sale(
-                "no_own_contact",
-                id,
-                x,
-                "no handled contact of the agent is linked to the sale".into(),
-                BTreeMap::new(),
-            ),
-            Some(_) => {}
-        }
-        if let Some(talk) = contact.and_then(|h| h.talk_ms) {
-            if talk < q.short_contact_ms {
-                per_sale(
-                    "short_contact",
-                    id,
-                    x,
+        for f in engine.sale_flags(x) {
+            let (test, numbers) = match &f {
+                SaleFlag::Foreign(Some(h)) => (
+                    format!("the sale's contact was handled by {h}"),
+                    BTreeMap::new(),
+                ),
+                SaleFlag::Foreign(None) => (
+                    "no handled contact of the agent is linked to the sale".into(),
+                    BTreeMap::new(),
+                ),
+                SaleFlag::Short(talk) => (
                     format!(
                         "talk time below quality.short_contact ({} s)",
                         q.short_contact_ms / 1000
                     ),
-                    BTreeMap::from([("talk_s", talk as f64 / 1000.0)]),
-                );
-            }
-        }
-        if x.outside_login {
-            per_sale(
-                "outside_login",
-                id,
-                x,
-                "the agent was not logged in when the sale was booked".into(),
-                BTreeMap::new(),
-            );
-        }
-        if !x.cancelled {
-            if let Some(cust) = contact.and_then(|h| h.customer.as_deref()) {
-                by_customer.entry(cust).or_default().push((id, x));
-            }
+                    BTreeMap::from([("talk_s", *talk as f64 / 1000.0)]),
+                ),
+                SaleFlag::OutsideLogin => (
+                    "the agent was not logged in when the sale was booked".into(),
+                    BTreeMap::new(),
+                ),
+            };
+            per_sale(f.signal(), id, x, test, numbers);
         }
     }
     // Repeated sales to one customer within the window (the customer is
     // never named in the signal: only the sales are).
-    for list in by_customer.values() {
-        for w in list.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if b.1.ts_ms - a.1.ts_ms <= q.repeat_window_ms {
-                out.push(Signal {
-                    signal: "repeat_customer",
-                    agent: b.1.agent.to_string(),
-                    team: b.1.team.to_string(),
-                    numbers: BTreeMap::from([(
-                        "days_apart",
-                        round((b.1.ts_ms - a.1.ts_ms) as f64 / 86_400_000.0),
-                    )]),
-                    test: format!(
-                        "two sales to one customer within quality.repeat_window ({} days)",
-                        q.repeat_window_ms / 86_400_000
-                    ),
-                    items: vec![a.0.to_string(), b.0.to_string()],
-                });
-            }
-        }
+    for (a, b) in engine.repeat_pairs(&sales) {
+        let (xa, xb) = (&engine.quality.sales[a], &engine.quality.sales[b]);
+        out.push(Signal {
+            signal: "repeat_customer",
+            agent: xb.agent.to_string(),
+            team: xb.team.to_string(),
+            numbers: BTreeMap::from([(
+                "days_apart",
+                round((xb.ts_ms - xa.ts_ms) as f64 / 86_400_000.0),
+            )]),
+            test: format!(
+                "two sales to one customer within quality.repeat_window ({} days)",
+                q.repeat_window_ms / 86_400_000
+            ),
+            items: vec![a.to_string(), b.to_string()],
+        });
     }
     for h in reg.values().filter(|h| within(h.handled_ms)) {
         let c = by.entry(h.agent.to_string()).or_default();
@@ -393,5 +366,182 @@ mod tests {
         // P(X >= 12), X ~ Bin(20, 0.05): tiny.
         assert!(binomial_upper(12, 20, 0.05) < 1e-9);
         assert_eq!(binomial_upper(0, 20, 0.05), 1.0);
+    }
+}
+
+/// One drawn contact of the QA sample.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SampledContact {
+    /// `call:ID` or `task:ID`.
+    pub contact: String,
+    pub stratum: String,
+    pub handled: String,
+    pub drawn: String,
+    /// `random`, or the integrity signal that put it in the sample.
+    pub reason: String,
+    /// `open`, `evaluated` or `overdue` (`quality.sample.evaluate_within`).
+    pub status: &'static str,
+}
+
+/// A stratum of an agent's sample.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Stratum {
+    pub stratum: String,
+    /// Eligible contacts (at least `min_duration`) in the period.
+    pub population: u64,
+    /// Drawn at random.
+    pub drawn: u64,
+}
+
+/// One agent's sample of the period.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentSample {
+    pub agent: String,
+    pub team: String,
+    pub population: u64,
+    /// The period's sample size for this population (docs/quality.md).
+    pub size: u64,
+    pub strata: Vec<Stratum>,
+    pub contacts: Vec<SampledContact>,
+}
+
+/// Sample counts of a team, for `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TeamSample {
+    pub team: String,
+    pub sampled: u64,
+    pub evaluated: u64,
+    pub open: u64,
+    pub overdue: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Samples {
+    pub period: &'static str,
+    pub from: String,
+    pub to: String,
+    /// Drawing needs `quality.sample.secret`.
+    pub drawing: bool,
+    pub agents: Vec<AgentSample>,
+}
+
+fn status(d: &crate::engine::qa::Drawn, now_ms: i64, within_ms: i64) -> &'static str {
+    match d.evaluated_ms {
+        Some(_) => "evaluated",
+        None if now_ms.saturating_sub(d.drawn_ms) > within_ms => "overdue",
+        None => "open",
+    }
+}
+
+/// Sample counts per team of the current sample period (every view).
+pub fn team_samples(engine: &Engine, now_ms: i64) -> Vec<TeamSample> {
+    let s = engine.settings();
+    let within = s.quality.sample.evaluate_within.as_millis() as i64;
+    let mut by: BTreeMap<&str, TeamSample> = BTreeMap::new();
+    for d in engine.quality.drawn.values() {
+        let t = by.entry(d.team.as_str()).or_insert_with(|| TeamSample {
+            team: d.team.to_string(),
+            ..TeamSample::default()
+        });
+        t.sampled += 1;
+        match status(d, now_ms, within) {
+            "evaluated" => t.evaluated += 1,
+            "overdue" => t.overdue += 1,
+            _ => t.open += 1,
+        }
+    }
+    by.into_values().collect()
+}
+
+/// The QA sample of the current period, per agent.
+pub fn samples(engine: &Engine, now_ms: i64) -> Samples {
+    use crate::engine::sample::{size, stratum};
+    let s = engine.settings();
+    let q = &s.quality;
+    let sm = &q.sample;
+    let tz = s.site_tz(&s.default_site);
+    let (from, to) = crate::scorecard::bounds(sm.period, now_ms, tz, s.default_interval_ms());
+    let min_ms = sm.min_duration.as_millis() as i64;
+    let within = sm.evaluate_within.as_millis() as i64;
+    let mut agents: BTreeMap<&str, AgentSample> = BTreeMap::new();
+    let mut pops: BTreeMap<(&str, String), (u64, u64)> = BTreeMap::new();
+    for (c, h) in &engine.quality.register {
+        if !(from..to).contains(&h.handled_ms) || h.talk_ms.is_some_and(|t| t < min_ms) {
+            continue;
+        }
+        let st = stratum(&h.kind, h.live_sales > 0);
+        let random = engine
+            .quality
+            .drawn
+            .get(c)
+            .is_some_and(|d| d.reason == "random" && d.period_ms == from);
+        let e = pops.entry((h.agent.as_str(), st)).or_default();
+        e.0 += 1;
+        e.1 += random as u64;
+        agents
+            .entry(h.agent.as_str())
+            .or_insert_with(|| AgentSample {
+                agent: h.agent.to_string(),
+                team: engine.team_of(&h.agent).to_string(),
+                population: 0,
+                size: 0,
+                strata: Vec::new(),
+                contacts: Vec::new(),
+            });
+    }
+    for ((agent, st), (population, drawn)) in pops {
+        if let Some(a) = agents.get_mut(agent) {
+            a.population += population;
+            a.strata.push(Stratum {
+                stratum: st,
+                population,
+                drawn,
+            });
+        }
+    }
+    let mut drawn: Vec<(&crate::event::ContactRef, &crate::engine::qa::Drawn)> = engine
+        .quality
+        .drawn
+        .iter()
+        .filter(|(_, d)| d.period_ms == from)
+        .collect();
+    drawn.sort_by(|a, b| (a.1.drawn_ms, a.0).cmp(&(b.1.drawn_ms, b.0)));
+    for (c, d) in drawn {
+        let a = agents
+            .entry(d.agent.as_str())
+            .or_insert_with(|| AgentSample {
+                agent: d.agent.to_string(),
+                team: d.team.to_string(),
+                population: 0,
+                size: 0,
+                strata: Vec::new(),
+                contacts: Vec::new(),
+            });
+        let handled = engine.quality.register.get(c).map_or(0, |h| h.handled_ms);
+        a.contacts.push(SampledContact {
+            contact: format!("{}:{}", c.kind(), c.id()),
+            stratum: d.stratum.to_string(),
+            handled: rfc3339(handled),
+            drawn: rfc3339(d.drawn_ms),
+            reason: d.reason.to_string(),
+            status: status(d, now_ms, within),
+        });
+    }
+    let mut out: Vec<AgentSample> = agents.into_values().collect();
+    for a in &mut out {
+        a.size = size(
+            a.population,
+            sm.min_per_agent,
+            sm.margin,
+            sm.assumed_sd,
+            q.confidence,
+        );
+    }
+    Samples {
+        period: sm.period.as_str(),
+        from: rfc3339(from),
+        to: rfc3339(to),
+        drawing: sm.secret.is_some() && q.enabled,
+        agents: out,
     }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, Duration as CDuration, TimeZone};
+use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -23,7 +23,7 @@ use crate::config::goals::GuardrailMode;
 use crate::config::{Category, Period};
 use crate::engine::ledger::{self, Durations, Slot};
 use crate::engine::tally::DayTally;
-use crate::engine::window::{day_bounds, local_day};
+
 use crate::engine::{Engine, Queue};
 use crate::goal::{Goal, Matrix, Scope, Status, Thresholds};
 use crate::kpi::{Inputs, Measured, Now, Params, ScopeKind, Unit};
@@ -275,30 +275,7 @@ fn agent_scopes(engine: &Engine, out: &mut Vec<ScopeDef>) {
     out.extend(agents);
 }
 
-/// `[from, to)` of a period around `now`, local to `tz`.
-pub fn bounds(period: Period, now_ms: i64, tz: Tz, interval_ms: i64) -> (i64, i64) {
-    let today = local_day(now_ms, tz);
-    match period {
-        Period::Today => day_bounds(today, tz),
-        Period::Week => {
-            let monday = today - CDuration::days(today.weekday().num_days_from_monday() as i64);
-            let (from, _) = day_bounds(monday, tz);
-            let (_, to) = day_bounds(monday + CDuration::days(6), tz);
-            (from, to)
-        }
-        Period::Month => {
-            let first = today.with_day(1).unwrap_or(today);
-            let next = first
-                .checked_add_months(chrono::Months::new(1))
-                .unwrap_or(first);
-            (day_bounds(first, tz).0, day_bounds(next, tz).0)
-        }
-        Period::Rolling60m => {
-            let from = (now_ms - 3_600_000).div_euclid(interval_ms) * interval_ms;
-            (from, now_ms.saturating_add(interval_ms))
-        }
-    }
-}
+pub use crate::engine::window::period_bounds as bounds;
 
 /// The contact and sales sums of a tally.
 fn tally_inputs(t: &DayTally) -> Inputs {

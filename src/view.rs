@@ -81,6 +81,10 @@ pub struct View {
     pub qa: Option<crate::quality::QaScores>,
     /// The integrity signals over the same period (with `qa`).
     pub signals: Option<crate::quality::Signals>,
+    /// The QA sample of the current sample period (with `qa`).
+    pub samples: Option<crate::quality::Samples>,
+    /// QA sample counts per team (every view, for `/metrics`).
+    pub team_samples: Vec<crate::quality::TeamSample>,
     /// Set only on the placeholder before the first build.
     pub empty: bool,
 }
@@ -167,6 +171,8 @@ impl View {
             period_cards,
             qa: qa.map(|p| crate::quality::build(engine, now_ms, p)),
             signals: qa.map(|p| crate::quality::signals(engine, now_ms, p)),
+            samples: qa.map(|_| crate::quality::samples(engine, now_ms)),
+            team_samples: crate::quality::team_samples(engine, now_ms),
             scorecards,
             empty: false,
         }

@@ -632,3 +632,233 @@ async fn integrity_signals_trip_on_their_cases_and_not_on_the_others() {
     };
     assert_eq!(status, 403);
 }
+
+fn sample_config(secret: &str) -> String {
+    format!(
+        "{}\n[quality.sample]\nsecret = \"{secret}\"\nperiod = \"month\"\nmin_per_agent = 4\nmargin = 5\nassumed_sd = 10\nmin_duration = \"20s\"\n[tasks.kinds.callback]\nsla = \"4h\"\n",
+        qa_config("")
+    )
+}
+
+/// m1 in March: 60 inbound calls without a sale, 30 with one, 10
+/// outbound, 20 callbacks completed, 15 calls of 10 s (too short to
+/// draw), one of them with a sale (a short_contact signal).
+fn sample_month() -> Vec<String> {
+    let mut e = vec![
+        r#"{"id":"l-m1","ts":"2026-03-01T23:30:00Z","type":"agent_login","agent":"m1","team":"sales","queues":["orders"]}"#.to_string(),
+    ];
+    let ts = |day: u32, m: u32, s: u32| {
+        format!("2026-03-{day:02}T{:02}:{:02}:{:02}Z", 8 + m / 60, m % 60, s)
+    };
+    let mut n = 0u32;
+    // 135 calls and 20 callbacks over days 2..28, in time order.
+    let mut plan: Vec<(&str, u32)> = Vec::new();
+    plan.extend(std::iter::repeat_n(("in", 120), 60));
+    plan.extend(std::iter::repeat_n(("in_sale", 120), 30));
+    plan.extend(std::iter::repeat_n(("out", 120), 10));
+    plan.extend(std::iter::repeat_n(("callback", 0), 20));
+    plan.extend(std::iter::repeat_n(("short", 10), 14));
+    plan.push(("short_sale", 10));
+    // Interleave the kinds over the month (a fixed shuffle: stride 7).
+    let len = plan.len();
+    let order: Vec<usize> = (0..len).map(|i| (i * 7) % len).collect();
+    for (slot, &i) in order.iter().enumerate() {
+        let (what, talk) = plan[i];
+        let day = 2 + (slot as u32 * 26) / len as u32;
+        let m = (slot as u32 * 5) % 480;
+        n += 1;
+        let id = format!("m{n}");
+        if what == "callback" {
+            e.push(format!(r#"{{"id":"{id}-c","ts":"{}","type":"task_created","task":"{id}","kind":"callback","queue":"orders"}}"#, ts(day, m, 0)));
+            e.push(format!(
+                r#"{{"id":"{id}-d","ts":"{}","type":"task_completed","task":"{id}","agent":"m1"}}"#,
+                ts(day, m, 30)
+            ));
+            continue;
+        }
+        let dir = if what == "out" {
+            r#","direction":"outbound""#
+        } else {
+            ""
+        };
+        e.push(format!(r#"{{"id":"{id}-o","ts":"{}","type":"call_offered","call":"{id}","queue":"orders"{dir}}}"#, ts(day, m, 0)));
+        e.push(format!(
+            r#"{{"id":"{id}-a","ts":"{}","type":"call_answered","call":"{id}","agent":"m1"}}"#,
+            ts(day, m, 0)
+        ));
+        if what == "in_sale" || what == "short_sale" {
+            e.push(format!(r#"{{"id":"{id}-s","ts":"{}","type":"sale","sale":"s{id}","agent":"m1","call":"{id}","kind":"new","unit_price":10}}"#, ts(day, m, 5)));
+        }
+        let end = ts(day, m + talk / 60, talk % 60);
+        e.push(format!(
+            r#"{{"id":"{id}-e","ts":"{end}","type":"call_ended","call":"{id}"}}"#
+        ));
+    }
+    e.push(r#"{"id":"hb-end","ts":"2026-03-31T21:00:00Z","type":"heartbeat"}"#.to_string());
+    e
+}
+
+async fn sample_of(secret: &str) -> (Daemon, Value) {
+    let d = Daemon::start(&sample_config(secret));
+    let (status, reply) = post(&d, sample_month().join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["rejected"], serde_json::json!([]), "{reply}");
+    let v = get_json_as(&d, "/api/v1/qa/samples?agent=m1", SUP).await;
+    (d, v["sample"]["agents"][0].clone())
+}
+
+fn drawn(a: &Value) -> Vec<(String, String)> {
+    a["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .map(|c| {
+            (
+                c["contact"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_qa_sample_is_stratified_reproducible_keyed_and_adds_flagged_contacts() {
+    let secret = "an-auditors-secret-0001";
+    let (d, a) = sample_of(secret).await;
+    // Population: 120 contacts of at least 20 s (the 15 short ones are
+    // not drawn at random). Size: n0 = (1.96 * 10 / 5)^2 = 15.37, with the
+    // finite-population correction 15.37 / (1 + 14.37 / 120) = 13.7: 14.
+    assert_eq!(a["population"], 120, "{a}");
+    assert_eq!(a["size"], 14, "{a}");
+    let strata: Vec<(String, u64, u64)> = a["strata"]
+        .as_array()
+        .expect("strata")
+        .iter()
+        .map(|s| {
+            (
+                s["stratum"].as_str().unwrap_or("").to_string(),
+                s["population"].as_u64().unwrap_or(0),
+                s["drawn"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let pops: Vec<(&str, u64)> = strata.iter().map(|(s, p, _)| (s.as_str(), *p)).collect();
+    assert_eq!(
+        pops,
+        [
+            ("callback/no_sale", 20),
+            ("inbound/no_sale", 60),
+            ("inbound/sale", 30),
+            ("outbound/no_sale", 10)
+        ]
+    );
+    let total: u64 = strata.iter().map(|s| s.2).sum();
+    assert_eq!(total, 14, "{strata:?}");
+    for (name, pop, got) in &strata {
+        let exact = 14.0 * *pop as f64 / 120.0;
+        assert!(
+            (*got as f64 - exact).abs() < 1.0,
+            "{name}: {got} drawn, {exact:.2} proportional"
+        );
+    }
+    // Spread over the month, not the latest contacts only.
+    let handled: Vec<&str> = a["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .filter(|c| c["reason"] == "random")
+        .filter_map(|c| c["handled"].as_str())
+        .collect();
+    assert!(handled.iter().any(|h| h < &"2026-03-10"), "{handled:?}");
+    assert!(handled.iter().any(|h| h > &"2026-03-20"), "{handled:?}");
+    // The short call with a sale is in, as what it is; no other short call.
+    let list = drawn(&a);
+    let flagged: Vec<&(String, String)> = list.iter().filter(|(_, r)| r != "random").collect();
+    assert_eq!(flagged.len(), 1, "{list:?}");
+    assert_eq!(flagged[0].1, "short_contact");
+    assert_eq!(list.len(), 15);
+
+    // The same config, secret and events on a second daemon: the same
+    // sample. Another secret: another sample.
+    let (_d2, again) = sample_of(secret).await;
+    assert_eq!(drawn(&again), list, "an auditor redraws the same sample");
+    let (_d3, other) = sample_of("another-secret-00000002").await;
+    assert_ne!(drawn(&other), list, "the secret decides the draw");
+
+    // An evaluation closes the contact's review; /metrics counts per team.
+    let (id, _) = list
+        .iter()
+        .find(|(_, r)| r == "random")
+        .expect("a random one");
+    let call = id.trim_start_matches("call:").trim_start_matches("task:");
+    let field = if id.starts_with("task:") {
+        "task"
+    } else {
+        "call"
+    };
+    let ev_line = format!(
+        r#"{{"id":"qa-1","ts":"2026-03-31T21:01:00Z","type":"qa_scored","{field}":"{call}","agent":"m1","evaluator":"eva","form":"f","score":90}}"#
+    );
+    let (status, reply) = post(&d, ev_line).await;
+    assert_eq!(status, 200, "{reply}");
+    let v = get_json_as(&d, "/api/v1/qa/samples?agent=m1", SUP).await;
+    let st: Vec<&str> = v["sample"]["agents"][0]["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .filter(|c| c["contact"] == id.as_str())
+        .filter_map(|c| c["status"].as_str())
+        .collect();
+    assert_eq!(st, ["evaluated"]);
+    let text = client()
+        .get(format!("http://{}/metrics", d.http))
+        .bearer_auth(SUP)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let m = parse_metrics(&text);
+    assert_eq!(
+        metric(&m, r#"callwatch_qa_sampled_contacts{team="sales"}"#),
+        15.0
+    );
+    assert_eq!(
+        metric(&m, r#"callwatch_qa_evaluated_contacts{team="sales"}"#),
+        1.0
+    );
+    let count = |want: &str| {
+        v["sample"]["agents"][0]["contacts"]
+            .as_array()
+            .map_or(0, |c| c.iter().filter(|c| c["status"] == want).count()) as f64
+    };
+    let backlog = |overdue: &str| {
+        metric(
+            &m,
+            &format!(
+                r#"callwatch_qa_evaluation_backlog_contacts{{team="sales",overdue="{overdue}"}}"#
+            ),
+        )
+    };
+    assert_eq!(backlog("false"), count("open"));
+    assert_eq!(backlog("true"), count("overdue"));
+    assert_eq!(count("open") + count("overdue"), 14.0);
+    assert!(
+        count("overdue") > 0.0,
+        "drawn early in the month, not evaluated within 7 days"
+    );
+    let wall = client()
+        .get(format!("http://{}/metrics", d.http))
+        .bearer_auth(WALL)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        !wall.contains("callwatch_qa_sampled_contacts{"),
+        "no QA series for the wallboard"
+    );
+}

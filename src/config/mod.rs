@@ -484,6 +484,45 @@ pub struct QualityConfig {
     /// Two sales to one customer within this long are a signal.
     #[serde(with = "humantime_serde")]
     pub repeat_window: Duration,
+    pub sample: SampleConfig,
+}
+
+/// The QA sample drawn per agent and period (docs/quality.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleConfig {
+    /// Seeds the draw (16+ characters); without it no sample is drawn.
+    pub secret: Option<String>,
+    /// `week` or `month`.
+    pub period: crate::config::goals::Period,
+    /// At least this many contacts per agent and period (all, if fewer).
+    pub min_per_agent: u32,
+    /// Or as many as estimate the agent's QA score to ± `margin` points
+    /// at `quality.confidence`, for scores with standard deviation
+    /// `assumed_sd`, whichever is more.
+    pub margin: f64,
+    pub assumed_sd: f64,
+    /// Shorter contacts are not drawn (unless a signal points at them).
+    #[serde(with = "humantime_serde")]
+    pub min_duration: Duration,
+    /// A drawn contact not evaluated this long after it was drawn is
+    /// overdue.
+    #[serde(with = "humantime_serde")]
+    pub evaluate_within: Duration,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig {
+            secret: None,
+            period: crate::config::goals::Period::Month,
+            min_per_agent: 4,
+            margin: 5.0,
+            assumed_sd: 10.0,
+            min_duration: Duration::from_secs(20),
+            evaluate_within: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 impl Default for QualityConfig {
@@ -498,6 +537,7 @@ impl Default for QualityConfig {
             significance: 0.01,
             short_contact: Duration::from_secs(30),
             repeat_window: Duration::from_secs(7 * 24 * 3600),
+            sample: SampleConfig::default(),
         }
     }
 }
@@ -889,6 +929,35 @@ impl Config {
             push(
                 "quality.retention".into(),
                 "must be between 1 day and 800 days".into(),
+            );
+        }
+        let sm = &q.sample;
+        if !matches!(
+            sm.period,
+            crate::config::goals::Period::Week | crate::config::goals::Period::Month
+        ) {
+            push(
+                "quality.sample.period".into(),
+                "must be \"week\" or \"month\"".into(),
+            );
+        }
+        if sm.secret.as_ref().is_some_and(|k| k.len() < 16) {
+            push(
+                "quality.sample.secret".into(),
+                "must be at least 16 characters".into(),
+            );
+        }
+        let points = |v: f64| v > 0.0 && v <= 50.0;
+        if !(points(sm.margin) && points(sm.assumed_sd)) {
+            push(
+                "quality.sample".into(),
+                "margin and assumed_sd must be in (0, 50] points".into(),
+            );
+        }
+        if sm.min_per_agent > 1000 {
+            push(
+                "quality.sample.min_per_agent".into(),
+                "must be at most 1000".into(),
             );
         }
         if !(q.significance > 0.0 && q.significance <= 0.2) {

@@ -465,13 +465,20 @@ impl Engine {
             self.follow_call(&agent, t, AgentStatus::WrapUp);
         }
         self.contact_handled(&agent, &queue, t, converted);
-        let (customer, sold) = self
+        let (customer, sold, outbound) = self
             .calls
             .get(call)
-            .map(|c| (c.customer.clone(), c.contact.live_sales))
+            .map(|c| {
+                (
+                    c.customer.clone(),
+                    c.contact.live_sales,
+                    c.direction == Direction::Outbound,
+                )
+            })
             .unwrap_or_default();
         self.register_contact(
             crate::event::ContactRef::Call(call.clone()),
+            Text::from(if outbound { "outbound" } else { "inbound" }),
             &agent,
             &queue,
             t,

@@ -70,6 +70,8 @@ impl Engine {
         sorted(&mut h, &self.quality.evaluations);
         sorted(&mut h, &self.quality.tags);
         sorted(&mut h, &self.quality.sales);
+        sorted(&mut h, &self.quality.drawn);
+        put(&mut h, &self.quality.next_draw_ms);
         format!("{:x}", h.finalize())
     }
 }

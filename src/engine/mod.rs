@@ -26,6 +26,7 @@ pub mod qa;
 mod queue;
 mod room;
 mod sale;
+pub mod sample;
 pub mod settings;
 pub mod tally;
 mod task;
@@ -432,6 +433,7 @@ impl Engine {
         self.sales
             .retain(|_, r| now_ms.saturating_sub(r.ts_ms) <= keep);
         self.sweep_quality(now_ms);
+        self.draw_samples(now_ms);
         if self.agents.len() + self.queues.len() != before {
             self.version += 1;
         }

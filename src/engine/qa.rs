@@ -22,6 +22,8 @@ pub struct Handled {
     pub agent: Text,
     pub queue: Text,
     pub handled_ms: i64,
+    /// The contact type: `inbound`, `outbound` (calls) or the task kind.
+    pub kind: Text,
     /// Talk time of a call (none for a task).
     pub talk_ms: Option<i64>,
     pub customer: Option<Text>,
@@ -41,6 +43,43 @@ pub struct QaSale {
     /// The agent was not logged in when the sale was booked.
     pub outside_login: bool,
     pub cancelled: bool,
+}
+
+/// Why a sale is worth a look (an integrity signal on one sale).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaleFlag {
+    /// On a call with this little talk (ms).
+    Short(i64),
+    /// On a contact another agent handled (`Some`), or on none.
+    Foreign(Option<Text>),
+    /// Booked while the agent was not logged in.
+    OutsideLogin,
+}
+
+impl SaleFlag {
+    pub fn signal(&self) -> &'static str {
+        match self {
+            SaleFlag::Short(_) => "short_contact",
+            SaleFlag::Foreign(_) => "no_own_contact",
+            SaleFlag::OutsideLogin => "outside_login",
+        }
+    }
+}
+
+/// A drawn contact of the QA sample.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Drawn {
+    pub agent: Text,
+    pub team: Text,
+    /// Start of the sample period (UTC ms).
+    pub period_ms: i64,
+    /// `kind/sale` or `kind/no_sale`, as when drawn.
+    pub stratum: Text,
+    /// `random`, or the signal that points at it.
+    pub reason: Text,
+    pub drawn_ms: i64,
+    /// When it was first evaluated.
+    pub evaluated_ms: Option<i64>,
 }
 
 /// The register entry a sale's link names.
@@ -104,6 +143,10 @@ pub struct Quality {
     pub evaluations: Map<EvalKey, Evaluation>,
     pub tags: Map<ContactRef, Tagged>,
     pub sales: Map<Text, QaSale>,
+    /// The QA sample: once drawn, a contact stays in it.
+    pub drawn: Map<ContactRef, Drawn>,
+    /// When the sample is drawn next, on the event clock.
+    pub next_draw_ms: i64,
 }
 
 impl Quality {
@@ -112,6 +155,7 @@ impl Quality {
             && self.evaluations.is_empty()
             && self.tags.is_empty()
             && self.sales.is_empty()
+            && self.drawn.is_empty()
     }
 }
 
@@ -128,6 +172,7 @@ impl Engine {
     pub(super) fn register_contact(
         &mut self,
         c: ContactRef,
+        kind: Text,
         agent: &Text,
         queue: &Text,
         t: i64,
@@ -153,6 +198,7 @@ impl Engine {
                 agent: agent.clone(),
                 queue: queue.clone(),
                 handled_ms: t,
+                kind,
                 talk_ms,
                 customer,
                 live_sales,
@@ -251,7 +297,7 @@ impl Engine {
         Ok((handler, queue))
     }
 
-    fn team_of(&self, agent: &Text) -> Text {
+    pub fn team_of(&self, agent: &Text) -> Text {
         self.agents
             .get(agent)
             .map(|a| a.team.clone())
@@ -289,6 +335,9 @@ impl Engine {
             q.slot(t).qa.add(centi, 1);
         }
         let team = self.team_of(&agent);
+        if let Some(d) = self.quality.drawn.get_mut(contact) {
+            d.evaluated_ms.get_or_insert(t);
+        }
         self.quality.evaluations.insert(
             key,
             Evaluation {
@@ -334,6 +383,55 @@ impl Engine {
         e.tags |= bits;
         e.ts_ms = e.ts_ms.max(t);
         Ok(())
+    }
+
+    /// The integrity flags of one sale (docs/quality.md).
+    pub fn sale_flags(&self, x: &QaSale) -> Vec<SaleFlag> {
+        let mut out = Vec::new();
+        let contact = x
+            .contact
+            .as_ref()
+            .and_then(|k| self.quality.register.get(k));
+        match contact {
+            Some(h) if h.agent != x.agent => out.push(SaleFlag::Foreign(Some(h.agent.clone()))),
+            None => out.push(SaleFlag::Foreign(None)),
+            Some(_) => {}
+        }
+        if let Some(talk) = contact.and_then(|h| h.talk_ms) {
+            if talk < self.settings.quality.short_contact_ms {
+                out.push(SaleFlag::Short(talk));
+            }
+        }
+        if x.outside_login {
+            out.push(SaleFlag::OutsideLogin);
+        }
+        out
+    }
+
+    /// Pairs of (not cancelled) sales, in time order, to one customer
+    /// within `quality.repeat_window`: (earlier, later) sale ids.
+    pub fn repeat_pairs<'a>(&'a self, sales: &[(&'a str, &'a QaSale)]) -> Vec<(&'a str, &'a str)> {
+        let mut by: std::collections::BTreeMap<&str, Vec<(&str, &QaSale)>> = Default::default();
+        for (id, x) in sales.iter().filter(|(_, x)| !x.cancelled) {
+            let cust = x
+                .contact
+                .as_ref()
+                .and_then(|k| self.quality.register.get(k))
+                .and_then(|h| h.customer.as_deref());
+            if let Some(c) = cust {
+                by.entry(c).or_default().push((id, x));
+            }
+        }
+        let mut out = Vec::new();
+        for list in by.values_mut() {
+            list.sort_by(|a, b| (a.1.ts_ms, a.0).cmp(&(b.1.ts_ms, b.0)));
+            for w in list.windows(2) {
+                if w[1].1.ts_ms - w[0].1.ts_ms <= self.settings.quality.repeat_window_ms {
+                    out.push((w[0].0, w[1].0));
+                }
+            }
+        }
+        out
     }
 
     /// Adds the QA scores `agent` was given in `[from, to)` to `sums`.

@@ -87,6 +87,7 @@ pub struct QualitySettings {
     pub significance: f64,
     pub short_contact_ms: i64,
     pub repeat_window_ms: i64,
+    pub sample: crate::config::SampleConfig,
 }
 
 /// The resolved configuration the engine runs on.
@@ -257,6 +258,7 @@ impl Settings {
                 significance: c.quality.significance,
                 short_contact_ms: ms(c.quality.short_contact),
                 repeat_window_ms: ms(c.quality.repeat_window),
+                sample: c.quality.sample.clone(),
             },
             currency: c.sales.currency.clone(),
             default_site: d.site.clone(),

@@ -594,8 +594,10 @@ impl Engine {
             if let Some(a) = k.contact.agent.clone() {
                 k.contact.handled_ms = Some(t);
                 self.contact_handled(&a, &k.queue, t, k.contact.live_sales > 0);
+                let kind = Text::from(self.kind_name(k.kind));
                 self.register_contact(
                     crate::event::ContactRef::Task(task.clone()),
+                    kind,
                     &a,
                     &k.queue,
                     t,

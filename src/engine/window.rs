@@ -122,6 +122,38 @@ impl<T: Default + Copy> Rolling<T> {
     }
 }
 
+/// `[from, to)` of a period around `now`, local to `tz`.
+pub fn period_bounds(
+    period: crate::config::Period,
+    now_ms: i64,
+    tz: Tz,
+    interval_ms: i64,
+) -> (i64, i64) {
+    use chrono::Datelike;
+    let today = local_day(now_ms, tz);
+    match period {
+        crate::config::Period::Today => day_bounds(today, tz),
+        crate::config::Period::Week => {
+            let monday =
+                today - chrono::Duration::days(today.weekday().num_days_from_monday() as i64);
+            let (from, _) = day_bounds(monday, tz);
+            let (_, to) = day_bounds(monday + chrono::Duration::days(6), tz);
+            (from, to)
+        }
+        crate::config::Period::Month => {
+            let first = today.with_day(1).unwrap_or(today);
+            let next = first
+                .checked_add_months(chrono::Months::new(1))
+                .unwrap_or(first);
+            (day_bounds(first, tz).0, day_bounds(next, tz).0)
+        }
+        crate::config::Period::Rolling60m => {
+            let from = (now_ms - 3_600_000).div_euclid(interval_ms) * interval_ms;
+            (from, now_ms.saturating_add(interval_ms))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
