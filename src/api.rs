@@ -73,6 +73,7 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<H
         .route("/api/v1/qa/scores", get(get_qa_scores))
         .route("/api/v1/qa/signals", get(get_qa_signals))
         .route("/api/v1/qa/samples", get(get_qa_samples))
+        .route("/api/v1/coaching", get(get_coaching))
         .route("/goals", get(goals_page))
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -553,6 +554,56 @@ async fn get_qa_samples(
     Json(serde_json::json!({
         "now": crate::snapshot::rfc3339(view.at_ms),
         "sample": samples,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoachingQuery {
+    period: Option<String>,
+    team: Option<String>,
+    agent: Option<String>,
+}
+
+async fn get_coaching(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<CoachingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let role = match reader(&app, &headers, None, Endpoint::Quality) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
+    };
+    let period = match parse_period(q.period.as_deref()) {
+        Ok(p) => p.unwrap_or(app.opts.qa_period),
+        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
+    };
+    let want = Wanted {
+        qa: Some(period),
+        ..Wanted::default()
+    };
+    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
+        return busy();
+    };
+    let Some(mut c) = view.coaching.clone() else {
+        return busy();
+    };
+    app.hub.policy.coaching(&mut c, role);
+    c.rows.retain(|r| {
+        let team = r.team.as_ref().unwrap_or(&r.name);
+        q.team.as_ref().is_none_or(|t| team == t)
+            && q.agent
+                .as_ref()
+                .is_none_or(|a| r.kind == crate::kpi::ScopeKind::Agent && &r.name == a)
+    });
+    Json(serde_json::json!({
+        "now": crate::snapshot::rfc3339(view.at_ms),
+        "coaching": c,
     }))
     .into_response()
 }

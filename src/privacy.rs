@@ -120,7 +120,7 @@ impl Endpoint {
             Endpoint::Scorecards => "GET /api/v1/scorecards, /api/v1/scorecards/compare",
             Endpoint::Goals => "GET /goals, /api/v1/goals (the goal sheet)",
             Endpoint::Quality => {
-                "GET /api/v1/qa/scores, /api/v1/qa/signals, /api/v1/qa/samples (quality management)"
+                "GET /api/v1/qa/scores, /api/v1/qa/signals, /api/v1/qa/samples, /api/v1/coaching (quality management)"
             }
         }
     }
@@ -440,6 +440,20 @@ impl Policy {
         }
         if role == Role::Qa && !self.qa_teams.is_empty() {
             q.agents.retain(|a| self.qa_teams.contains(&a.team));
+        }
+    }
+
+    /// Coaching figures as `role` may see them (as `qa_scores`).
+    pub fn coaching(&self, q: &mut crate::quality::Coaching, role: Role) {
+        if !self.grants(role).quality {
+            q.rows.clear();
+            return;
+        }
+        if role == Role::Qa && !self.qa_teams.is_empty() {
+            q.rows.retain(|r| {
+                let team = r.team.as_ref().unwrap_or(&r.name);
+                self.qa_teams.contains(team)
+            });
         }
     }
 

@@ -545,3 +545,86 @@ pub fn samples(engine: &Engine, now_ms: i64) -> Samples {
         agents: out,
     }
 }
+
+/// Coaching figures of one agent or team (docs/quality.md).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CoachRow {
+    pub scope: String,
+    pub kind: ScopeKind,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    pub tagged_contacts: u64,
+    pub buying_signals: u64,
+    pub buying_signals_converted: u64,
+    pub buying_signal_conversion: Option<f64>,
+    pub missed_opportunities: u64,
+    pub offers_made: u64,
+    pub offers_sold: u64,
+    pub offer_conversion: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Coaching {
+    pub period: &'static str,
+    pub from: String,
+    pub to: String,
+    pub rows: Vec<CoachRow>,
+}
+
+/// Coaching figures per agent and team over `period` (contacts by when
+/// they were handled).
+pub fn coaching(engine: &Engine, now_ms: i64, period: Period) -> Coaching {
+    use crate::engine::qa::CoachSums;
+    let s = engine.settings();
+    let tz = s.site_tz(&s.default_site);
+    let (from, to) = crate::scorecard::bounds(period, now_ms, tz, s.default_interval_ms());
+    let mut sums: BTreeMap<(ScopeKind, String), (CoachSums, u64, Option<String>)> = BTreeMap::new();
+    for (c, t) in &engine.quality.tags {
+        let Some(h) = engine.quality.register.get(c) else {
+            continue;
+        };
+        if !(from..to).contains(&h.handled_ms) {
+            continue;
+        }
+        let x = CoachSums::of(t.tags, h.live_sales > 0);
+        for (k, name, team) in [
+            (
+                ScopeKind::Agent,
+                t.agent.to_string(),
+                Some(t.team.to_string()),
+            ),
+            (ScopeKind::Team, t.team.to_string(), None),
+        ] {
+            let e = sums
+                .entry((k, name))
+                .or_insert((CoachSums::default(), 0, team));
+            e.0.add(&x, 1);
+            e.1 += 1;
+        }
+    }
+    let share = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    let rows = sums
+        .into_iter()
+        .map(|((kind, name), (x, n, team))| CoachRow {
+            scope: format!("{}:{name}", kind.as_str()),
+            kind,
+            name,
+            team,
+            tagged_contacts: n,
+            buying_signals: x.signals,
+            buying_signals_converted: x.signals_sold,
+            buying_signal_conversion: share(x.signals_sold, x.signals),
+            missed_opportunities: x.missed,
+            offers_made: x.offers,
+            offers_sold: x.offers_sold,
+            offer_conversion: share(x.offers_sold, x.offers),
+        })
+        .collect();
+    Coaching {
+        period: period.as_str(),
+        from: rfc3339(from),
+        to: rfc3339(to),
+        rows,
+    }
+}

@@ -306,6 +306,7 @@ fn add(i: &mut Inputs, d: &mut Durations, slot: &Slot, kind: Option<u8>) {
         wait_ms: slot.wait_ms,
         max_wait_ms: slot.max_wait_ms,
         qa: slot.qa,
+        coach: slot.coach,
         ..tally_inputs(&slot.tally)
     };
     if let Some(k) = kind {
@@ -577,6 +578,7 @@ fn merge(i: &mut Inputs, x: &Inputs) {
     i.task.met += x.task.met;
     i.task.missed += x.task.missed;
     i.qa.merge(&x.qa);
+    i.coach.add(&x.coach, 1);
 }
 
 fn round(v: f64) -> f64 {
@@ -667,10 +669,14 @@ fn card(
                     t
                 });
                 merge(&mut i, day);
-                if g.kpi.id == "qa_score" {
-                    i.qa = crate::engine::qa::QaSums::default();
-                    if let Some(a) = &def.agent {
+                // Quality sums are not in the agent's day ledger.
+                i.qa = Default::default();
+                i.coach = Default::default();
+                if let Some(a) = &def.agent {
+                    if g.kpi.id == "qa_score" {
                         engine.qa_sums_of(a, from, to, &mut i.qa);
+                    } else if g.kpi.events == ["contact_tagged"] {
+                        engine.coach_sums_of(a, from, to, &mut i.coach);
                     }
                 }
             }

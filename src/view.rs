@@ -83,6 +83,8 @@ pub struct View {
     pub signals: Option<crate::quality::Signals>,
     /// The QA sample of the current sample period (with `qa`).
     pub samples: Option<crate::quality::Samples>,
+    /// Coaching figures over the `qa` period (with `qa`).
+    pub coaching: Option<crate::quality::Coaching>,
     /// QA sample counts per team (every view, for `/metrics`).
     pub team_samples: Vec<crate::quality::TeamSample>,
     /// Set only on the placeholder before the first build.
@@ -172,6 +174,7 @@ impl View {
             qa: qa.map(|p| crate::quality::build(engine, now_ms, p)),
             signals: qa.map(|p| crate::quality::signals(engine, now_ms, p)),
             samples: qa.map(|_| crate::quality::samples(engine, now_ms)),
+            coaching: qa.map(|p| crate::quality::coaching(engine, now_ms, p)),
             team_samples: crate::quality::team_samples(engine, now_ms),
             scorecards,
             empty: false,

@@ -862,3 +862,150 @@ async fn the_qa_sample_is_stratified_reproducible_keyed_and_adds_flagged_contact
         "no QA series for the wallboard"
     );
 }
+
+#[tokio::test]
+async fn coaching_counts_buying_signals_and_follows_later_sales_into_the_goals() {
+    let cfg = qa_config("").replace(
+        "[goals.matrix.qa]",
+        "[goals.matrix.signals]\nobjective = \"quality\"\nkpi = \"buying_signal_conversion\"\ncategory = \"sales\"\nweight = 1\ntarget = 0.5\nwarn = 0.4\nminimum = 0.2\n\
+         [goals.matrix.missed]\nobjective = \"quality\"\nkpi = \"missed_opportunities\"\ncategory = \"primary\"\nweight = 1\ntarget = 0.1\nwarn = 0.2\nminimum = 0.4\n\
+         [goals.matrix.offers]\nobjective = \"quality\"\nkpi = \"offer_conversion\"\ncategory = \"sales\"\nweight = 1\ntarget = 0.6\nwarn = 0.5\nminimum = 0.2\n\
+         [goals.matrix.qa]",
+    );
+    let d = Daemon::start(&cfg);
+    let mut e = vec![ev(
+        "l",
+        "08:00:00",
+        "agent_login",
+        r#""agent":"a1","team":"sales","queues":["orders"]"#,
+    )];
+    for i in 1..=4 {
+        handled(
+            &mut e,
+            &format!("c{i}"),
+            "orders",
+            "a1",
+            &format!("08:0{i}:00"),
+        );
+    }
+    e.push(ev(
+        "s1",
+        "08:05:00",
+        "sale",
+        r#""sale":"s1","agent":"a1","call":"c1","kind":"new","unit_price":100"#,
+    ));
+    let tag = |id: &str, call: &str, tags: &str| {
+        ev(
+            id,
+            "08:06:00",
+            "contact_tagged",
+            &format!(r#""call":"{call}","agent":"a1","tags":{tags}"#),
+        )
+    };
+    // c1 signal + offer, sold; c2 signal only (missed); c3 signal + offer,
+    // not sold (yet); c4 an objection, no signal.
+    e.push(tag("t1", "c1", r#"["buying_signal","offer_made"]"#));
+    e.push(tag("t2", "c2", r#"["buying_signal"]"#));
+    e.push(tag("t3", "c3", r#"["buying_signal"]"#));
+    e.push(tag("t3b", "c3", r#"["offer_made"]"#));
+    e.push(tag("t4", "c4", r#"["objection"]"#));
+    let (status, reply) = post(&d, e.join("\n")).await;
+    assert_eq!(
+        (status, &reply["rejected"]),
+        (200, &serde_json::json!([])),
+        "{reply}"
+    );
+
+    let goals = |v: &Value| -> Vec<(String, Option<f64>)> {
+        v["scorecards"][0]["goals"]
+            .as_array()
+            .expect("goals")
+            .iter()
+            .filter(|g| g["kpi"] != "qa_score")
+            .map(|g| {
+                (
+                    g["goal"].as_str().unwrap_or("").to_string(),
+                    g["value"].as_f64(),
+                )
+            })
+            .collect()
+    };
+    let v = get_json_as(&d, "/api/v1/scorecards?scope=team:sales", SUP).await;
+    let third: f64 = 1.0 / 3.0;
+    assert_eq!(
+        goals(&v),
+        [
+            ("signals".to_string(), Some(third)),
+            ("missed".to_string(), Some(third)),
+            ("offers".to_string(), Some(0.5)),
+        ],
+        "{v}"
+    );
+    let c = get_json_as(&d, "/api/v1/coaching?agent=a1&period=today", SUP).await;
+    let row = &c["coaching"]["rows"][0];
+    assert_eq!(
+        (
+            row["tagged_contacts"].as_u64(),
+            row["buying_signals"].as_u64(),
+            row["buying_signals_converted"].as_u64(),
+            row["missed_opportunities"].as_u64(),
+            row["offers_made"].as_u64(),
+            row["offers_sold"].as_u64()
+        ),
+        (Some(4), Some(3), Some(1), Some(1), Some(2), Some(1)),
+        "{c}"
+    );
+
+    // A later sale on c3 converts its signal and its offer; cancelling
+    // c1's takes c1's back.
+    let (status, _) = post(
+        &d,
+        [
+            ev(
+                "s3",
+                "08:30:00",
+                "sale",
+                r#""sale":"s3","agent":"a1","call":"c3","kind":"new","unit_price":100"#,
+            ),
+            ev("x1", "08:31:00", "sale_cancelled", r#""sale":"s1""#),
+        ]
+        .join("\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v = get_json_as(&d, "/api/v1/scorecards?scope=team:sales", SUP).await;
+    assert_eq!(
+        goals(&v),
+        [
+            ("signals".to_string(), Some(third)),
+            ("missed".to_string(), Some(third)),
+            ("offers".to_string(), Some(0.5)),
+        ],
+        "c3 sold, c1 no longer: the same shares, other contacts"
+    );
+    let c = get_json_as(&d, "/api/v1/coaching?agent=a1&period=today", SUP).await;
+    assert_eq!(c["coaching"]["rows"][0]["buying_signals_converted"], 1);
+    let (status, _) = post(
+        &d,
+        ev(
+            "s1b",
+            "08:32:00",
+            "sale",
+            r#""sale":"s1b","agent":"a1","call":"c1","kind":"new","unit_price":100"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v = get_json_as(&d, "/api/v1/scorecards?scope=team:sales", SUP).await;
+    assert_eq!(
+        goals(&v),
+        [
+            ("signals".to_string(), Some(2.0 / 3.0)),
+            ("missed".to_string(), Some(third)),
+            ("offers".to_string(), Some(1.0)),
+        ]
+    );
+    // The wallboard sees neither the coaching view nor these goals.
+    let wall = get_json_as(&d, "/api/v1/scorecards?scope=team:sales", WALL).await;
+    assert!(goals(&wall).is_empty(), "{wall}");
+}

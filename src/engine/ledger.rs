@@ -40,6 +40,8 @@ pub struct Slot {
     pub tasks: Vec<TaskSlot>,
     /// QA scores given in the interval (docs/quality.md).
     pub qa: super::qa::QaSums,
+    /// Coaching sums of the tagged contacts handled in the interval.
+    pub coach: super::qa::CoachSums,
 }
 
 impl Slot {

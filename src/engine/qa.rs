@@ -132,6 +132,44 @@ impl QaSums {
     }
 }
 
+/// Coaching sums of tagged contacts (docs/quality.md): contacts with a
+/// buying signal, those of them that sold, missed opportunities (of
+/// those: tagged so, or without an offer and without a sale), offers
+/// made and offers that sold.
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CoachSums {
+    pub signals: u64,
+    pub signals_sold: u64,
+    pub missed: u64,
+    pub offers: u64,
+    pub offers_sold: u64,
+}
+
+impl CoachSums {
+    /// What one contact with `tags` (bits) contributes.
+    pub fn of(tags: u8, sold: bool) -> CoachSums {
+        let has = |t: Tag| tags & t.bit() != 0;
+        let signal = has(Tag::BuyingSignal);
+        let offer = has(Tag::OfferMade);
+        CoachSums {
+            signals: signal as u64,
+            signals_sold: (signal && sold) as u64,
+            missed: (signal && (has(Tag::MissedOpportunity) || (!offer && !sold))) as u64,
+            offers: offer as u64,
+            offers_sold: (offer && sold) as u64,
+        }
+    }
+
+    pub fn add(&mut self, o: &CoachSums, sign: i64) {
+        let f = |a: &mut u64, b: u64| *a = a.saturating_add_signed(sign * b as i64);
+        f(&mut self.signals, o.signals);
+        f(&mut self.signals_sold, o.signals_sold);
+        f(&mut self.missed, o.missed);
+        f(&mut self.offers, o.offers);
+        f(&mut self.offers_sold, o.offers_sold);
+    }
+}
+
 /// (contact, form, evaluator): a second evaluation by the same evaluator
 /// on the same form replaces the first (a correction); another
 /// evaluator's is a second opinion and counts on its own.
@@ -380,8 +418,16 @@ impl Engine {
                 tags: 0,
                 ts_ms: t,
             });
+        let old = e.tags;
         e.tags |= bits;
         e.ts_ms = e.ts_ms.max(t);
+        let new = e.tags;
+        let sold = self
+            .quality
+            .register
+            .get(contact)
+            .is_some_and(|h| h.live_sales > 0);
+        self.rebook_coaching(contact, (old, sold), (new, sold));
         Ok(())
     }
 
@@ -443,6 +489,39 @@ impl Engine {
             .filter(|e| e.agent == agent && (from..to).contains(&e.ts_ms))
         {
             sums.add(e.score_centi, 1);
+        }
+    }
+
+    /// Moves a tagged contact's coaching sums in its queue's ledger (the
+    /// interval it was handled in) from `old` to `new` (tags, sold).
+    pub(super) fn rebook_coaching(&mut self, c: &ContactRef, old: (u8, bool), new: (u8, bool)) {
+        let (a, b) = (CoachSums::of(old.0, old.1), CoachSums::of(new.0, new.1));
+        if a == b {
+            return;
+        }
+        let Some(h) = self.quality.register.get(c) else {
+            return;
+        };
+        let (queue, at) = (h.queue.clone(), h.handled_ms);
+        if let Some(q) = self.queues.get_mut(&queue) {
+            if let Some(slot) = q.ledger.get_mut(at, q.params.interval_ms) {
+                slot.coach.add(&a, -1);
+                slot.coach.add(&b, 1);
+            } else if old.0 == 0 {
+                q.slot(at).coach.add(&b, 1);
+            }
+        }
+    }
+
+    /// Adds the coaching sums of `agent`'s contacts handled in
+    /// `[from, to)` to `sums`.
+    pub fn coach_sums_of(&self, agent: &str, from: i64, to: i64, sums: &mut CoachSums) {
+        for (c, t) in self.quality.tags.iter().filter(|(_, t)| t.agent == agent) {
+            if let Some(h) = self.quality.register.get(c) {
+                if (from..to).contains(&h.handled_ms) {
+                    sums.add(&CoachSums::of(t.tags, h.live_sales > 0), 1);
+                }
+            }
         }
     }
 
