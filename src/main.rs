@@ -261,6 +261,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.server.ingest_tcp = Some(a);
             }
             cfg.demo.enabled |= demo;
+            if cfg.demo.enabled && cfg.quality.sample.secret.is_none() {
+                // The demo draws a QA sample; a desk sets its own secret.
+                cfg.quality.sample.secret = Some("callwatch-demo-sample-secret".into());
+            }
             if data_dir.is_some() {
                 cfg.storage.data_dir = data_dir;
             }

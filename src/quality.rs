@@ -272,7 +272,12 @@ pub fn signals(engine: &Engine, now_ms: i64, period: Period) -> Signals {
         t.contacts += c.contacts;
         t.converted += c.converted;
     }
-    let zq = z(q.significance);
+    // Many agents are tested at once: at 0.01 one in a hundred would be
+    // flagged by chance, so each test runs at significance / m
+    // (Bonferroni), m the agents tested in the period.
+    let m_sales = by.values().filter(|c| c.sales > 0).count().max(1) as f64;
+    let m_contacts = by.values().filter(|c| c.contacts > 0).count().max(1) as f64;
+    let alpha_sales = q.significance / m_sales;
     for (agent, c) in &by {
         let Some(t) = teams.get(c.team.as_str()) else {
             continue;
@@ -281,7 +286,7 @@ pub fn signals(engine: &Engine, now_ms: i64, period: Period) -> Signals {
         let (rn, rk) = (t.sales - c.sales, t.cancelled - c.cancelled);
         let p0 = (rk as f64 + 0.5) / (rn as f64 + 1.0);
         let pv = binomial_upper(c.cancelled, c.sales, p0);
-        if c.cancelled > 0 && pv < q.significance {
+        if c.cancelled > 0 && pv < alpha_sales {
             out.push(Signal {
                 signal: "cancellations",
                 agent: agent.clone(),
@@ -294,26 +299,37 @@ pub fn signals(engine: &Engine, now_ms: i64, period: Period) -> Signals {
                     ("team_cancelled", rk as f64),
                     ("reference_rate", round(p0)),
                     ("p_value", pv),
+                    ("agents_tested", m_sales),
+                    ("threshold", alpha_sales),
                 ]),
                 test: format!(
-                    "one-sided exact binomial test, P(X >= {}) for X ~ Bin({}, {:.4}), the reference rate (cancelled + 0.5) / (sales + 1) of the team's other agents; flagged below {}",
-                    c.cancelled, c.sales, p0, q.significance
+                    "one-sided exact binomial test, P(X >= {}) for X ~ Bin({}, {:.4}), the reference rate (cancelled + 0.5) / (sales + 1) of the team's other agents; flagged below {} / {} agents tested (Bonferroni)",
+                    c.cancelled, c.sales, p0, q.significance, m_sales
                 ),
                 items: Vec::new(),
             });
         }
         // Funnel plots: a share far from the team's, with limits that
         // widen as the agent's volume shrinks.
-        for (signal, x, n, tx, tn) in [
+        for (signal, x, n, tx, tn, m) in [
             (
                 "conversion",
                 c.converted,
                 c.contacts,
                 t.converted,
                 t.contacts,
+                m_contacts,
             ),
-            ("downgrades", c.downgrades, c.sales, t.downgrades, t.sales),
+            (
+                "downgrades",
+                c.downgrades,
+                c.sales,
+                t.downgrades,
+                t.sales,
+                m_sales,
+            ),
         ] {
+            let zq = z(q.significance / m);
             if n == 0 || tn == 0 {
                 continue;
             }
@@ -335,7 +351,7 @@ pub fn signals(engine: &Engine, now_ms: i64, period: Period) -> Signals {
                         ("upper", round(hi)),
                     ]),
                     test: format!(
-                        "funnel plot: team rate ± {zq:.2} · sqrt(p(1 − p)/n), two-sided at {}",
+                        "funnel plot: team rate ± {zq:.2} · sqrt(p(1 − p)/n), two-sided at {} / {m} agents tested (Bonferroni)",
                         q.significance
                     ),
                     items: Vec::new(),

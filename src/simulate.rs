@@ -15,10 +15,11 @@ use std::collections::{BinaryHeap, VecDeque};
 use chrono::{DateTime, FixedOffset, Offset, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Exp, LogNormal};
+use rand_distr::{Distribution, Exp, LogNormal, Normal};
 
 use crate::event::{
-    AgentStatus, AttemptResult, Body, Direction, Event, SaleKind, SaleLink, Text, TransferTarget,
+    AgentStatus, AttemptResult, Body, ContactRef, Direction, Event, SaleKind, SaleLink, Tag, Text,
+    TransferTarget,
 };
 use crate::money::{Money, Quantity};
 
@@ -89,6 +90,8 @@ enum Action {
     CancelSale(u64),
     TaskWork(u64),
     Transfer(u64, usize),
+    /// A QA evaluation of a handled call by its agent.
+    Score(u64, usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,11 @@ struct SimAgent {
     team: usize,
     phase: AgentPhase,
     conversion: f64,
+    /// Share of the agent's sales later cancelled (one agent's is high:
+    /// the demo's integrity signal).
+    cancels: f64,
+    /// The agent's mean QA score.
+    quality: f64,
 }
 
 struct SimCall {
@@ -159,6 +167,8 @@ impl Simulator {
                 team: i % TEAMS.len(),
                 phase: AgentPhase::Free,
                 conversion: rng.random_range(0.08..0.35),
+                cancels: if i == 0 { 0.6 } else { 0.03 },
+                quality: rng.random_range(70.0..95.0),
             })
             .collect();
         Simulator {
@@ -408,11 +418,29 @@ impl Simulator {
                 });
                 let wrap = ln(50.0 * self.pace, 0.5).sample(&mut self.rng);
                 self.at(wrap, Action::EndWrap(call));
-                if SELLING.contains(&QUEUES[q].0)
-                    && self.rng.random_bool(self.agents[agent].conversion)
-                {
+                let sells = SELLING.contains(&QUEUES[q].0)
+                    && self.rng.random_bool(self.agents[agent].conversion);
+                if sells {
                     let when = self.rng.random_range(1.0..wrap.max(2.0));
                     self.at(when, Action::Sale(call, agent, 0));
+                }
+                // Wrap-up tags on selling queues (coaching, docs/quality.md).
+                if SELLING.contains(&QUEUES[q].0) && (sells || self.rng.random_bool(0.3)) {
+                    let mut tags = vec![Tag::BuyingSignal];
+                    if sells || self.rng.random_bool(0.5) {
+                        tags.push(Tag::OfferMade);
+                    } else if self.rng.random_bool(0.5) {
+                        tags.push(Tag::MissedOpportunity);
+                    }
+                    self.emit(Body::ContactTagged {
+                        contact: ContactRef::Call(Self::call_id(call)),
+                        agent: self.agents[agent].id.clone(),
+                        tags,
+                    });
+                }
+                if self.rng.random_bool(0.1) {
+                    let later = self.rng.random_range(60.0..600.0) * self.pace;
+                    self.at(later, Action::Score(call, agent));
                 }
                 if q == 0 && self.rng.random_bool(0.2) {
                     self.new_task("offer", q, agent, customer);
@@ -500,7 +528,7 @@ impl Simulator {
                     previous_value: Money::from_units(prev).unwrap_or_default(),
                     currency: None,
                 });
-                if self.rng.random_bool(0.03) {
+                if self.rng.random_bool(self.agents[agent].cancels) {
                     let later = self.rng.random_range(300.0..3600.0);
                     let n = self.sales.len() as u64 - 1;
                     self.at(later, Action::CancelSale(n));
@@ -509,6 +537,23 @@ impl Simulator {
                     let customer = self.calls.get(&call).map(|c| c.customer.clone());
                     self.new_task("order_confirmation", 0, agent, customer);
                 }
+            }
+            Action::Score(call, agent) => {
+                let a = &self.agents[agent];
+                let score = Normal::new(a.quality, 8.0)
+                    .map(|d| d.sample(&mut self.rng))
+                    .unwrap_or(a.quality)
+                    .clamp(0.0, 100.0)
+                    .round();
+                let evaluator = ["qa-lena", "qa-tom"][self.rng.random_range(0..2)];
+                self.emit(Body::QaScored {
+                    contact: ContactRef::Call(Self::call_id(call)),
+                    agent: a.id.clone(),
+                    evaluator: Text::from(evaluator),
+                    form: Text::from("inbound-v1"),
+                    score,
+                    items: Vec::new(),
+                });
             }
             Action::CancelSale(n) => {
                 if let Some(sale) = self.sales.get(n as usize).cloned() {

@@ -1009,3 +1009,73 @@ async fn coaching_counts_buying_signals_and_follows_later_sales_into_the_goals()
     let wall = get_json_as(&d, "/api/v1/scorecards?scope=team:sales", WALL).await;
     assert!(goals(&wall).is_empty(), "{wall}");
 }
+
+/// The demo's traffic (the simulator) on the shipped configuration
+/// produces QA scores, tags, a sample and one agent (agent-0001, whose
+/// customers cancel most of its sales) flagged by the cancellation test.
+#[tokio::test]
+async fn the_demo_produces_qa_scores_tags_and_a_cancellation_signal() {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/callwatch.toml"
+    ))
+    .expect("config");
+    let cfg = shipped
+        .replace("http = \"127.0.0.1:9464\"", "http = \"127.0.0.1:0\"")
+        .replace(
+            "ingest_tcp = \"127.0.0.1:9465\"",
+            "ingest_tcp = \"127.0.0.1:0\"",
+        )
+        .replace("mode = \"system\"", "mode = \"event\"")
+        .replace(
+            "anonymous_role = \"wallboard\"",
+            "anonymous_role = \"supervisor\"",
+        )
+        .replace(
+            "# secret = \"a-secret-of-16-or-more-characters\"",
+            "secret = \"callwatch-demo-sample-secret\"",
+        );
+    let d = Daemon::start(&cfg);
+    let out = std::process::Command::new(BIN)
+        .args([
+            "simulate", "--stdout", "--rate", "4", "--agents", "24", "--events", "30000",
+        ])
+        .output()
+        .expect("simulate");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    for chunk in lines.chunks(5000) {
+        let (status, reply) = post(&d, chunk.join("\n")).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let scores = get_json(&d, "/api/v1/qa/scores?period=today").await;
+    let n: u64 = scores["qa"]["scores"]
+        .as_array()
+        .expect("scores")
+        .iter()
+        .filter(|s| s["kind"] == "agent")
+        .filter_map(|s| s["n"].as_u64())
+        .sum();
+    assert!(n >= 20, "QA evaluations in the demo: {n}");
+    let c = get_json(&d, "/api/v1/coaching?period=today").await;
+    assert!(
+        c["coaching"]["rows"][0]["buying_signals"].as_u64() > Some(0),
+        "{c}"
+    );
+    let s = get_json(&d, "/api/v1/qa/signals?period=today&signal=cancellations").await;
+    let who: Vec<&str> = s["signals"]["signals"]
+        .as_array()
+        .expect("signals")
+        .iter()
+        .filter_map(|x| x["agent"].as_str())
+        .collect();
+    assert_eq!(who, ["agent-0001"], "{s}");
+    let sample = get_json(&d, "/api/v1/qa/samples").await;
+    assert!(
+        sample["sample"]["agents"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|a| !a["contacts"].as_array().is_none_or(Vec::is_empty))),
+        "a sample is drawn: {sample}"
+    );
+}
