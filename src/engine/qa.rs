@@ -297,7 +297,11 @@ impl Engine {
         };
         let id = c.id();
         let live = match c {
-            ContactRef::Call(x) => self.calls.contains_key(x),
+            // A call in wrap-up is handled: only talking or waiting is not.
+            ContactRef::Call(x) => self
+                .calls
+                .get(x)
+                .is_some_and(|c| !matches!(c.phase, super::CallPhase::Wrap { .. })),
             ContactRef::Task(x) => self.tasks.get(x).is_some(),
             ContactRef::Sale(_) => false,
         };

@@ -801,3 +801,64 @@ fn retention_gives_a_spikes_memory_back() {
         "the backlog kept its room"
     );
 }
+
+#[test]
+fn quality_records_expire_with_quality_retention_and_leave_the_snapshot() {
+    let mut f = Feed::with_config("[quality]\nretention = \"2d\"\n");
+    let t0 = 1_772_434_800_000;
+    f.at(t0, "agent_login", r#""agent":"a1","team":"sales""#);
+    f.at(
+        t0,
+        "call_offered",
+        r#""call":"c1","queue":"orders","customer":"K-9""#,
+    );
+    f.at(t0, "call_answered", r#""call":"c1","agent":"a1""#);
+    f.at(t0 + 60_000, "call_ended", r#""call":"c1""#);
+    f.at(
+        t0 + 70_000,
+        "sale",
+        r#""sale":"s1","agent":"a1","call":"c1","kind":"new","unit_price":10"#,
+    );
+    f.at(
+        t0 + 80_000,
+        "contact_tagged",
+        r#""call":"c1","agent":"a1","tags":["buying_signal"]"#,
+    );
+    f.at(
+        t0 + 90_000,
+        "qa_scored",
+        r#""call":"c1","agent":"a1","evaluator":"e","form":"f","score":80"#,
+    );
+    let q = &f.e.quality;
+    assert_eq!(
+        (
+            q.register.len(),
+            q.evaluations.len(),
+            q.tags.len(),
+            q.sales.len()
+        ),
+        (1, 1, 1, 1)
+    );
+    // A day later everything is still there, also after a snapshot.
+    f.pass(t0 + 86_400_000);
+    let bytes = f.e.save().expect("saves");
+    let back = Engine::load(f.e.settings().clone(), &bytes).expect("loads");
+    assert_eq!(back.digest(), f.e.digest());
+    assert_eq!(back.quality.evaluations.len(), 1);
+    // Past the retention: gone from the state and the next snapshot, and
+    // an evaluation of the contact is refused.
+    f.pass(t0 + 3 * 86_400_000);
+    let q = &f.e.quality;
+    assert!(q.is_empty(), "{q:?}");
+    let bytes = f.e.save().expect("saves");
+    assert!(Engine::load(f.e.settings().clone(), &bytes)
+        .expect("loads")
+        .quality
+        .is_empty());
+    let late = f.try_at(
+        t0 + 3 * 86_400_000,
+        "qa_scored",
+        r#""call":"c1","agent":"a1","evaluator":"e","form":"f","score":80"#,
+    );
+    assert_eq!(late.map_err(|r| r.reason), Err(Reason::UnknownCall));
+}
