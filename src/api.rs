@@ -889,7 +889,8 @@ async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         &view,
         &snap,
         &cards,
-        policy.team_samples(&view.team_samples, role),
+        policy.quality_only(&view.team_samples, role),
+        policy.quality_only(&view.signal_counts, role),
         policy.grants(role).agent_metrics,
         &mut buf,
     );

@@ -101,6 +101,7 @@ families! {
     GUARDRAIL_CREDITED = "callwatch_guardrail_credited_revenue", Gauge, "Revenue of the period credited to the sales goals.";
     QA_SAMPLED = "callwatch_qa_sampled_contacts", Gauge, "Contacts in the QA sample of the current period (drawn at random or by a signal; supervisor and qa roles only).";
     QA_EVALUATED = "callwatch_qa_evaluated_contacts", Gauge, "Sampled contacts evaluated.";
+    QA_SIGNALS = "callwatch_qa_signals", Gauge, "Integrity signals of the current QA sample period, by team and signal (docs/quality.md; supervisor and qa roles only).";
     QA_OPEN = "callwatch_qa_evaluation_backlog_contacts", Gauge, "Sampled contacts not evaluated yet, by whether they are overdue (quality.sample.evaluate_within).";
     AGENT_STATE = "callwatch_agent_state", Gauge, "1 for the agent's current state (per-agent series; privacy.per_agent_metrics).";
     AGENT_STATE_SECONDS = "callwatch_agent_state_seconds", Gauge, "Time the agent has been in the current state.";
@@ -224,6 +225,7 @@ pub fn render_state(
     snap: &Snapshot,
     cards: &[Scorecard],
     samples: &[crate::quality::TeamSample],
+    signals: &[(String, &'static str, u64)],
     per_agent: bool,
     buf: &mut String,
 ) {
@@ -573,6 +575,15 @@ pub fn render_state(
         |t| [("team", t.team.as_str())],
         t.evaluated as f64
     );
+    o.head(&QA_SIGNALS);
+    for (team, signal, n) in signals {
+        o.sample(
+            QA_SIGNALS.name,
+            "",
+            &[("team", team.as_str()), ("signal", signal)],
+            *n as f64,
+        );
+    }
     o.head(&QA_OPEN);
     for t in samples {
         for (overdue, n) in [("false", t.open), ("true", t.overdue)] {
@@ -894,6 +905,7 @@ pub fn labels_of(f: &Family) -> &'static str {
         }
         "callwatch_score" => "scope_kind, scope, category (primary, sales)",
         "callwatch_qa_evaluation_backlog_contacts" => "team, overdue (true, false)",
+        "callwatch_qa_signals" => "team, signal (cancellations, conversion, downgrades, short_contact, no_own_contact, outside_login, repeat_customer)",
         n if n.starts_with("callwatch_qa_") => "team",
         n if n.starts_with("callwatch_guardrail_") => "scope_kind, scope",
         "callwatch_agent_state" => "agent, state",

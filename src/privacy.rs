@@ -97,7 +97,12 @@ const WALLBOARD_ENDPOINTS: [Endpoint; 7] = [
 ];
 
 /// What the qa role may read.
-const QA_ENDPOINTS: [Endpoint; 3] = [Endpoint::Scorecards, Endpoint::Goals, Endpoint::Quality];
+const QA_ENDPOINTS: [Endpoint; 4] = [
+    Endpoint::Feed,
+    Endpoint::Scorecards,
+    Endpoint::Goals,
+    Endpoint::Quality,
+];
 
 impl Endpoint {
     pub const ALL: [Endpoint; 8] = [
@@ -457,12 +462,9 @@ impl Policy {
         }
     }
 
-    /// QA sample counts per team for `/metrics`: none without the grant.
-    pub fn team_samples<'a>(
-        &self,
-        t: &'a [crate::quality::TeamSample],
-        role: Role,
-    ) -> &'a [crate::quality::TeamSample] {
+    /// Quality management's figures for `/metrics` (sample counts,
+    /// signal counts per team): none without the grant.
+    pub fn quality_only<'a, T>(&self, t: &'a [T], role: Role) -> &'a [T] {
         if self.grants(role).quality {
             t
         } else {
@@ -491,6 +493,24 @@ impl Policy {
     /// their label, so the key never carries an id the role may not see.
     pub fn board(&self, b: &mut Board, role: Role, now_ms: i64) {
         let g = self.grants(role);
+        if !g.quality {
+            b.qa.clear();
+        }
+        if role == Role::Qa {
+            // QA staff get quality management's entries only, of their
+            // teams: no live floor (queues, agents, tasks).
+            let qa = std::mem::take(&mut b.qa);
+            *b = Board {
+                built: b.built,
+                version: b.version,
+                ..Board::default()
+            };
+            b.qa = qa;
+            if !self.qa_teams.is_empty() {
+                b.qa.retain(|_, e| self.qa_teams.iter().any(|t| t == e.team()));
+            }
+            return;
+        }
         if !g.quality {
             for q in b.queues.values_mut() {
                 q.kpis.retain(|_, k| !quality_kpi(k.kpi));
@@ -567,6 +587,9 @@ impl Policy {
     /// An alert as `role` may see it, or `None`.
     pub fn alert(&self, a: &Alert, role: Role, name: Option<&str>, now_ms: i64) -> Option<Alert> {
         let g = self.grants(role);
+        if role == Role::Qa {
+            return None;
+        }
         let mut a = a.clone();
         match &mut a {
             Alert::TaskOverdue { customer, .. } if !g.customers => *customer = None,

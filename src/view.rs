@@ -87,6 +87,9 @@ pub struct View {
     pub coaching: Option<crate::quality::Coaching>,
     /// QA sample counts per team (every view, for `/metrics`).
     pub team_samples: Vec<crate::quality::TeamSample>,
+    /// Integrity signals of the sample period per (team, signal), for
+    /// `/metrics` (recomputed every 30 s, see writer.rs).
+    pub signal_counts: Vec<(String, &'static str, u64)>,
     /// Set only on the placeholder before the first build.
     pub empty: bool,
 }
@@ -176,6 +179,7 @@ impl View {
             samples: qa.map(|_| crate::quality::samples(engine, now_ms)),
             coaching: qa.map(|p| crate::quality::coaching(engine, now_ms, p)),
             team_samples: crate::quality::team_samples(engine, now_ms),
+            signal_counts: Vec::new(),
             scorecards,
             empty: false,
         }
@@ -183,6 +187,18 @@ impl View {
 
     /// The open-task list for a filter: rows from `tasks`, the total from
     /// the backlog aggregates (exact even where rows were capped).
+    /// Adds the (cached) integrity signals: the board's `qa` map for QA
+    /// feed clients and the counts for `/metrics`.
+    pub fn attach_signals(&mut self, signals: &[crate::quality::Signal]) {
+        self.board.qa = board::qa_entries(&self.team_samples, signals);
+        let mut counts: std::collections::BTreeMap<(String, &'static str), u64> =
+            Default::default();
+        for s in signals {
+            *counts.entry((s.team.clone(), s.signal)).or_default() += 1;
+        }
+        self.signal_counts = counts.into_iter().map(|((t, s), n)| (t, s, n)).collect();
+    }
+
     pub fn backlog_list(&self, q: &BacklogQuery) -> BacklogList {
         let site_of = |queue: &str| {
             self.snapshot

@@ -419,7 +419,17 @@ struct Publisher {
     want: Wanted,
     /// The digest of `digest_version`, kept while the state is unchanged.
     digest: Option<(u64, String)>,
+    /// The current sample period's integrity signals, recomputed at most
+    /// every `SIGNALS_EVERY` (one pass over the QA register).
+    signals: Option<(Instant, u64, Arc<Vec<crate::quality::Signal>>)>,
+    signals_cost: Duration,
 }
+
+/// The integrity signals for `/metrics` and the QA feed are recomputed
+/// after a change at most once a second, and at most once per 100 times
+/// their last cost (a large register: one pass every few seconds, about
+/// 1 % of the writer).
+const SIGNALS_EVERY: Duration = Duration::from_secs(1);
 
 struct Writer {
     shared: Arc<Shared>,
@@ -454,6 +464,8 @@ impl Writer {
                 asked: false,
                 want: Wanted::default(),
                 digest: None,
+                signals: None,
+                signals_cost: Duration::ZERO,
             },
             settings,
             storage,
@@ -744,7 +756,7 @@ impl Writer {
         } else {
             None
         };
-        let view = View::build(
+        let mut view = View::build(
             &self.engine,
             self.shared.now_ms(),
             digest,
@@ -753,6 +765,25 @@ impl Writer {
             p.want.period,
             p.want.qa,
         );
+        let every = SIGNALS_EVERY.max(p.signals_cost * 100);
+        let fresh = p
+            .signals
+            .as_ref()
+            .is_some_and(|(at, v, _)| *v == version || now.duration_since(*at) < every);
+        if !fresh {
+            let started = Instant::now();
+            let q = &self.engine.settings().quality;
+            let list = if q.enabled {
+                crate::quality::signals(&self.engine, self.shared.now_ms(), q.sample.period).signals
+            } else {
+                Vec::new()
+            };
+            p.signals = Some((now, version, Arc::new(list)));
+            p.signals_cost = started.elapsed();
+        }
+        if let Some((_, _, list)) = &p.signals {
+            view.attach_signals(list);
+        }
         p.want = Wanted::default();
         p.asked = false;
         p.dirty = false;

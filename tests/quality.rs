@@ -1079,3 +1079,113 @@ async fn the_demo_produces_qa_scores_tags_and_a_cancellation_signal() {
         "a sample is drawn: {sample}"
     );
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_until(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let m: Value = serde_json::from_str(&t).expect("json");
+                if pred(&m) {
+                    return m;
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no matching feed message: {other:?}"),
+        }
+    }
+}
+
+async fn feed(d: &Daemon, query: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", d.http))
+        .await
+        .expect("feed")
+        .0
+}
+
+#[tokio::test]
+async fn qa_staff_get_a_feed_of_signals_and_prometheus_counts_them_per_team() {
+    let d = Daemon::start(&qa_config("\"sales\""));
+    let (status, reply) = post(&d, signal_day().join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    let mut qa = feed(&d, &format!("?token={QA}&qa=1")).await;
+    let snap = ws_until(&mut qa, |m| m["type"] == "snapshot").await;
+    let board = &snap["board"];
+    // The signals are recomputed at most once a second after a change:
+    // they come with the snapshot or with a delta soon after.
+    let qa_map = if board["qa"].get("signal:cancellations:a1:").is_some() {
+        board["qa"].clone()
+    } else {
+        ws_until(&mut qa, |m| {
+            m["set"]["qa"].get("signal:cancellations:a1:").is_some()
+        })
+        .await["set"]["qa"]
+            .clone()
+    };
+    let keys: Vec<&str> = qa_map
+        .as_object()
+        .map(|o| o.keys().map(|k| k.as_str()).collect())
+        .unwrap_or_default();
+    assert!(keys.contains(&"signal:cancellations:a1:"), "{keys:?}");
+    assert!(
+        keys.contains(&"signal:short_contact:s1:s-short"),
+        "{keys:?}"
+    );
+    assert_eq!(qa_map["signal:cancellations:a1:"]["entry"], "signal");
+    for live in ["queues", "agents", "teams", "backlog", "overdue"] {
+        assert!(
+            board[live].as_object().is_none_or(|o| o.is_empty()),
+            "the qa role sees no {live}: {board}"
+        );
+    }
+    // A new short sale reaches the QA feed as a delta.
+    let mut e = Vec::new();
+    call_at(&mut e, "short2", "s1", 14, 0, 8, None);
+    sale_at(&mut e, "s-short2", "s1", Some("short2"), 14, 1);
+    let (status, _) = post(&d, e.join("\n")).await;
+    assert_eq!(status, 200);
+    let delta = ws_until(&mut qa, |m| {
+        m["type"] == "delta"
+            && m["set"]["qa"]
+                .get("signal:short_contact:s1:s-short2")
+                .is_some()
+    })
+    .await;
+    assert_eq!(
+        delta["set"]["qa"]["signal:short_contact:s1:s-short2"]["numbers"]["talk_s"],
+        8.0
+    );
+    // The wallboard asking for it gets nothing of it.
+    let mut wall = feed(&d, &format!("?token={WALL}&qa=1")).await;
+    let w = ws_until(&mut wall, |m| m["type"] == "snapshot").await;
+    assert!(w["board"].get("qa").is_none(), "{w}");
+    // Counts per team on /metrics, for the supervisor only.
+    let text = client()
+        .get(format!("http://{}/metrics", d.http))
+        .bearer_auth(SUP)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let m = parse_metrics(&text);
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_qa_signals{team="sales",signal="short_contact"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_qa_signals{team="sales",signal="cancellations"}"#
+        ),
+        1.0
+    );
+}

@@ -130,6 +130,45 @@ pub struct Board {
     /// Agent scorecards are never on the board (API only, docs/goals.md).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub scorecards: BTreeMap<String, Scorecard>,
+    /// Quality management for QA staff (`Scope::qa`, the quality grant):
+    /// `sample:TEAM` counts and the current period's integrity signals.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub qa: BTreeMap<String, QaEntry>,
+}
+
+/// One entry of the board's `qa` map.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum QaEntry {
+    Sample(crate::quality::TeamSample),
+    Signal(crate::quality::Signal),
+}
+
+impl QaEntry {
+    pub fn team(&self) -> &str {
+        match self {
+            QaEntry::Sample(t) => &t.team,
+            QaEntry::Signal(s) => &s.team,
+        }
+    }
+}
+
+/// The `qa` map of a board.
+pub fn qa_entries(
+    samples: &[crate::quality::TeamSample],
+    signals: &[crate::quality::Signal],
+) -> BTreeMap<String, QaEntry> {
+    let mut m = BTreeMap::new();
+    for t in samples {
+        m.insert(format!("sample:{}", t.team), QaEntry::Sample(t.clone()));
+    }
+    for s in signals {
+        m.insert(
+            format!("signal:{}:{}:{}", s.signal, s.agent, s.items.join(",")),
+            QaEntry::Signal(s.clone()),
+        );
+    }
+    m
 }
 
 /// Builds the full board (every queue, agent and task, supervisor
@@ -281,6 +320,7 @@ pub fn build(
         backlog,
         overdue,
         scorecards: BTreeMap::new(),
+        qa: BTreeMap::new(),
     }
 }
 
@@ -296,6 +336,9 @@ pub struct Scope {
     /// larger than the tiles and change with every contact).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub scorecards: bool,
+    /// Whether the client wants quality management's entries (QA staff).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub qa: bool,
 }
 
 impl Scope {
@@ -320,6 +363,9 @@ impl Scope {
             kinds: list("kinds").into_iter().chain(list("kind")).collect(),
             scorecards: q
                 .get("scorecards")
+                .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
+            qa: q
+                .get("qa")
                 .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
         }
     }
@@ -401,6 +447,13 @@ impl Board {
             })
             .map(|(k, c)| (k.clone(), c.clone()))
             .collect();
+        let qa = self
+            .qa
+            .iter()
+            .filter(|_| scope.qa)
+            .filter(|(_, e)| Scope::has(&scope.teams, e.team()))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
         Board {
             built: self.built,
             version: self.version,
@@ -410,6 +463,7 @@ impl Board {
             backlog,
             overdue,
             scorecards,
+            qa,
         }
     }
 }
@@ -462,5 +516,6 @@ pub fn diff(old: &Board, new: &Board) -> Delta {
     diff_map("backlog", &old.backlog, &new.backlog, &mut d);
     diff_map("overdue", &old.overdue, &new.overdue, &mut d);
     diff_map("scorecards", &old.scorecards, &new.scorecards, &mut d);
+    diff_map("qa", &old.qa, &new.qa, &mut d);
     d
 }
