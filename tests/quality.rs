@@ -349,8 +349,8 @@ async fn everything(d: &Daemon, token: Option<&str>) -> String {
         all.push_str(&resp.text().await.unwrap_or_default());
     }
     let q = token
-        .map(|t| format!("?token={t}&scorecards=1"))
-        .unwrap_or("?scorecards=1".into());
+        .map(|t| format!("?token={t}&scorecards=1&qa=1"))
+        .unwrap_or("?scorecards=1&qa=1".into());
     use futures_util::StreamExt;
     match tokio_tungstenite::connect_async(format!("ws://{}/ws{q}", d.http)).await {
         Ok((mut ws, _)) => {
@@ -379,7 +379,19 @@ async fn only_roles_with_the_quality_grant_see_qa_data() {
     for (who, token) in [("wallboard", Some(WALL)), ("anonymous", None)] {
         let seen = everything(&d, token).await;
         assert!(seen.contains("== /api/v1/qa/scores 403"), "{who}: {seen}");
-        for needle in ["qa_score", "agent:a1\"", "± ", "buying_signal", "\"qa\""] {
+        for needle in [
+            "qa_score",
+            "agent:a1\"",
+            "± ",
+            "buying_signal",
+            // A `qa` map or key (the feed echoes the asked scope's
+            // `"qa":true`, which is the client's own request).
+            "\"qa\":{",
+            "evaluator",
+            "callwatch_qa_sampled_contacts{",
+            "callwatch_qa_signals{",
+            "\"signal\"",
+        ] {
             assert!(!seen.contains(needle), "{who} sees {needle:?}");
         }
     }
@@ -454,7 +466,7 @@ fn cancel(out: &mut Vec<String>, id: &str, day: u32) {
 
 fn signal_day() -> Vec<String> {
     let mut e = Vec::new();
-    for a in ["a1", "r1", "n1", "f1", "s1", "b1", "gone"] {
+    for a in ["a1", "r1", "n1", "f1", "s1", "b1", "gone", "d1"] {
         e.push(format!(
             r#"{{"id":"l-{a}","ts":"2026-03-02T07:00:00Z","type":"agent_login","agent":"{a}","team":"sales","queues":["orders"]}}"#
         ));
@@ -520,6 +532,14 @@ fn signal_day() -> Vec<String> {
             .into(),
     );
     sale_at(&mut e, "s-gone", "gone", Some("g1"), 2, 215);
+    // d1: 10 sales on own calls, all downgrades.
+    for i in 0..10 {
+        call_at(&mut e, &format!("d{i}"), "d1", 2, 220 + i, 120, None);
+        e.push(format!(
+            r#"{{"id":"sd{i}","ts":"2026-03-02T11:{:02}:59Z","type":"sale","sale":"sd{i}","agent":"d1","call":"d{i}","kind":"downgrade","unit_price":50,"previous_value":80}}"#,
+            40 + i
+        ));
+    }
     // Customer K-1 buys twice within a week; K-2 ten days apart.
     call_at(&mut e, "k1a", "s1", 3, 0, 120, Some("K-1"));
     sale_at(&mut e, "s-k1a", "s1", Some("k1a"), 3, 1);
@@ -570,7 +590,7 @@ async fn integrity_signals_trip_on_their_cases_and_not_on_the_others() {
     assert_eq!(reply["rejected"], serde_json::json!([]), "{reply}");
     let v = get_json_as(&d, "/api/v1/qa/signals?period=month", SUP).await;
 
-    // 12 of 20 cancelled against 6 of 111 in the rest of the team: flagged
+    // 12 of 20 cancelled against 6 of 121 in the rest of the team: flagged
     // with the p-value; 1 of 2 is not; the reference agent is not.
     let c = flagged(&v, "cancellations");
     assert_eq!(who(&c), ["a1"], "{v}");
@@ -581,10 +601,10 @@ async fn integrity_signals_trip_on_their_cases_and_not_on_the_others() {
     );
     assert_eq!(
         (n["team_sales"].as_f64(), n["team_cancelled"].as_f64()),
-        (Some(111.0), Some(6.0)),
-        "r1's 100, n1's 2 and the 9 other sales"
+        (Some(121.0), Some(6.0)),
+        "r1's 100, n1's 2, d1's 10 and the 9 other sales"
     );
-    let p0: f64 = 6.5 / 112.0;
+    let p0: f64 = 6.5 / 122.0;
     let mut p = 0.0;
     let mut binom = 1.0f64; // C(20, k) p0^k (1-p0)^(20-k), summed for k >= 12
     for k in 0..=20u32 {
@@ -608,6 +628,9 @@ async fn integrity_signals_trip_on_their_cases_and_not_on_the_others() {
     assert!(conv.contains(&"f1".to_string()), "{conv:?}");
     assert!(!conv.contains(&"n1".to_string()), "{conv:?}");
 
+    // All of d1's sales downgrades, in a team with 10 of 141: flagged;
+    // nobody else (their 0 % is inside the limits).
+    assert_eq!(who(&flagged(&v, "downgrades")), ["d1"]);
     assert_eq!(who(&flagged(&v, "short_contact")), ["s1 s-short"]);
     assert_eq!(
         who(&flagged(&v, "no_own_contact")),
