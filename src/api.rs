@@ -521,6 +521,8 @@ async fn get_qa_signals(
 struct SamplesQuery {
     team: Option<String>,
     agent: Option<String>,
+    /// `current` (default) or `previous` sample period.
+    period: Option<String>,
 }
 
 async fn get_qa_samples(
@@ -543,9 +545,21 @@ async fn get_qa_samples(
     let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
         return busy();
     };
-    let Some(mut samples) = view.samples.clone() else {
+    let previous = match q.period.as_deref() {
+        None | Some("current") => false,
+        Some("previous") => true,
+        Some(p) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                &format!("period {p:?} is not current or previous"),
+            )
+        }
+    };
+    let Some([current, before]) = view.samples.clone() else {
         return busy();
     };
+    let mut samples = if previous { before } else { current };
     app.hub.policy.qa_samples(&mut samples, role);
     samples.agents.retain(|a| {
         q.team.as_ref().is_none_or(|t| &a.team == t)

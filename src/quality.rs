@@ -469,14 +469,18 @@ pub fn team_samples(engine: &Engine, now_ms: i64) -> Vec<TeamSample> {
     by.into_values().collect()
 }
 
-/// The QA sample of the current period, per agent.
-pub fn samples(engine: &Engine, now_ms: i64) -> Samples {
+/// The QA sample of the current period (or the one before), per agent.
+pub fn samples(engine: &Engine, now_ms: i64, previous: bool) -> Samples {
     use crate::engine::sample::{size, stratum};
     let s = engine.settings();
     let q = &s.quality;
     let sm = &q.sample;
     let tz = s.site_tz(&s.default_site);
-    let (from, to) = crate::scorecard::bounds(sm.period, now_ms, tz, s.default_interval_ms());
+    let iv = s.default_interval_ms();
+    let (mut from, mut to) = crate::scorecard::bounds(sm.period, now_ms, tz, iv);
+    if previous {
+        (from, to) = crate::scorecard::bounds(sm.period, from - 1, tz, iv);
+    }
     let min_ms = sm.min_duration.as_millis() as i64;
     let within = sm.evaluate_within.as_millis() as i64;
     let mut agents: BTreeMap<&str, AgentSample> = BTreeMap::new();

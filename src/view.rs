@@ -81,8 +81,9 @@ pub struct View {
     pub qa: Option<crate::quality::QaScores>,
     /// The integrity signals over the same period (with `qa`).
     pub signals: Option<crate::quality::Signals>,
-    /// The QA sample of the current sample period (with `qa`).
-    pub samples: Option<crate::quality::Samples>,
+    /// The QA sample of the current sample period and the one before
+    /// (with `qa`).
+    pub samples: Option<[crate::quality::Samples; 2]>,
     /// Coaching figures over the `qa` period (with `qa`).
     pub coaching: Option<crate::quality::Coaching>,
     /// QA sample counts per team (every view, for `/metrics`).
@@ -176,7 +177,12 @@ impl View {
             period_cards,
             qa: qa.map(|p| crate::quality::build(engine, now_ms, p)),
             signals: qa.map(|p| crate::quality::signals(engine, now_ms, p)),
-            samples: qa.map(|_| crate::quality::samples(engine, now_ms)),
+            samples: qa.map(|_| {
+                [
+                    crate::quality::samples(engine, now_ms, false),
+                    crate::quality::samples(engine, now_ms, true),
+                ]
+            }),
             coaching: qa.map(|p| crate::quality::coaching(engine, now_ms, p)),
             team_samples: crate::quality::team_samples(engine, now_ms),
             signal_counts: Vec::new(),

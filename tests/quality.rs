@@ -880,6 +880,17 @@ async fn the_qa_sample_is_stratified_reproducible_keyed_and_adds_flagged_contact
         .text()
         .await
         .expect("body");
+    // The period before (February) had no contacts; a bad period is 400.
+    let feb = get_json_as(&d, "/api/v1/qa/samples?period=previous", SUP).await;
+    assert_eq!(feb["sample"]["from"], "2026-01-31T23:00:00.000Z", "{feb}");
+    assert_eq!(feb["sample"]["agents"], serde_json::json!([]));
+    let bad = client()
+        .get(format!("http://{}/api/v1/qa/samples?period=june", d.http))
+        .bearer_auth(SUP)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bad.status().as_u16(), 400);
     assert!(
         !wall.contains("callwatch_qa_sampled_contacts{"),
         "no QA series for the wallboard"
