@@ -145,6 +145,34 @@ pub struct Inputs {
     pub now: Option<Now>,
 }
 
+impl std::ops::AddAssign<&Inputs> for Inputs {
+    /// Sums of two periods (or scopes); the longest wait is the longer.
+    fn add_assign(&mut self, x: &Inputs) {
+        let i = self;
+        i.offered += x.offered;
+        i.answered += x.answered;
+        i.answered_in_sl += x.answered_in_sl;
+        i.abandoned += x.abandoned;
+        i.abandoned_short += x.abandoned_short;
+        i.wait_ms += x.wait_ms;
+        i.max_wait_ms = i.max_wait_ms.max(x.max_wait_ms);
+        i.contacts += x.contacts;
+        i.converted += x.converted;
+        i.wrapped += x.wrapped;
+        i.talk_ms += x.talk_ms;
+        i.hold_ms += x.hold_ms;
+        i.wrap_ms += x.wrap_ms;
+        i.sales += x.sales;
+        i.revenue += x.revenue;
+        i.incremental += x.incremental;
+        i.cancelled += x.cancelled;
+        i.task.met += x.task.met;
+        i.task.missed += x.task.missed;
+        i.qa.merge(&x.qa);
+        i.coach.add(&x.coach, 1);
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TaskInputs {
     pub met: u64,

@@ -318,7 +318,7 @@ fn add(i: &mut Inputs, d: &mut Durations, slot: &Slot, kind: Option<u8>) {
             }
         }
     }
-    merge(i, &x);
+    *i += &x;
 }
 
 fn finish(i: &mut Inputs, d: &Durations) {
@@ -520,7 +520,7 @@ fn guardrail(
             let mut d: Durations = [0; 13];
             if let Some(map) = per_kind.get(kind) {
                 for (_, (x, xd)) in map.range(a..b) {
-                    merge(&mut i, x);
+                    i += x;
                     for (p, q) in d.iter_mut().zip(xd.iter()) {
                         *p += q;
                     }
@@ -555,30 +555,6 @@ fn guardrail(
     view.withheld_incremental = round_money(view.withheld_incremental);
     view.credited_revenue = round_money(view.credited_revenue);
     Verdict { view, credited }
-}
-
-fn merge(i: &mut Inputs, x: &Inputs) {
-    i.offered += x.offered;
-    i.answered += x.answered;
-    i.answered_in_sl += x.answered_in_sl;
-    i.abandoned += x.abandoned;
-    i.abandoned_short += x.abandoned_short;
-    i.wait_ms += x.wait_ms;
-    i.max_wait_ms = i.max_wait_ms.max(x.max_wait_ms);
-    i.contacts += x.contacts;
-    i.converted += x.converted;
-    i.wrapped += x.wrapped;
-    i.talk_ms += x.talk_ms;
-    i.hold_ms += x.hold_ms;
-    i.wrap_ms += x.wrap_ms;
-    i.sales += x.sales;
-    i.revenue += x.revenue;
-    i.incremental += x.incremental;
-    i.cancelled += x.cancelled;
-    i.task.met += x.task.met;
-    i.task.missed += x.task.missed;
-    i.qa.merge(&x.qa);
-    i.coach.add(&x.coach, 1);
 }
 
 fn round(v: f64) -> f64 {
@@ -664,11 +640,11 @@ fn card(
                 let day = agent_day.get_or_insert_with(|| {
                     let mut t = Inputs::default();
                     for (x, _) in own_intervals(engine, def, from, to, None).values() {
-                        merge(&mut t, x);
+                        t += x;
                     }
                     t
                 });
-                merge(&mut i, day);
+                i += day;
                 // Quality sums are not in the agent's day ledger.
                 i.qa = Default::default();
                 i.coach = Default::default();
