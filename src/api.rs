@@ -891,7 +891,11 @@ async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let Some(view) = app.ingest.view(Wanted::default(), FRESH_WAIT).await else {
+    let want = Wanted {
+        signals: app.hub.policy.sees_quality(role),
+        ..Wanted::default()
+    };
+    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
         return busy();
     };
     let mut buf = String::with_capacity(64 * 1024);

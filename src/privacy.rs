@@ -462,6 +462,12 @@ impl Policy {
         }
     }
 
+    /// Whether `role` sees quality management's data at all (so whether
+    /// it is worth computing for it).
+    pub fn sees_quality(&self, role: Role) -> bool {
+        self.grants(role).quality
+    }
+
     /// Quality management's figures for `/metrics` (sample counts,
     /// signal counts per team): none without the grant.
     pub fn quality_only<'a, T>(&self, t: &'a [T], role: Role) -> &'a [T] {

@@ -91,6 +91,8 @@ pub struct View {
     /// Integrity signals of the sample period per (team, signal), for
     /// `/metrics` (recomputed every 30 s, see writer.rs).
     pub signal_counts: Vec<(String, &'static str, u64)>,
+    /// Whether the signals were attached (see `attach_signals`).
+    pub with_signals: bool,
     /// Set only on the placeholder before the first build.
     pub empty: bool,
 }
@@ -186,6 +188,7 @@ impl View {
             coaching: qa.map(|p| crate::quality::coaching(engine, now_ms, p)),
             team_samples: crate::quality::team_samples(engine, now_ms),
             signal_counts: Vec::new(),
+            with_signals: false,
             scorecards,
             empty: false,
         }
@@ -203,6 +206,7 @@ impl View {
             *counts.entry((s.team.clone(), s.signal)).or_default() += 1;
         }
         self.signal_counts = counts.into_iter().map(|((t, s), n)| (t, s, n)).collect();
+        self.with_signals = true;
     }
 
     pub fn backlog_list(&self, q: &BacklogQuery) -> BacklogList {

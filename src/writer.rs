@@ -61,6 +61,9 @@ pub struct Shared {
     /// Feed clients connected: while there are any, the writer keeps
     /// publishing views on its own (else only when a reader asks).
     pub feed_clients: std::sync::atomic::AtomicUsize,
+    /// Feed clients that follow quality management (`?qa=1` with the
+    /// grant): while there are any, views carry fresh integrity signals.
+    pub qa_feed_clients: std::sync::atomic::AtomicUsize,
     pub deadletters: Option<DeadLetters>,
     /// Events are journaled (there is a data directory).
     pub journaled: bool,
@@ -84,6 +87,7 @@ impl Shared {
             ready: AtomicBool::new(false),
             changes: watch::Sender::new(0),
             feed_clients: Default::default(),
+            qa_feed_clients: Default::default(),
             deadletters,
             journaled,
             journal_seq: Default::default(),
@@ -179,6 +183,9 @@ pub struct Wanted {
     pub period: Option<crate::config::Period>,
     /// QA scores over this period.
     pub qa: Option<crate::config::Period>,
+    /// Fresh integrity signal counts (`/metrics` for a role that sees
+    /// them).
+    pub signals: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -233,6 +240,7 @@ impl Ingest {
                 && want
                     .qa
                     .is_none_or(|p| v.qa.as_ref().is_some_and(|q| q.period == p.as_str()))
+                && (!want.signals || v.with_signals)
         };
         let mut rx = self.shared.view.subscribe();
         if ok(&rx.borrow_and_update()) {
@@ -655,6 +663,7 @@ impl Writer {
                 p.want.tasks |= want.tasks;
                 p.want.period = want.period.or(p.want.period);
                 p.want.qa = want.qa.or(p.want.qa);
+                p.want.signals |= want.signals;
                 self.publish(false);
             }
             Command::Sync => {
@@ -766,11 +775,14 @@ impl Writer {
             p.want.qa,
         );
         let every = SIGNALS_EVERY.max(p.signals_cost * 100);
+        // Only computed for someone who reads them: one pass over the QA
+        // register is not free at scale.
+        let wanted = p.want.signals || self.shared.qa_feed_clients.load(Ordering::Relaxed) > 0;
         let fresh = p
             .signals
             .as_ref()
             .is_some_and(|(at, v, _)| *v == version || now.duration_since(*at) < every);
-        if !fresh {
+        if wanted && !fresh {
             let started = Instant::now();
             let q = &self.engine.settings().quality;
             let list = if q.enabled {
@@ -781,7 +793,7 @@ impl Writer {
             p.signals = Some((now, version, Arc::new(list)));
             p.signals_cost = started.elapsed();
         }
-        if let Some((_, _, list)) = &p.signals {
+        if let Some((_, _, list)) = p.signals.as_ref().filter(|_| wanted) {
             view.attach_signals(list);
         }
         p.want = Wanted::default();

@@ -72,6 +72,7 @@ impl Engine {
         sorted(&mut h, &self.quality.sales);
         sorted(&mut h, &self.quality.drawn);
         put(&mut h, &self.quality.next_draw_ms);
+        put(&mut h, &self.quality.next_prune_ms);
         format!("{:x}", h.finalize())
     }
 }

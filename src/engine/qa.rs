@@ -185,6 +185,9 @@ pub struct Quality {
     pub drawn: Map<ContactRef, Drawn>,
     /// When the sample is drawn next, on the event clock.
     pub next_draw_ms: i64,
+    /// When retention runs next (hourly: the records live for days, and
+    /// a pass over the register is not free).
+    pub next_prune_ms: i64,
 }
 
 impl Quality {
@@ -531,6 +534,11 @@ impl Engine {
 
     /// Forgets what is older than `quality.retention` (part of `sweep`).
     pub(super) fn sweep_quality(&mut self, now_ms: i64) {
+        const HOUR: i64 = 3_600_000;
+        if now_ms < self.quality.next_prune_ms {
+            return;
+        }
+        self.quality.next_prune_ms = (now_ms.div_euclid(HOUR) + 1) * HOUR;
         let keep = self.settings.quality.retention_ms;
         let q = &mut self.quality;
         q.register

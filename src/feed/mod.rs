@@ -417,11 +417,52 @@ pub async fn serve(
     // While clients are connected the writer publishes views by itself.
     let live = &hub.shared.feed_clients;
     live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let why = client_loop(socket, &hub, role, &mut scope).await;
+    let mut qa = QaInterest {
+        hub: &hub,
+        counted: false,
+    };
+    qa.follow(role, &scope);
+    let why = client_loop(socket, &hub, role, &mut scope, &mut qa).await;
+    drop(qa);
     live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     t.feed_clients(-1.0);
     t.feed_disconnect(why);
     drop(permit);
+}
+
+/// Counts a client in `qa_feed_clients` while its scope follows quality
+/// management and its role sees it.
+struct QaInterest<'a> {
+    hub: &'a Hub,
+    counted: bool,
+}
+
+impl QaInterest<'_> {
+    fn follow(&mut self, role: Role, scope: &Scope) {
+        let want = scope.qa && self.hub.policy.sees_quality(role);
+        let n = &self.hub.shared.qa_feed_clients;
+        match (self.counted, want) {
+            (false, true) => {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            (true, false) => {
+                n.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        self.counted = want;
+    }
+}
+
+impl Drop for QaInterest<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.hub
+                .shared
+                .qa_feed_clients
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// The cache key of a viewer: role and scope.
@@ -450,6 +491,7 @@ async fn client_loop(
     hub: &Arc<Hub>,
     role: Role,
     scope: &mut Scope,
+    qa: &mut QaInterest<'_>,
 ) -> &'static str {
     let (mut tx, mut rx) = socket.split();
     let mut board_rx = hub.board.clone();
@@ -577,6 +619,7 @@ async fn client_loop(
                         }
                         let now = hub.shared.now_ms();
                         key = scope_key(role, scope);
+                        qa.follow(role, scope);
                         let b = board_rx.borrow_and_update().clone();
                         last = view_for(hub, &b, &key, scope, role);
                         seq += 1;
