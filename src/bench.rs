@@ -69,6 +69,10 @@ pub struct Report {
     /// Building every scope's scorecard (the goal matrix) on that state.
     pub scorecards_build_ms: f64,
     pub scorecards_vs_snapshot: f64,
+    /// Integrity signals over the QA register (docs/quality.md).
+    pub qa_signals_ms: f64,
+    pub qa_register_contacts: f64,
+    pub qa_signals_vs_snapshot: f64,
 }
 
 fn lines(n: usize) -> Vec<String> {
@@ -125,7 +129,7 @@ fn apply_rate(lines: &[String], cfg: &Config) -> f64 {
 
 /// The snapshot and the scorecards of the state `lines` leave (best of
 /// five builds each, in milliseconds).
-fn view_costs(lines: &[String], cfg: &Config) -> (f64, f64) {
+fn view_costs(lines: &[String], cfg: &Config) -> (f64, f64, f64, usize) {
     let mut cfg = cfg.clone();
     cfg.clock.mode = crate::config::ClockMode::Event;
     let mut engine = Engine::new(Settings::from_config(&cfg));
@@ -152,15 +156,26 @@ fn view_costs(lines: &[String], cfg: &Config) -> (f64, f64) {
     let c = time(&mut || {
         std::hint::black_box(crate::scorecard::build(&engine, &snap, now, None));
     });
-    (s, c)
+    // Quality management's read side: one pass over the QA register.
+    let q = time(&mut || {
+        std::hint::black_box(crate::quality::signals(
+            &engine,
+            now,
+            crate::config::Period::Month,
+        ));
+    });
+    (s, c, q, engine.quality.register.len())
 }
 
 fn scorecard_costs(events: &[String], cfg: &Config, r: &mut Report) {
-    let (s, c) = view_costs(events, cfg);
+    let (s, c, q, n) = view_costs(events, cfg);
     r.snapshot_build_ms = s;
     r.scorecards_build_ms = c;
     r.scorecards_vs_snapshot = c / s.max(1e-9);
-    eprintln!("view: snapshot {s:.2} ms, scorecards {c:.2} ms");
+    r.qa_signals_ms = q;
+    r.qa_register_contacts = n as f64;
+    r.qa_signals_vs_snapshot = q / s.max(1e-9);
+    eprintln!("view: snapshot {s:.2} ms, scorecards {c:.2} ms, QA signals {q:.2} ms over {n} handled contacts");
 }
 
 /// A daemon child process on ephemeral ports.
@@ -797,6 +812,13 @@ pub fn table(r: &Report) -> String {
             "every scope's scorecard on that state",
         ),
         ("scorecards_vs_snapshot", r.scorecards_vs_snapshot, ""),
+        (
+            "qa_signals_ms",
+            r.qa_signals_ms,
+            "integrity signals of the month over the QA register",
+        ),
+        ("qa_register_contacts", r.qa_register_contacts, "handled contacts in it"),
+        ("qa_signals_vs_snapshot", r.qa_signals_vs_snapshot, ""),
         (
             "tcp_durable_events_per_s",
             r.tcp_durable_events_per_s,
