@@ -817,7 +817,11 @@ pub fn table(r: &Report) -> String {
             r.qa_signals_ms,
             "integrity signals of the month over the QA register",
         ),
-        ("qa_register_contacts", r.qa_register_contacts, "handled contacts in it"),
+        (
+            "qa_register_contacts",
+            r.qa_register_contacts,
+            "handled contacts in it",
+        ),
         ("qa_signals_vs_snapshot", r.qa_signals_vs_snapshot, ""),
         (
             "tcp_durable_events_per_s",

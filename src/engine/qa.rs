@@ -29,6 +29,9 @@ pub struct Handled {
     pub customer: Option<Text>,
     /// Sales on it that are not cancelled.
     pub live_sales: u32,
+    /// Its place in the QA sample's draw (with a secret), computed once
+    /// when it is registered: the sample pass then needs no HMAC.
+    pub draw_key: Option<u64>,
 }
 
 /// A sale, as the integrity signals need it (kept for
@@ -233,6 +236,16 @@ impl Engine {
             // their evaluations later, with a clear reason).
             return;
         }
+        let draw_key = s.quality.sample.secret.as_ref().map(|secret| {
+            let tz = s.site_tz(&s.default_site);
+            let (from, _) = super::window::period_bounds(
+                s.quality.sample.period,
+                t,
+                tz,
+                s.default_interval_ms(),
+            );
+            super::sample::draw_key(secret.as_bytes(), from, agent, &c)
+        });
         self.quality.register.insert(
             c,
             Handled {
@@ -243,6 +256,7 @@ impl Engine {
                 talk_ms,
                 customer,
                 live_sales,
+                draw_key,
             },
         );
     }

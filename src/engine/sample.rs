@@ -144,7 +144,10 @@ impl Engine {
             if !(from..to).contains(&h.handled_ms) || h.talk_ms.is_some_and(|t| t < min_ms) {
                 continue;
             }
-            let key = draw_key(secret.as_bytes(), from, &h.agent, c);
+            // Keyed when registered, in the period it was handled in.
+            let key = h
+                .draw_key
+                .unwrap_or_else(|| draw_key(secret.as_bytes(), from, &h.agent, c));
             pools
                 .entry(h.agent.clone())
                 .or_default()
