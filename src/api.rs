@@ -413,6 +413,30 @@ async fn cards_for(
     Some((view, cards))
 }
 
+/// The prologue of the quality management endpoints: the reader's role
+/// (the endpoint is the policy's `Quality`), the query, and a view that
+/// holds the QA read models over the period the query names (or
+/// `quality.period`).
+async fn qa_view<Q>(
+    app: &App,
+    headers: &HeaderMap,
+    query: Result<Query<Q>, axum::extract::rejection::QueryRejection>,
+    period: fn(&Q) -> Option<&str>,
+) -> Result<(Role, Q, Arc<crate::view::View>), Response> {
+    let role =
+        reader(app, headers, None, Endpoint::Quality).map_err(IntoResponse::into_response)?;
+    let Query(q) = query.map_err(|e| error(StatusCode::BAD_REQUEST, None, &e.body_text()))?;
+    let period = parse_period(period(&q))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, None, &e))?
+        .unwrap_or(app.opts.qa_period);
+    let want = Wanted {
+        qa: Some(period),
+        ..Wanted::default()
+    };
+    let view = app.ingest.view(want, FRESH_WAIT).await.ok_or_else(busy)?;
+    Ok((role, q, view))
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QaQuery {
@@ -427,29 +451,14 @@ async fn get_qa_scores(
     headers: HeaderMap,
     query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let role = match reader(&app, &headers, None, Endpoint::Quality) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
-    };
-    let period = match parse_period(q.period.as_deref()) {
-        Ok(p) => p.unwrap_or(app.opts.qa_period),
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
-    };
-    let want = Wanted {
-        qa: Some(period),
-        ..Wanted::default()
-    };
-    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
-        return busy();
+    let (role, q, view) = match qa_view(&app, &headers, query, |q| q.period.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let Some(mut scores) = view.qa.clone() else {
         return busy();
     };
-    app.hub.policy.qa_scores(&mut scores, role);
+    app.hub.policy.quality_rows(&mut scores.scores, role);
     if let Some(sc) = &q.scope {
         scores.scores.retain(|s| &s.scope == sc);
         if scores.scores.is_empty() {
@@ -481,29 +490,14 @@ async fn get_qa_signals(
     headers: HeaderMap,
     query: Result<Query<SignalsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let role = match reader(&app, &headers, None, Endpoint::Quality) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
-    };
-    let period = match parse_period(q.period.as_deref()) {
-        Ok(p) => p.unwrap_or(app.opts.qa_period),
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
-    };
-    let want = Wanted {
-        qa: Some(period),
-        ..Wanted::default()
-    };
-    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
-        return busy();
+    let (role, q, view) = match qa_view(&app, &headers, query, |q| q.period.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let Some(mut signals) = view.signals.clone() else {
         return busy();
     };
-    app.hub.policy.qa_signals(&mut signals, role);
+    app.hub.policy.quality_rows(&mut signals.signals, role);
     signals.signals.retain(|s| {
         q.team.as_ref().is_none_or(|t| &s.team == t)
             && q.agent.as_ref().is_none_or(|a| &s.agent == a)
@@ -530,25 +524,12 @@ async fn get_qa_samples(
     headers: HeaderMap,
     query: Result<Query<SamplesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let role = match reader(&app, &headers, None, Endpoint::Quality) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
-    };
-    let want = Wanted {
-        qa: Some(app.opts.qa_period),
-        ..Wanted::default()
-    };
-    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
-        return busy();
-    };
-    let previous = match q.period.as_deref() {
-        None | Some("current") => false,
-        Some("previous") => true,
-        Some(p) => {
+    // Samples have their own period (`quality.sample.period`): current
+    // or previous, checked before any work.
+    let previous = match query.as_ref().map(|Query(q)| q.period.as_deref()) {
+        Ok(None | Some("current")) | Err(_) => false,
+        Ok(Some("previous")) => true,
+        Ok(Some(p)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 None,
@@ -556,11 +537,15 @@ async fn get_qa_samples(
             )
         }
     };
+    let (role, q, view) = match qa_view(&app, &headers, query, |_| None).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let Some([current, before]) = view.samples.clone() else {
         return busy();
     };
     let mut samples = if previous { before } else { current };
-    app.hub.policy.qa_samples(&mut samples, role);
+    app.hub.policy.quality_rows(&mut samples.agents, role);
     samples.agents.retain(|a| {
         q.team.as_ref().is_none_or(|t| &a.team == t)
             && q.agent.as_ref().is_none_or(|x| &a.agent == x)
@@ -585,32 +570,17 @@ async fn get_coaching(
     headers: HeaderMap,
     query: Result<Query<CoachingQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let role = match reader(&app, &headers, None, Endpoint::Quality) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e.body_text()),
-    };
-    let period = match parse_period(q.period.as_deref()) {
-        Ok(p) => p.unwrap_or(app.opts.qa_period),
-        Err(e) => return error(StatusCode::BAD_REQUEST, None, &e),
-    };
-    let want = Wanted {
-        qa: Some(period),
-        ..Wanted::default()
-    };
-    let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
-        return busy();
+    let (role, q, view) = match qa_view(&app, &headers, query, |q| q.period.as_deref()).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let Some(mut c) = view.coaching.clone() else {
         return busy();
     };
-    app.hub.policy.coaching(&mut c, role);
+    app.hub.policy.quality_rows(&mut c.rows, role);
     c.rows.retain(|r| {
-        let team = r.team.as_ref().unwrap_or(&r.name);
-        q.team.as_ref().is_none_or(|t| team == t)
+        use crate::quality::TeamRow;
+        q.team.as_deref().is_none_or(|t| r.team() == Some(t))
             && q.agent
                 .as_ref()
                 .is_none_or(|a| r.kind == crate::kpi::ScopeKind::Agent && &r.name == a)

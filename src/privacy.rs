@@ -408,56 +408,17 @@ impl Policy {
         }
     }
 
-    /// QA scores as `role` may see them: none without the grant; the qa
-    /// role only its teams' (and no site or partner figures when limited
-    /// to some teams).
-    pub fn qa_scores(&self, q: &mut crate::quality::QaScores, role: Role) {
+    /// Quality management's rows (QA scores, signals, samples, coaching)
+    /// as `role` may see them: none without the grant; the qa role only
+    /// its teams' (and no site or partner rows when limited to some
+    /// teams).
+    pub fn quality_rows<T: crate::quality::TeamRow>(&self, rows: &mut Vec<T>, role: Role) {
         if !self.grants(role).quality {
-            q.scores.clear();
-            return;
-        }
-        if role == Role::Qa && !self.qa_teams.is_empty() {
-            let teams = &self.qa_teams;
-            q.scores.retain(|s| match s.kind {
-                ScopeKind::Agent => s.team.as_ref().is_some_and(|t| teams.contains(t)),
-                ScopeKind::Team => teams.contains(&s.name),
-                _ => false,
-            });
-        }
-    }
-
-    /// Integrity signals as `role` may see them (as `qa_scores`).
-    pub fn qa_signals(&self, q: &mut crate::quality::Signals, role: Role) {
-        if !self.grants(role).quality {
-            q.signals.clear();
-            return;
-        }
-        if role == Role::Qa && !self.qa_teams.is_empty() {
-            q.signals.retain(|s| self.qa_teams.contains(&s.team));
-        }
-    }
-
-    /// The QA sample as `role` may see it (as `qa_scores`).
-    pub fn qa_samples(&self, q: &mut crate::quality::Samples, role: Role) {
-        if !self.grants(role).quality {
-            q.agents.clear();
-            return;
-        }
-        if role == Role::Qa && !self.qa_teams.is_empty() {
-            q.agents.retain(|a| self.qa_teams.contains(&a.team));
-        }
-    }
-
-    /// Coaching figures as `role` may see them (as `qa_scores`).
-    pub fn coaching(&self, q: &mut crate::quality::Coaching, role: Role) {
-        if !self.grants(role).quality {
-            q.rows.clear();
-            return;
-        }
-        if role == Role::Qa && !self.qa_teams.is_empty() {
-            q.rows.retain(|r| {
-                let team = r.team.as_ref().unwrap_or(&r.name);
-                self.qa_teams.contains(team)
+            rows.clear();
+        } else if role == Role::Qa && !self.qa_teams.is_empty() {
+            rows.retain(|r| {
+                r.team()
+                    .is_some_and(|t| self.qa_teams.iter().any(|x| x == t))
             });
         }
     }

@@ -14,6 +14,40 @@ use crate::kpi::ScopeKind;
 use crate::snapshot::rfc3339;
 use crate::stats::MeanInterval;
 
+/// A row of quality management's outputs, and the team it belongs to
+/// (`None`: a site or partner row), for the privacy policy's `qa_teams`.
+pub trait TeamRow {
+    fn team(&self) -> Option<&str>;
+}
+
+impl TeamRow for QaScore {
+    fn team(&self) -> Option<&str> {
+        match self.kind {
+            ScopeKind::Agent => self.team.as_deref(),
+            ScopeKind::Team => Some(&self.name),
+            _ => None,
+        }
+    }
+}
+
+impl TeamRow for Signal {
+    fn team(&self) -> Option<&str> {
+        Some(&self.team)
+    }
+}
+
+impl TeamRow for AgentSample {
+    fn team(&self) -> Option<&str> {
+        Some(&self.team)
+    }
+}
+
+impl TeamRow for CoachRow {
+    fn team(&self) -> Option<&str> {
+        Some(self.team.as_deref().unwrap_or(&self.name))
+    }
+}
+
 /// One scope's QA score.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QaScore {
