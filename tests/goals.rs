@@ -717,46 +717,6 @@ async fn agent_scorecards_only_where_the_policy_allows_and_their_credit_follows_
     assert_eq!(r.status(), 404);
 }
 
-/// The first JSON message on `/ws{query}`, and the socket.
-async fn ws_snapshot(
-    d: &Daemon,
-    query: &str,
-) -> (
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    Value,
-) {
-    let url = format!("ws://{}/ws{query}", d.http);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket connects");
-    let m = ws_until(&mut ws, |m| m["type"] == "snapshot").await;
-    (ws, m)
-}
-
-/// Feed messages until one satisfies `pred` (10 s deadline).
-async fn ws_until(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let m: Value = serde_json::from_str(&t).expect("json");
-                if pred(&m) {
-                    return m;
-                }
-            }
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no matching feed message: {other:?}"),
-        }
-    }
-}
-
 fn keys(v: &Value) -> Vec<String> {
     v.as_object()
         .map(|o| o.keys().cloned().collect())

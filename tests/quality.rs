@@ -1114,39 +1114,12 @@ async fn the_demo_produces_qa_scores_tags_and_a_cancellation_signal() {
     );
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_until(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
-    use futures_util::StreamExt;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
-                let m: Value = serde_json::from_str(&t).expect("json");
-                if pred(&m) {
-                    return m;
-                }
-            }
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no matching feed message: {other:?}"),
-        }
-    }
-}
-
-async fn feed(d: &Daemon, query: &str) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", d.http))
-        .await
-        .expect("feed")
-        .0
-}
-
 #[tokio::test]
 async fn qa_staff_get_a_feed_of_signals_and_prometheus_counts_them_per_team() {
     let d = Daemon::start(&qa_config("\"sales\""));
     let (status, reply) = post(&d, signal_day().join("\n")).await;
     assert_eq!(status, 200, "{reply}");
-    let mut qa = feed(&d, &format!("?token={QA}&qa=1")).await;
+    let mut qa = ws_connect(&d, &format!("?token={QA}&qa=1")).await;
     let snap = ws_until(&mut qa, |m| m["type"] == "snapshot").await;
     let board = &snap["board"];
     // The signals are recomputed at most once a second after a change:
@@ -1194,7 +1167,7 @@ async fn qa_staff_get_a_feed_of_signals_and_prometheus_counts_them_per_team() {
         8.0
     );
     // The wallboard asking for it gets nothing of it.
-    let mut wall = feed(&d, &format!("?token={WALL}&qa=1")).await;
+    let mut wall = ws_connect(&d, &format!("?token={WALL}&qa=1")).await;
     let w = ws_until(&mut wall, |m| m["type"] == "snapshot").await;
     assert!(w["board"].get("qa").is_none(), "{w}");
     // Counts per team on /metrics, for the supervisor only.

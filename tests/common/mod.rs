@@ -821,3 +821,40 @@ pub fn replay_offline(cfg: &std::path::Path, file: &std::path::Path) -> serde_js
     );
     serde_json::from_slice(&out.stdout).expect("json")
 }
+
+/// A websocket feed client.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `/ws{query}`.
+pub async fn ws_connect(d: &Daemon, query: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", d.http))
+        .await
+        .expect("websocket connects")
+        .0
+}
+
+/// Feed messages until one satisfies `pred` (15 s deadline).
+pub async fn ws_until(ws: &mut Ws, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let m: serde_json::Value = serde_json::from_str(&t).expect("json");
+                if pred(&m) {
+                    return m;
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no matching feed message: {other:?}"),
+        }
+    }
+}
+
+/// Connects to `/ws{query}` and waits for the snapshot.
+pub async fn ws_snapshot(d: &Daemon, query: &str) -> (Ws, serde_json::Value) {
+    let mut ws = ws_connect(d, query).await;
+    let m = ws_until(&mut ws, |m| m["type"] == "snapshot").await;
+    (ws, m)
+}
