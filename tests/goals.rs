@@ -579,18 +579,7 @@ async fn the_goals_page_is_served() {
 /// scorecard sits beside the desk's own.
 #[tokio::test]
 async fn the_demo_shows_withheld_credit_and_a_partner_within_minutes() {
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/callwatch.toml"
-    ))
-    .expect("config");
-    let cfg = shipped
-        .replace("http = \"127.0.0.1:9464\"", "http = \"127.0.0.1:0\"")
-        .replace(
-            "ingest_tcp = \"127.0.0.1:9465\"",
-            "ingest_tcp = \"127.0.0.1:0\"",
-        )
-        .replace("mode = \"system\"", "mode = \"event\"");
+    let cfg = shipped_config();
     let d = Daemon::start(&cfg);
     // Ten minutes of the demo's default traffic (4 events/s).
     let out = Command::new(BIN)

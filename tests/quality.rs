@@ -1049,18 +1049,7 @@ async fn coaching_counts_buying_signals_and_follows_later_sales_into_the_goals()
 /// customers cancel most of its sales) flagged by the cancellation test.
 #[tokio::test]
 async fn the_demo_produces_qa_scores_tags_and_a_cancellation_signal() {
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/callwatch.toml"
-    ))
-    .expect("config");
-    let cfg = shipped
-        .replace("http = \"127.0.0.1:9464\"", "http = \"127.0.0.1:0\"")
-        .replace(
-            "ingest_tcp = \"127.0.0.1:9465\"",
-            "ingest_tcp = \"127.0.0.1:0\"",
-        )
-        .replace("mode = \"system\"", "mode = \"event\"")
+    let cfg = shipped_config()
         .replace(
             "anonymous_role = \"wallboard\"",
             "anonymous_role = \"supervisor\"",

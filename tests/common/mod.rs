@@ -858,3 +858,18 @@ pub async fn ws_snapshot(d: &Daemon, query: &str) -> (Ws, serde_json::Value) {
     let m = ws_until(&mut ws, |m| m["type"] == "snapshot").await;
     (ws, m)
 }
+
+/// The shipped configuration on ephemeral ports and the event clock.
+pub fn shipped_config() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/callwatch.toml"
+    ))
+    .expect("config")
+    .replace("http = \"127.0.0.1:9464\"", "http = \"127.0.0.1:0\"")
+    .replace(
+        "ingest_tcp = \"127.0.0.1:9465\"",
+        "ingest_tcp = \"127.0.0.1:0\"",
+    )
+    .replace("mode = \"system\"", "mode = \"event\"")
+}
