@@ -422,6 +422,7 @@ async fn qa_view<Q>(
     headers: &HeaderMap,
     query: Result<Query<Q>, axum::extract::rejection::QueryRejection>,
     period: fn(&Q) -> Option<&str>,
+    parts: u8,
 ) -> Result<(Role, Q, Arc<crate::view::View>), Response> {
     let role =
         reader(app, headers, None, Endpoint::Quality).map_err(IntoResponse::into_response)?;
@@ -431,6 +432,7 @@ async fn qa_view<Q>(
         .unwrap_or(app.opts.qa_period);
     let want = Wanted {
         qa: Some(period),
+        qa_parts: parts,
         ..Wanted::default()
     };
     let view = app.ingest.view(want, FRESH_WAIT).await.ok_or_else(busy)?;
@@ -451,7 +453,15 @@ async fn get_qa_scores(
     headers: HeaderMap,
     query: Result<Query<QaQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (role, q, view) = match qa_view(&app, &headers, query, |q| q.period.as_deref()).await {
+    let (role, q, view) = match qa_view(
+        &app,
+        &headers,
+        query,
+        |q| q.period.as_deref(),
+        crate::quality::part::SCORES,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -490,7 +500,15 @@ async fn get_qa_signals(
     headers: HeaderMap,
     query: Result<Query<SignalsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (role, q, view) = match qa_view(&app, &headers, query, |q| q.period.as_deref()).await {
+    let (role, q, view) = match qa_view(
+        &app,
+        &headers,
+        query,
+        |q| q.period.as_deref(),
+        crate::quality::part::SIGNALS,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -537,7 +555,15 @@ async fn get_qa_samples(
             )
         }
     };
-    let (role, q, view) = match qa_view(&app, &headers, query, |_| None).await {
+    let (role, q, view) = match qa_view(
+        &app,
+        &headers,
+        query,
+        |_| None,
+        crate::quality::part::SAMPLES,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -570,7 +596,15 @@ async fn get_coaching(
     headers: HeaderMap,
     query: Result<Query<CoachingQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (role, q, view) = match qa_view(&app, &headers, query, |q| q.period.as_deref()).await {
+    let (role, q, view) = match qa_view(
+        &app,
+        &headers,
+        query,
+        |q| q.period.as_deref(),
+        crate::quality::part::COACHING,
+    )
+    .await
+    {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -14,6 +14,16 @@ use crate::kpi::ScopeKind;
 use crate::snapshot::rfc3339;
 use crate::stats::MeanInterval;
 
+/// The parts of quality management's read side a reader asks the writer
+/// for (`Wanted::qa_parts`): each is a pass over QA state, so a view
+/// carries only the parts asked.
+pub mod part {
+    pub const SCORES: u8 = 1;
+    pub const SIGNALS: u8 = 2;
+    pub const SAMPLES: u8 = 4;
+    pub const COACHING: u8 = 8;
+}
+
 /// A row of quality management's outputs, and the team it belongs to
 /// (`None`: a site or partner row), for the privacy policy's `qa_teams`.
 pub trait TeamRow {

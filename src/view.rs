@@ -79,6 +79,9 @@ pub struct View {
     pub period_cards: Option<(Period, Vec<Scorecard>)>,
     /// QA scores over one period, when a reader asked (docs/quality.md).
     pub qa: Option<crate::quality::QaScores>,
+    /// The period and parts (`quality::part`) of the QA read models here.
+    pub qa_period: Option<Period>,
+    pub qa_parts: u8,
     /// The integrity signals over the same period (with `qa`).
     pub signals: Option<crate::quality::Signals>,
     /// The QA sample of the current sample period and the one before
@@ -114,8 +117,10 @@ impl View {
         seq: u64,
         with_tasks: bool,
         period: Option<Period>,
-        qa: Option<Period>,
+        qa: Option<(Period, u8)>,
     ) -> View {
+        use crate::quality::part;
+        let want = |bit: u8| qa.filter(|(_, parts)| parts & bit != 0).map(|(p, _)| p);
         let (mut snapshot, overdue) = snapshot::build_parts(engine, now_ms);
         let scorecards = scorecard::build(engine, &snapshot, now_ms, None);
         snapshot::set_kpis(&mut snapshot, &scorecards);
@@ -177,15 +182,17 @@ impl View {
             completion,
             counters: *engine.counters(),
             period_cards,
-            qa: qa.map(|p| crate::quality::build(engine, now_ms, p)),
-            signals: qa.map(|p| crate::quality::signals(engine, now_ms, p)),
-            samples: qa.map(|_| {
+            qa: want(part::SCORES).map(|p| crate::quality::build(engine, now_ms, p)),
+            qa_period: qa.map(|(p, _)| p),
+            qa_parts: qa.map_or(0, |(_, parts)| parts),
+            signals: want(part::SIGNALS).map(|p| crate::quality::signals(engine, now_ms, p)),
+            samples: want(part::SAMPLES).map(|_| {
                 [
                     crate::quality::samples(engine, now_ms, false),
                     crate::quality::samples(engine, now_ms, true),
                 ]
             }),
-            coaching: qa.map(|p| crate::quality::coaching(engine, now_ms, p)),
+            coaching: want(part::COACHING).map(|p| crate::quality::coaching(engine, now_ms, p)),
             team_samples: crate::quality::team_samples(engine, now_ms),
             signal_counts: Vec::new(),
             with_signals: false,

@@ -181,8 +181,10 @@ pub struct Wanted {
     pub tasks: bool,
     /// Scorecards with every goal over this period.
     pub period: Option<crate::config::Period>,
-    /// QA scores over this period.
+    /// Quality management's read models over this period …
     pub qa: Option<crate::config::Period>,
+    /// … these of them (`quality::part` bits).
+    pub qa_parts: u8,
     /// Fresh integrity signal counts (`/metrics` for a role that sees
     /// them).
     pub signals: bool,
@@ -237,9 +239,9 @@ impl Ingest {
                 && want
                     .period
                     .is_none_or(|p| v.period_cards.as_ref().is_some_and(|(q, _)| *q == p))
-                && want
-                    .qa
-                    .is_none_or(|p| v.qa.as_ref().is_some_and(|q| q.period == p.as_str()))
+                && want.qa.is_none_or(|p| {
+                    v.qa_period == Some(p) && v.qa_parts & want.qa_parts == want.qa_parts
+                })
                 && (!want.signals || v.with_signals)
         };
         let mut rx = self.shared.view.subscribe();
@@ -663,6 +665,7 @@ impl Writer {
                 p.want.tasks |= want.tasks;
                 p.want.period = want.period.or(p.want.period);
                 p.want.qa = want.qa.or(p.want.qa);
+                p.want.qa_parts |= want.qa_parts;
                 p.want.signals |= want.signals;
                 self.publish(false);
             }
@@ -772,7 +775,7 @@ impl Writer {
             self.groups,
             p.want.tasks,
             p.want.period,
-            p.want.qa,
+            p.want.qa.map(|q| (q, p.want.qa_parts)),
         );
         let every = SIGNALS_EVERY.max(p.signals_cost * 100);
         // Only computed for someone who reads them: one pass over the QA
