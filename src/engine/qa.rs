@@ -261,6 +261,23 @@ impl Engine {
         );
     }
 
+    /// A sale on (or off) a registered contact: its live sales, and its
+    /// coaching sums when it crosses between sold and not sold.
+    pub(super) fn register_sale_link(&mut self, link: &SaleLink, delta: i32) {
+        let c = contact_of_link(link);
+        let Some(h) = self.quality.register.get_mut(&c) else {
+            return;
+        };
+        let before = h.live_sales > 0;
+        h.live_sales = h.live_sales.saturating_add_signed(delta);
+        let after = h.live_sales > 0;
+        if before != after {
+            if let Some(tags) = self.quality.tags.get(&c).map(|t| t.tags) {
+                self.rebook_coaching(&c, (tags, before), (tags, after));
+            }
+        }
+    }
+
     /// Books a sale for the integrity signals.
     pub(super) fn register_sale(
         &mut self,

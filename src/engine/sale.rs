@@ -54,16 +54,8 @@ impl Engine {
     /// in conversion when the contact crosses zero.
     fn link_sales(&mut self, link: &SaleLink, delta: i32) {
         // The QA register outlives the engine's own memory of the contact.
-        let c = super::qa::contact_of_link(link);
-        if let Some(h) = self.quality.register.get_mut(&c) {
-            let before = h.live_sales > 0;
-            h.live_sales = h.live_sales.saturating_add_signed(delta);
-            let after = h.live_sales > 0;
-            if before != after {
-                if let Some(tags) = self.quality.tags.get(&c).map(|t| t.tags) {
-                    self.rebook_coaching(&c, (tags, before), (tags, after));
-                }
-            }
+        if self.settings.quality.enabled {
+            self.register_sale_link(link, delta);
         }
         let Some((contact, queue)) = self.contact_mut(link) else {
             return;
