@@ -27,7 +27,8 @@ use crate::privacy::{self, Endpoint, Role};
 use crate::reject::{Reason, Rejection};
 use crate::scorecard::{self, Scorecard};
 use crate::snapshot::BacklogQuery;
-use crate::writer::{Ingest, IngestError, Outcome, Shared, Wanted};
+use crate::source::batch::Decoded;
+use crate::writer::{Ingest, IngestError, Shared, Wanted};
 
 pub const SOURCE: &str = "http";
 
@@ -223,28 +224,11 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
         );
     }
     app.ingest.received(SOURCE, items.len());
-    let mut events = Vec::with_capacity(items.len());
-    let mut raws = crate::writer::Encoded::with_capacity(items.len(), bytes.len());
-    let mut positions = Vec::with_capacity(items.len());
-    let mut rejected = Vec::new();
+    let mut batch = Decoded::with_capacity(items.len(), bytes.len());
     for (i, raw) in items.iter().enumerate() {
-        match event::decode(raw) {
-            Ok(ev) => {
-                events.push(ev);
-                raws.push(raw);
-                positions.push(i);
-            }
-            Err(r) => {
-                app.ingest.rejected(SOURCE, &r, raw);
-                rejected.push(RejectedItem {
-                    index: i,
-                    id: id_of(raw),
-                    reason: r.reason.as_str(),
-                    error: r.message,
-                });
-            }
-        }
+        batch.push(&app.ingest, SOURCE, i as u64, raw);
     }
+    let (events, raws, numbers) = batch.into_parts();
     let outcomes = match app.ingest.submit_raw(SOURCE, events, Some(raws)).await {
         Ok(o) => o,
         Err(e) => {
@@ -260,21 +244,19 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
                 .into_response();
         }
     };
-    let (mut accepted, mut duplicates) = (0, 0);
-    for (o, i) in outcomes.into_iter().zip(positions) {
-        match o {
-            Outcome::Applied => accepted += 1,
-            Outcome::Duplicate => duplicates += 1,
-            Outcome::Rejected(r) => rejected.push(RejectedItem {
-                index: i,
-                // Only refused events pay for reporting their id.
-                id: id_of(items[i]),
-                reason: r.reason.as_str(),
-                error: r.message,
-            }),
-        }
-    }
-    rejected.sort_by_key(|r| r.index);
+    let tally = numbers.tally(outcomes);
+    let (accepted, duplicates) = (tally.applied, tally.duplicates);
+    let rejected: Vec<RejectedItem> = tally
+        .refused
+        .into_iter()
+        .map(|(i, r)| RejectedItem {
+            index: i as usize,
+            // Only refused events pay for reporting their id.
+            id: id_of(items[i as usize]),
+            reason: r.reason.as_str(),
+            error: r.message,
+        })
+        .collect();
     let status = if rejected.is_empty() {
         StatusCode::OK
     } else {

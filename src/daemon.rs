@@ -14,7 +14,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, HttpOptions};
 use crate::clock::{EventClock, SharedClock, SystemClock};
-use crate::config::SourceConfig;
 use crate::config::{ClockMode, Config, ConfigError};
 use crate::deadletter::DeadLetters;
 use crate::engine::settings::Settings;
@@ -23,11 +22,10 @@ use crate::feed::{FeedOptions, Hub};
 use crate::metric::Telemetry;
 use crate::privacy::Policy;
 use crate::simulate::SimOptions;
-use crate::source::asterisk::ami::{AmiOptions, AmiSource};
-use crate::source::asterisk::queue_log::{QueueLogOptions, QueueLogSource};
+use crate::source::checkpoint::Checkpoint;
 use crate::source::simulator::SimulatorSource;
 use crate::source::tcp::{TcpOptions, TcpSource};
-use crate::source::Source;
+use crate::source::{Built, Context};
 use crate::writer::{self, Shared, StorageOptions};
 
 /// The sockets the daemon serves, bound by the caller (so tests and
@@ -82,7 +80,8 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    config.validate()?;
+    crate::source::validate(&config)?;
+    let built = crate::source::build_all(&config).map_err(ConfigError::Invalid)?;
     let (_, clock) = engine_for(&config);
     let telemetry = Telemetry::new();
     let st = &config.storage;
@@ -132,71 +131,59 @@ pub async fn run(
     .map_err(RunError::Storage)?;
     let (http_addr, tcp_addr) = (listeners.http_addr(), listeners.tcp_addr());
 
-    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    let mut sources = built;
     let s = &config.server;
     if let Some(l) = listeners.ingest_tcp {
-        sources.push(Box::new(TcpSource::new(
-            l,
-            TcpOptions {
-                token: config.auth.ingest_token.clone(),
-                max_line_bytes: s.max_line_bytes,
-                max_bad_lines: s.max_bad_lines,
-                max_clients: s.max_tcp_clients,
-                batch: s.tcp_batch,
-            },
-            telemetry.clone(),
-        )));
+        sources.push(Built {
+            kind: crate::source::tcp::NAME,
+            name: "tcp".into(),
+            checkpoint_file: String::new(),
+            source: Box::new(TcpSource::new(
+                l,
+                TcpOptions {
+                    token: config.auth.ingest_token.clone(),
+                    max_line_bytes: s.max_line_bytes,
+                    max_bad_lines: s.max_bad_lines,
+                    max_clients: s.max_tcp_clients,
+                    batch: s.tcp_batch,
+                },
+            )),
+        });
     }
     if config.demo.enabled {
-        sources.push(Box::new(SimulatorSource::new(SimOptions {
-            agents: config.demo.agents,
-            rate: config.demo.rate,
-            seed: config.demo.seed,
-            site: None,
-        })));
+        sources.push(Built {
+            kind: crate::source::simulator::NAME,
+            name: "simulator".into(),
+            checkpoint_file: String::new(),
+            source: Box::new(SimulatorSource::new(SimOptions {
+                agents: config.demo.agents,
+                rate: config.demo.rate,
+                seed: config.demo.seed,
+                site: None,
+            })),
+        });
     }
-    for (i, src) in config.sources.iter().enumerate() {
-        match src.clone() {
-            SourceConfig::AsteriskQueueLog {
-                name,
-                path,
-                from_start,
-                poll_interval,
-                site,
-            } => {
-                sources.push(Box::new(QueueLogSource::new(QueueLogOptions {
-                    name: name.unwrap_or_else(|| format!("queue_log-{i}")),
-                    path,
-                    from_start,
-                    poll: poll_interval,
-                    site,
-                    state_dir: config.storage.data_dir.as_ref().map(|d| d.join("sources")),
-                })));
-            }
-            SourceConfig::AsteriskAmi {
-                name,
-                address,
-                username,
-                secret,
-                site,
-            } => {
-                sources.push(Box::new(AmiSource::new(AmiOptions {
-                    name: name.unwrap_or_else(|| format!("ami-{i}")),
-                    address,
-                    username,
-                    secret,
-                    site,
-                })));
-            }
-        }
-    }
+    let state_dir = config.storage.data_dir.as_ref().map(|d| d.join("sources"));
     let tasks = TaskTracker::new();
-    for source in sources {
-        let name = source.name();
-        let fut = source.run(ingest.clone(), cancel.clone());
+    for b in sources {
+        let checkpoint = if b.checkpoint_file.is_empty() {
+            Checkpoint::memory()
+        } else {
+            Checkpoint::new(state_dir.clone(), &b.checkpoint_file)
+        };
+        let name = b.name.clone();
+        let cx = Context::new(
+            b.kind,
+            b.name,
+            ingest.clone(),
+            cancel.clone(),
+            telemetry.clone(),
+            checkpoint,
+        );
+        let fut = b.source.run(cx);
         tasks.spawn(async move {
             if let Err(e) = fut.await {
-                tracing::error!(source = name, error = %e, "source stopped");
+                tracing::error!(source = %name, error = %e, "source stopped");
             }
         });
     }

@@ -133,7 +133,7 @@ fn generate(dir: &Path, files: Vec<(String, String)>, check: bool) -> anyhow::Re
 /// Loads and validates a configuration for a generator.
 fn valid(path: Option<&Path>) -> anyhow::Result<Config> {
     let cfg = load(path)?;
-    cfg.validate()?;
+    callwatch::source::validate(&cfg)?;
     Ok(cfg)
 }
 
@@ -269,7 +269,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.storage.data_dir = data_dir;
             }
             init_logging(cfg.log.format, &cfg.log.level);
-            cfg.validate()?;
+            callwatch::source::validate(&cfg)?;
             raise_fd_limit();
             rt.block_on(async move {
                 let listeners = callwatch::Listeners::bind(&cfg)
@@ -321,7 +321,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            match cfg.validate() {
+            match callwatch::source::validate(&cfg) {
                 Ok(()) => {
                     println!("{}: ok", file.display());
                     Ok(ExitCode::SUCCESS)
@@ -345,7 +345,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let input = BufReader::new(file);
             if a.offline {
                 let cfg = load(a.config.as_deref())?;
-                cfg.validate()?;
+                callwatch::source::validate(&cfg)?;
                 let (snap, sum) = callwatch::replay::offline(&cfg, input)?;
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut out, &snap)?;

@@ -124,6 +124,11 @@ families! {
     FEED_DISCONNECTS = "callwatch_feed_disconnects_total", Counter, "Feed clients gone, by reason (client_closed, too_slow, idle, too_many_clients, ...).";
     STORAGE_ERRORS = "callwatch_storage_errors_total", Counter, "Journal writes or syncs that failed (ingest is refused until a probe write succeeds).";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
+    SOURCE_RECONNECTS = "callwatch_source_reconnects_total", Counter, "Times a source lost its peer (PBX, broker) and connected again, or retried a batch the storage refused, by source.";
+    SOURCE_LAG = "callwatch_source_lag_seconds", Gauge, "Receipt time minus the event time of the newest event a source handed in (how far behind its input it is), by source.";
+    SOURCE_PENDING = "callwatch_source_pending_messages", Gauge, "Messages on the stream not yet delivered to this daemon's consumer (JetStream), by source.";
+    PUBLISH_BUFFERED = "callwatch_publish_buffered_events", Gauge, "Events the edge publisher holds in its local buffer, not yet acknowledged by the broker.";
+    PUBLISH_SENT = "callwatch_publish_sent_total", Counter, "Events the edge publisher had acknowledged by the broker (duplicates included).";
 }
 
 /// Writes Prometheus text exposition.
@@ -697,6 +702,8 @@ pub struct Telemetry {
     storage_errors: Counter,
     feed_clients: Gauge,
     skipped: DashMap<(&'static str, &'static str), Counter>,
+    /// Gauges with one label, keyed by (family, value).
+    gauges: DashMap<(&'static str, &'static str), metrics::Gauge>,
     /// Counters with one label, keyed by (family, value).
     labelled: DashMap<(&'static str, &'static str), Counter>,
 }
@@ -719,10 +726,19 @@ impl Telemetry {
             FEED_MESSAGES,
             FEED_DISCONNECTS,
             SOURCE_SKIPPED,
+            SOURCE_RECONNECTS,
+            PUBLISH_SENT,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
-        for fam in [BUILD_INFO, TCP_CLIENTS, FEED_CLIENTS] {
+        for fam in [
+            BUILD_INFO,
+            TCP_CLIENTS,
+            FEED_CLIENTS,
+            SOURCE_LAG,
+            SOURCE_PENDING,
+            PUBLISH_BUFFERED,
+        ] {
             recorder.describe_gauge(fam.name.into(), None, fam.help.into());
         }
         let build = recorder.register_gauge(
@@ -757,6 +773,7 @@ impl Telemetry {
             feed_clients,
             labelled: DashMap::new(),
             skipped: DashMap::new(),
+            gauges: DashMap::new(),
         };
         // Counters exist at 0 from the start, so rates and alerts over
         // them have data before the first event or refusal.
@@ -855,6 +872,47 @@ impl Telemetry {
         self.tcp_clients.increment(delta);
     }
 
+    /// A source's peer came back (or a refused batch is retried).
+    pub fn reconnected(&self, source: &'static str) {
+        self.one_label(&SOURCE_RECONNECTS, "source", source);
+    }
+
+    /// Registers a source's counters at 0, so rates have data at once.
+    pub fn source_started(&self, source: &'static str) {
+        self.received(source, 0);
+        self.one_label_n(&SOURCE_RECONNECTS, "source", source, 0);
+    }
+
+    fn gauge(&self, fam: &Family, label: &'static str, value: &'static str, v: f64) {
+        self.gauges
+            .entry((fam.name, value))
+            .or_insert_with(|| {
+                self.recorder.register_gauge(
+                    &Key::from_parts(fam.name, vec![Label::new(label, value)]),
+                    &META,
+                )
+            })
+            .set(v);
+    }
+
+    pub fn source_lag(&self, source: &'static str, seconds: f64) {
+        self.gauge(&SOURCE_LAG, "source", source, seconds);
+    }
+
+    pub fn source_pending(&self, source: &'static str, messages: u64) {
+        self.gauge(&SOURCE_PENDING, "source", source, messages as f64);
+    }
+
+    /// The edge publisher's buffer and what the broker acknowledged.
+    pub fn publish_progress(&self, buffered: u64, sent: u64) {
+        self.recorder
+            .register_gauge(&Key::from_name(PUBLISH_BUFFERED.name), &META)
+            .set(buffered as f64);
+        self.recorder
+            .register_counter(&Key::from_name(PUBLISH_SENT.name), &META)
+            .increment(sent);
+    }
+
     pub fn disconnected(&self, reason: &'static str) {
         self.disconnects
             .entry(reason)
@@ -913,7 +971,10 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_agent_conversion_ratio" => "agent, window (today)",
         n if n.starts_with("callwatch_agent_") => "agent",
         "callwatch_entities_created_total" => "kind (queue, agent, team, site)",
-        "callwatch_events_received_total" => "source",
+        "callwatch_events_received_total"
+        | "callwatch_source_reconnects_total"
+        | "callwatch_source_lag_seconds"
+        | "callwatch_source_pending_messages" => "source",
         "callwatch_events_rejected_total" | "callwatch_source_skipped_total" => "source, reason",
         "callwatch_build_info" => "version",
         "callwatch_tcp_disconnects_total" | "callwatch_feed_disconnects_total" => "reason",

@@ -116,7 +116,32 @@ struct Batch {
     /// that the writer, the one thread every event passes, only copies
     /// bytes (re-encoding was a fifth of its time).
     encoded: Option<Encoded>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, IngestError>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, Returned>>,
+}
+
+/// A batch the writer could not take, handed back so that a source can
+/// retry it as it was (no copy of every batch on the way in).
+#[derive(Debug)]
+pub struct Returned {
+    pub error: IngestError,
+    pub events: Vec<Event>,
+    pub encoded: Option<Encoded>,
+}
+
+impl Batch {
+    fn give_back(self, error: IngestError) {
+        let Batch {
+            events,
+            encoded,
+            reply,
+            ..
+        } = self;
+        let _ = reply.send(Err(Returned {
+            error,
+            events,
+            encoded,
+        }));
+    }
 }
 
 /// The journal payloads of a batch's events, back to back; `ends[i]` is
@@ -286,6 +311,38 @@ impl Ingest {
         events: Vec<Event>,
         raw: Option<Encoded>,
     ) -> Result<Pending, IngestError> {
+        self.hand_over(source, events, raw)
+            .await
+            .map_err(|r| r.error)
+    }
+
+    /// `submit`, handing the batch back when the writer cannot take it
+    /// (storage failing, shutting down), so that the caller can wait and
+    /// retry the very same batch.
+    pub async fn offer(
+        &self,
+        source: &'static str,
+        events: Vec<Event>,
+        raw: Option<Encoded>,
+    ) -> Result<Vec<Outcome>, Returned> {
+        match self.hand_over(source, events, raw).await?.0 {
+            None => Ok(Vec::new()),
+            Some(rx) => rx.await.unwrap_or_else(|_| {
+                Err(Returned {
+                    error: IngestError::ShuttingDown,
+                    events: Vec::new(),
+                    encoded: None,
+                })
+            }),
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        source: &'static str,
+        events: Vec<Event>,
+        raw: Option<Encoded>,
+    ) -> Result<Pending, Returned> {
         if events.is_empty() {
             return Ok(Pending(None));
         }
@@ -295,21 +352,33 @@ impl Ingest {
             Some(r) if r.ends.len() == events.len() => Some(r),
             _ => Some(Encoded::of(&events)),
         };
-        self.tx
+        let sent = self
+            .tx
             .send(Command::Batch(Batch {
                 source,
                 events,
                 encoded,
                 reply,
             }))
-            .await
-            .map_err(|_| IngestError::ShuttingDown)?;
-        Ok(Pending(Some(rx)))
+            .await;
+        match sent {
+            Ok(()) => Ok(Pending(Some(rx))),
+            Err(mpsc::error::SendError(Command::Batch(b))) => Err(Returned {
+                error: IngestError::ShuttingDown,
+                events: b.events,
+                encoded: b.encoded,
+            }),
+            Err(_) => Err(Returned {
+                error: IngestError::ShuttingDown,
+                events: Vec::new(),
+                encoded: None,
+            }),
+        }
     }
 }
 
 /// The outcome of a batch handed to the writer: one per event.
-pub struct Pending(Option<oneshot::Receiver<Result<Vec<Outcome>, IngestError>>>);
+pub struct Pending(Option<oneshot::Receiver<Result<Vec<Outcome>, Returned>>>);
 
 impl std::future::Future for Pending {
     type Output = Result<Vec<Outcome>, IngestError>;
@@ -322,7 +391,7 @@ impl std::future::Future for Pending {
         match self.0.as_mut() {
             None => Poll::Ready(Ok(Vec::new())),
             Some(rx) => match std::pin::Pin::new(rx).poll(cx) {
-                Poll::Ready(Ok(r)) => Poll::Ready(r),
+                Poll::Ready(Ok(r)) => Poll::Ready(r.map_err(|r| r.error)),
                 Poll::Ready(Err(_)) => Poll::Ready(Err(IngestError::ShuttingDown)),
                 Poll::Pending => Poll::Pending,
             },
@@ -568,7 +637,7 @@ impl Writer {
         if let Some(why) = &self.degraded {
             let err = IngestError::Storage(why.clone());
             for b in group {
-                let _ = b.reply.send(Err(err.clone()));
+                b.give_back(err.clone());
             }
             return;
         }
@@ -609,7 +678,7 @@ impl Writer {
             self.storage_failed(e);
             let err = IngestError::Storage(self.degraded.clone().unwrap_or_default());
             for b in group {
-                let _ = b.reply.send(Err(err.clone()));
+                b.give_back(err.clone());
             }
             return;
         }

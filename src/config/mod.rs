@@ -76,39 +76,9 @@ pub struct Config {
     pub feed: FeedConfig,
     pub wallboard: WallboardConfig,
     pub quality: QualityConfig,
-    /// PBX sources (`[[sources]]` with a `type`); several may run at once.
-    pub sources: Vec<SourceConfig>,
-}
-
-fn default_poll() -> Duration {
-    Duration::from_millis(250)
-}
-
-/// One PBX source (docs/sources/asterisk.md).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// Follows an Asterisk `queue_log` file.
-    AsteriskQueueLog {
-        /// Names the position file; defaults to `queue_log-<n>`.
-        name: Option<String>,
-        path: std::path::PathBuf,
-        /// Without a stored position, read the whole file (backfill).
-        #[serde(default)]
-        from_start: bool,
-        #[serde(default = "default_poll", with = "humantime_serde")]
-        poll_interval: Duration,
-        site: Option<String>,
-    },
-    /// Connects to the Asterisk Manager Interface.
-    AsteriskAmi {
-        name: Option<String>,
-        /// host:port, usually port 5038.
-        address: String,
-        username: String,
-        secret: String,
-        site: Option<String>,
-    },
+    /// `[[sources]]`: each table is read by the source module its
+    /// `type` names (`source::KINDS`), which owns that config type.
+    pub sources: Vec<toml::Table>,
 }
 
 /// Durability: where and how the journal and snapshots are kept.
@@ -1141,16 +1111,6 @@ impl Config {
                 "privacy.pseudonym_key".into(),
                 "must be at least 16 characters".into(),
             );
-        }
-        for (i, src) in self.sources.iter().enumerate() {
-            if let SourceConfig::AsteriskAmi { address, .. } = src {
-                if !address.contains(':') {
-                    push(
-                        format!("sources[{i}].address"),
-                        format!("{address:?} is not host:port"),
-                    );
-                }
-            }
         }
         let st = &self.storage;
         if let Err(e) = st.fsync_policy() {

@@ -4,11 +4,9 @@
 //! daemon (on the system clock) shows live ages and waits.
 
 use futures_util::future::BoxFuture;
-use tokio_util::sync::CancellationToken;
 
-use super::{Source, SourceError};
+use super::{Context, Source, SourceError};
 use crate::simulate::{SimOptions, Simulator};
-use crate::writer::Ingest;
 
 pub const NAME: &str = "simulator";
 
@@ -23,15 +21,7 @@ impl SimulatorSource {
 }
 
 impl Source for SimulatorSource {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn run(
-        self: Box<Self>,
-        ingest: Ingest,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, Result<(), SourceError>> {
+    fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let start = chrono::Utc::now().timestamp_millis();
             let origin = tokio::time::Instant::now();
@@ -40,7 +30,7 @@ impl Source for SimulatorSource {
                 let due = sim.peek_ms() - start;
                 let at = origin + std::time::Duration::from_millis(due.max(0) as u64);
                 tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = cx.shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep_until(at) => {}
                 }
                 let now = start + origin.elapsed().as_millis() as i64;
@@ -50,8 +40,8 @@ impl Source for SimulatorSource {
                         batch.push(ev);
                     }
                 }
-                ingest.received(NAME, batch.len());
-                if ingest.submit(NAME, batch).await.is_err() {
+                cx.received(batch.len());
+                if cx.submit(batch, None).await.is_err() {
                     return Ok(());
                 }
             }

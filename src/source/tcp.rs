@@ -18,10 +18,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::batch::{Decoded, Numbers};
 use super::line::{Line, Lines};
-use super::{Source, SourceError};
-use crate::event;
-use crate::metric::Telemetry;
+use super::{Context, Source, SourceError};
 use crate::reject::{Reason, Rejection};
 use crate::writer::{Ingest, IngestError, Outcome, Pending};
 
@@ -41,35 +40,20 @@ pub struct TcpOptions {
 pub struct TcpSource {
     listener: TcpListener,
     opts: TcpOptions,
-    telemetry: Arc<Telemetry>,
 }
 
 impl TcpSource {
-    pub fn new(listener: TcpListener, opts: TcpOptions, telemetry: Arc<Telemetry>) -> Self {
-        TcpSource {
-            listener,
-            opts,
-            telemetry,
-        }
+    pub fn new(listener: TcpListener, opts: TcpOptions) -> Self {
+        TcpSource { listener, opts }
     }
 }
 
 impl Source for TcpSource {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn run(
-        self: Box<Self>,
-        ingest: Ingest,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, Result<(), SourceError>> {
+    fn run(self: Box<Self>, cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
-            let TcpSource {
-                listener,
-                opts,
-                telemetry,
-            } = *self;
+            let TcpSource { listener, opts } = *self;
+            let telemetry = cx.telemetry().clone();
+            let (ingest, shutdown) = (cx.ingest.clone(), cx.shutdown.clone());
             let opts = Arc::new(opts);
             let slots = Arc::new(Semaphore::new(opts.max_clients));
             let conns = TaskTracker::new();
@@ -119,10 +103,8 @@ impl Source for TcpSource {
 /// A batch handed to the writer whose outcome is not yet acknowledged.
 struct InFlight {
     pending: Pending,
-    /// Line number of each event in the batch.
-    numbers: Vec<u64>,
-    /// Lines refused before the writer saw them.
-    errors: Vec<(u64, Rejection)>,
+    /// Line numbers of the batch, and lines refused before the writer.
+    numbers: Numbers,
     /// The ACK to send: every line up to here.
     upto: u64,
 }
@@ -189,13 +171,10 @@ async fn serve(
         };
         eof = n == 0;
         loop {
-            let mut batch = Vec::new();
             // The lines as received: journaled as they are.
-            let mut raws = crate::writer::Encoded::default();
-            let mut numbers = Vec::new();
-            let mut errors: Vec<(u64, Rejection)> = Vec::new();
+            let mut batch = Decoded::default();
             let mut received = 0usize;
-            while batch.len() + errors.len() < opts.batch {
+            while batch.len() < opts.batch {
                 let next = match lines.next_line() {
                     Some(l) => l,
                     None if eof => match lines.finish() {
@@ -223,34 +202,27 @@ async fn serve(
                 }
                 line_no += 1;
                 received += 1;
-                let (decoded, raw) = match next {
-                    Line::Text(t) => (event::decode(&t), t),
-                    Line::TooLong => (
-                        Err(Rejection::new(
+                match next {
+                    Line::Text(t) => batch.push(ingest, NAME, line_no, &t),
+                    Line::TooLong => batch.refuse(
+                        ingest,
+                        NAME,
+                        line_no,
+                        Rejection::new(
                             Reason::TooLarge,
                             format!("line longer than {} bytes", opts.max_line_bytes),
-                        )),
-                        bytes::Bytes::new(),
+                        ),
+                        b"",
                     ),
-                };
-                match decoded {
-                    Ok(ev) => {
-                        batch.push(ev);
-                        raws.push(&raw);
-                        numbers.push(line_no);
-                    }
-                    Err(r) => {
-                        ingest.rejected(NAME, &r, &raw);
-                        errors.push((line_no, r));
-                    }
                 }
             }
-            if batch.is_empty() && errors.is_empty() {
+            if batch.is_empty() {
                 break;
             }
             // One counter update per batch, not per line.
             ingest.received(NAME, std::mem::take(&mut received));
-            let pending = match ingest.send(NAME, batch, Some(raws)).await {
+            let (events, raws, numbers) = batch.into_parts();
+            let pending = match ingest.send(NAME, events, Some(raws)).await {
                 Ok(p) => p,
                 Err(e) => return refused(&mut wr, e).await,
             };
@@ -265,7 +237,6 @@ async fn serve(
             inflight = Some(InFlight {
                 pending,
                 numbers,
-                errors,
                 upto: line_no,
             });
         }
@@ -309,13 +280,7 @@ async fn acknowledge(
         Ok(o) => o,
         Err(e) => return refused(wr, e).await,
     };
-    let mut errors = f.errors;
-    for (no, o) in f.numbers.iter().zip(outcomes) {
-        if let Outcome::Rejected(r) = o {
-            errors.push((*no, r));
-        }
-    }
-    errors.sort_by_key(|(no, _)| *no);
+    let errors = f.numbers.tally(outcomes).refused;
     out.clear();
     for (no, r) in &errors {
         let msg = r.message.replace(['\n', '\r'], " ");

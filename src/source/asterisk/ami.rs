@@ -4,26 +4,55 @@
 //! (re)connect so the live queue state is taken from Asterisk rather than
 //! guessed (members become logins and pauses, waiting entries become
 //! offered calls), then maps queue events as they come. Reconnects with
-//! exponential backoff (1 s doubling to 30 s) after a dropped connection or
-//! a failed login. Header names are matched without regard to case and
+//! the sources' shared backoff (docs/sources/asterisk.md) after a dropped
+//! connection or a failed login. Header names are matched without regard to case and
 //! both the 12+ names (QueueCallerJoin, QueueMemberPause...) and the older
 //! ones (Join, Leave, QueueMemberPaused...) are understood.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
-use super::queue_log::Throttle;
-use super::{customer, stable_id, Mapper, Skip};
 use crate::event::Event;
-use crate::source::{Source, SourceError};
-use crate::writer::Ingest;
+use crate::source::pbx::{customer, stable_id, Mapper, Skip, Throttle};
+use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
 pub const NAME: &str = "asterisk_ami";
+
+/// The registry entry.
+pub const KIND: Kind = Kind { name: NAME, build };
+
+/// `[[sources]]` with `type = "asterisk_ami"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmiConfig {
+    pub name: Option<String>,
+    /// host:port, usually port 5038.
+    pub address: String,
+    pub username: String,
+    pub secret: String,
+    pub site: Option<String>,
+}
+
+fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
+    let c: AmiConfig = source::parse(table)?;
+    if !c.address.contains(':') {
+        return Err(vec![(
+            "address".into(),
+            format!("{:?} is not host:port", c.address),
+        )]);
+    }
+    let name = source::default_name(c.name.clone(), NAME, setup.index);
+    Ok(Built {
+        kind: NAME,
+        checkpoint_file: format!("{name}.ami"),
+        name,
+        source: Box::new(AmiSource { opts: c }),
+    })
+}
 /// Longest AMI message accepted (bytes); longer ones are skipped.
 const MAX_BLOCK: usize = 64 * 1024;
 
@@ -66,7 +95,7 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         .get("timestamp")
         .parse::<f64>()
         .ok()
-        .and_then(super::pbx_time_ms)
+        .and_then(crate::source::pbx::pbx_time_ms)
         .unwrap_or(now_ms);
     let id = stable_id("ami", &[&b.raw]);
     let call = b.get("uniqueid");
@@ -93,7 +122,7 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
                 .get("wait")
                 .parse::<f64>()
                 .ok()
-                .and_then(super::pbx_ms)
+                .and_then(crate::source::pbx::pbx_ms)
                 .unwrap_or(0);
             let cid = [b.get("calleridnum"), b.get("callerid")]
                 .into_iter()
@@ -202,24 +231,8 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
     })
 }
 
-/// Settings of one AMI source.
-#[derive(Debug, Clone)]
-pub struct AmiOptions {
-    pub name: String,
-    pub address: String,
-    pub username: String,
-    pub secret: String,
-    pub site: Option<String>,
-}
-
 pub struct AmiSource {
-    opts: AmiOptions,
-}
-
-impl AmiSource {
-    pub fn new(opts: AmiOptions) -> Self {
-        AmiSource { opts }
-    }
+    opts: AmiConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -262,12 +275,12 @@ async fn read_block<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 async fn session(
-    o: &AmiOptions,
-    ingest: &Ingest,
+    o: &AmiConfig,
+    cx: &mut Context,
     mapper: &mut Mapper,
     throttle: &mut Throttle,
-    stop: &CancellationToken,
     logged_in: &mut bool,
+    sessions: &mut u64,
 ) -> Result<(), SessionError> {
     let stream = TcpStream::connect(&o.address).await?;
     let (r, mut w) = stream.into_split();
@@ -293,74 +306,69 @@ async fn session(
         }
     }
     *logged_in = true;
-    tracing::info!(source = %o.name, address = %o.address, "AMI logged in; resynchronising with QueueStatus");
+    *sessions += 1;
+    if *sessions > 1 {
+        cx.reconnected();
+    }
+    tracing::info!(source = %cx.name(), address = %o.address, "AMI logged in; resynchronising with QueueStatus");
     w.write_all(b"Action: QueueStatus\r\nActionID: callwatch-resync\r\n\r\n")
         .await?;
     loop {
         let lines = tokio::select! {
-            _ = stop.cancelled() => return Err(SessionError::Stop),
+            _ = cx.shutdown.cancelled() => return Err(SessionError::Stop),
             l = read_block(&mut r, &mut line) => l?,
         };
         let b = parse_block(&lines);
         if b.fields.contains_key("response") {
             continue;
         }
-        ingest.received(NAME, 1);
+        cx.received(1);
         let now = chrono::Utc::now().timestamp_millis();
         match map_event(mapper, &b, now) {
             Ok(events) => {
-                if ingest.submit(NAME, events).await.is_err() {
+                if cx.submit(events, None).await.is_err() {
                     return Err(SessionError::Stop);
                 }
             }
-            Err(why) => throttle.skip(ingest, NAME, &o.name, why, &b.raw),
+            Err(why) => throttle.skip(cx, why, &b.raw),
         }
     }
 }
 
 impl Source for AmiSource {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn run(
-        self: Box<Self>,
-        ingest: Ingest,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, Result<(), SourceError>> {
+    fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
             let mut mapper = Mapper::new(o.site.clone());
             let mut throttle = Throttle::default();
-            let mut backoff = Duration::from_secs(1);
+            let mut sessions = 0u64;
             loop {
                 let mut logged_in = false;
                 let result = session(
                     &o,
-                    &ingest,
+                    &mut cx,
                     &mut mapper,
                     &mut throttle,
-                    &shutdown,
                     &mut logged_in,
+                    &mut sessions,
                 )
                 .await;
                 if logged_in {
                     // A session that got going resets the backoff.
-                    backoff = Duration::from_secs(1);
+                    cx.backoff.reset();
                 }
                 match result {
                     Err(SessionError::Stop) => return Ok(()),
                     Err(e) => {
-                        ingest.skipped(NAME, "disconnected");
-                        tracing::warn!(source = %o.name, address = %o.address, error = %e, "AMI session ended; reconnecting in {backoff:?}");
+                        cx.skipped("disconnected");
+                        tracing::warn!(source = %cx.name(), address = %o.address, error = %e, "AMI session ended; reconnecting");
                     }
                     Ok(()) => {}
                 }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
+                let shutdown = cx.shutdown.clone();
+                if !cx.backoff.wait(&shutdown).await {
+                    return Ok(());
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         })
     }

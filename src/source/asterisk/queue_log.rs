@@ -15,14 +15,49 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio_util::sync::CancellationToken;
+use serde::Deserialize;
 
-use super::{customer, stable_id, Mapper, Skip};
 use crate::event::Event;
-use crate::source::{Source, SourceError};
-use crate::writer::Ingest;
+use crate::source::pbx::{customer, stable_id, Mapper, Skip, Throttle};
+use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
 pub const NAME: &str = "asterisk_queue_log";
+
+/// The registry entry.
+pub const KIND: Kind = Kind { name: NAME, build };
+
+fn default_poll() -> Duration {
+    Duration::from_millis(250)
+}
+
+/// `[[sources]]` with `type = "asterisk_queue_log"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueLogConfig {
+    /// Names the checkpoint; defaults to `asterisk_queue_log-<n>`.
+    pub name: Option<String>,
+    pub path: PathBuf,
+    /// Without a stored position, read the whole file (backfill).
+    #[serde(default)]
+    pub from_start: bool,
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    pub site: Option<String>,
+}
+
+fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
+    let c: QueueLogConfig = source::parse(table)?;
+    if c.poll_interval.is_zero() {
+        return Err(vec![("poll_interval".into(), "must be > 0".into())]);
+    }
+    let name = source::default_name(c.name.clone(), NAME, setup.index);
+    Ok(Built {
+        kind: NAME,
+        checkpoint_file: format!("{name}.pos"),
+        name,
+        source: Box::new(QueueLogSource { opts: c }),
+    })
+}
 
 /// Parses one line into canonical events, or says why there are none.
 pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
@@ -94,20 +129,6 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
     })
 }
 
-/// Settings of one queue_log source.
-#[derive(Debug, Clone)]
-pub struct QueueLogOptions {
-    pub name: String,
-    pub path: PathBuf,
-    /// Without a stored position: read the file from its start (backfill)
-    /// instead of only what is appended from now on.
-    pub from_start: bool,
-    pub poll: Duration,
-    pub site: Option<String>,
-    /// Where the position is kept (with a data directory).
-    pub state_dir: Option<PathBuf>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Position {
     inode: u64,
@@ -115,37 +136,14 @@ struct Position {
 }
 
 pub struct QueueLogSource {
-    opts: QueueLogOptions,
+    opts: QueueLogConfig,
 }
 
-impl QueueLogSource {
-    pub fn new(opts: QueueLogOptions) -> Self {
-        QueueLogSource { opts }
-    }
-}
-
-fn pos_file(o: &QueueLogOptions) -> Option<PathBuf> {
-    o.state_dir
-        .as_ref()
-        .map(|d| d.join(format!("{}.pos", o.name)))
-}
-
-fn load_pos(o: &QueueLogOptions) -> Option<Position> {
-    let text = std::fs::read_to_string(pos_file(o)?).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn save_pos(o: &QueueLogOptions, p: Position) {
-    let Some(path) = pos_file(o) else { return };
-    let tmp = path.with_extension("pos.tmp");
-    let ok = path
-        .parent()
-        .map(std::fs::create_dir_all)
-        .unwrap_or(Ok(()))
-        .and_then(|()| std::fs::write(&tmp, serde_json::to_vec(&p).unwrap_or_default()))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = ok {
-        tracing::warn!(source = %o.name, error = %e, "cannot store the queue_log position");
+/// Stores the position; a failure is logged and retried with the next
+/// batch (the stable ids make a line read twice a duplicate).
+fn save_pos(cx: &Context, p: Position) {
+    if let Err(e) = cx.checkpoint.save(&p) {
+        tracing::warn!(source = %cx.name(), error = %e, "cannot store the queue_log position");
     }
 }
 
@@ -195,31 +193,30 @@ impl Follow {
 }
 
 impl Source for QueueLogSource {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn run(
-        self: Box<Self>,
-        ingest: Ingest,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, Result<(), SourceError>> {
+    fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
             let mut mapper = Mapper::new(o.site.clone());
             let mut skipped = Throttle::default();
             let mut follow: Option<Follow> = None;
-            let mut tick = tokio::time::interval(o.poll);
+            let mut tick = tokio::time::interval(o.poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // An unreadable checkpoint stops the source: reading from
+            // the start or the end instead would double or lose lines.
+            let mut stored: Option<Position> =
+                cx.checkpoint.load().map_err(|e| SourceError::Failed {
+                    source_name: cx.name().to_string(),
+                    message: e.to_string(),
+                })?;
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = cx.shutdown.cancelled() => return Ok(()),
                     _ = tick.tick() => {}
                 }
                 let meta = std::fs::metadata(&o.path).ok();
                 if follow.is_none() {
                     let Some(meta) = &meta else { continue };
-                    let start = match load_pos(&o) {
+                    let start = match stored {
                         Some(p) if p.inode == meta.ino() && p.offset <= meta.len() => p.offset,
                         Some(_) => 0,
                         None if o.from_start => 0,
@@ -229,7 +226,7 @@ impl Source for QueueLogSource {
                         Ok(f) => follow = Some(f),
                         Err(e) => {
                             skipped
-                                .warn(&o.name, &format!("cannot open {}: {e}", o.path.display()));
+                                .warn(cx.name(), &format!("cannot open {}: {e}", o.path.display()));
                             continue;
                         }
                     }
@@ -240,14 +237,14 @@ impl Source for QueueLogSource {
                     .as_ref()
                     .is_some_and(|m| m.ino() == f.inode && m.len() < f.offset)
                 {
-                    tracing::info!(source = %o.name, "queue_log truncated; reading from the start");
+                    tracing::info!(source = %cx.name(), "queue_log truncated; reading from the start");
                     follow = Follow::open(&o.path, 0).ok();
                     continue;
                 }
                 let lines = match f.read_lines() {
                     Ok(l) => l,
                     Err(e) => {
-                        skipped.warn(&o.name, &format!("read error: {e}"));
+                        skipped.warn(cx.name(), &format!("read error: {e}"));
                         follow = None;
                         continue;
                     }
@@ -255,7 +252,7 @@ impl Source for QueueLogSource {
                 let rotated = meta.as_ref().is_some_and(|m| m.ino() != f.inode);
                 let (inode, offset) = (f.inode, f.offset);
                 if !lines.is_empty() {
-                    ingest.received(NAME, lines.len());
+                    cx.received(lines.len());
                     let mut events = Vec::new();
                     for line in &lines {
                         if line.trim().is_empty() {
@@ -263,22 +260,27 @@ impl Source for QueueLogSource {
                         }
                         match map_line(&mut mapper, line) {
                             Ok(mut evs) => events.append(&mut evs),
-                            Err(why) => skipped.skip(&ingest, NAME, &o.name, why, line),
+                            Err(why) => skipped.skip(&cx, why, line),
                         }
                     }
-                    if ingest.submit(NAME, events).await.is_err() {
+                    if cx.submit(events, None).await.is_err() {
                         return Ok(());
                     }
-                    save_pos(&o, Position { inode, offset });
+                    stored = Some(Position { inode, offset });
+                    save_pos(&cx, Position { inode, offset });
                 }
                 // Rotated: the old file was read to its end above; follow
                 // the new one from its start.
                 if rotated && lines.is_empty() {
-                    tracing::info!(source = %o.name, "queue_log rotated; following the new file");
+                    tracing::info!(source = %cx.name(), "queue_log rotated; following the new file");
                     follow = Follow::open(&o.path, 0).ok();
                     if let Some(f) = &follow {
+                        stored = Some(Position {
+                            inode: f.inode,
+                            offset: 0,
+                        });
                         save_pos(
-                            &o,
+                            &cx,
                             Position {
                                 inode: f.inode,
                                 offset: 0,
@@ -288,48 +290,6 @@ impl Source for QueueLogSource {
                 }
             }
         })
-    }
-}
-
-/// Counts skipped input and logs it at most every ten seconds.
-#[derive(Default)]
-pub struct Throttle {
-    last: Option<std::time::Instant>,
-    since: u64,
-}
-
-impl Throttle {
-    pub fn skip(
-        &mut self,
-        ingest: &Ingest,
-        source: &'static str,
-        name: &str,
-        why: Skip,
-        input: &str,
-    ) {
-        ingest.skipped(source, why.as_str());
-        if why != Skip::Passed {
-            self.since += 1;
-            self.warn(
-                name,
-                &format!(
-                    "{} input: {}",
-                    why.as_str(),
-                    input.chars().take(200).collect::<String>()
-                ),
-            );
-        }
-    }
-
-    pub fn warn(&mut self, source: &str, msg: &str) {
-        if self
-            .last
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-        {
-            tracing::warn!(source, skipped = self.since, "{msg}");
-            self.last = Some(std::time::Instant::now());
-            self.since = 0;
-        }
     }
 }
 

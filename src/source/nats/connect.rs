@@ -1,0 +1,119 @@
+//! Connecting to NATS: servers, credentials and TLS, shared by the
+//! `nats_jetstream` source and the edge publisher (`callwatch publish`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metric::Telemetry;
+
+/// How to reach the broker. Credentials: at most one of user/password,
+/// token or a creds file (NATS decentralised auth).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    /// `nats://host:port` (or `tls://`); the client fails over between them.
+    pub servers: Vec<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub creds_file: Option<PathBuf>,
+    /// Require TLS even if the server does not ask for it.
+    #[serde(default)]
+    pub tls: bool,
+    /// A CA bundle to verify the server with (besides the system roots).
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The configuration's mistakes, by key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.servers.is_empty() {
+            p.push(("servers".into(), "at least one server URL".into()));
+        }
+        for (i, s) in self.servers.iter().enumerate() {
+            if s.parse::<async_nats::ServerAddr>().is_err() {
+                p.push((format!("servers[{i}]"), format!("{s:?} is not a NATS URL")));
+            }
+        }
+        let ways = [
+            self.user.is_some() || self.password.is_some(),
+            self.token.is_some(),
+            self.creds_file.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            p.push((
+                "user".into(),
+                "give one of user/password, token or creds_file".into(),
+            ));
+        }
+        if self.user.is_some() != self.password.is_some() {
+            p.push(("password".into(), "user and password go together".into()));
+        }
+        p
+    }
+
+    /// Connects, retrying in the background until the broker answers
+    /// (the client reconnects by itself after that). Each reconnect is
+    /// counted for `source`.
+    pub async fn connect(
+        &self,
+        client_name: &str,
+        telemetry: Arc<Telemetry>,
+        source: &'static str,
+    ) -> Result<async_nats::Client, String> {
+        let mut opts = match (&self.user, &self.password, &self.token, &self.creds_file) {
+            (Some(u), Some(p), _, _) => {
+                async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone())
+            }
+            (_, _, Some(t), _) => async_nats::ConnectOptions::with_token(t.clone()),
+            (_, _, _, Some(f)) => async_nats::ConnectOptions::with_credentials_file(f)
+                .await
+                .map_err(|e| format!("creds_file {}: {e}", f.display()))?,
+            _ => async_nats::ConnectOptions::new(),
+        };
+        if self.tls {
+            opts = opts.require_tls(true);
+        }
+        if let Some(ca) = &self.tls_ca {
+            opts = opts.add_root_certificates(ca.clone());
+        }
+        let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let name = client_name.to_string();
+        opts = opts
+            .name(client_name)
+            .connection_timeout(Duration::from_secs(2))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            // Quick first retries, then every 2 s at most: a broker back
+            // after a restart is used within seconds.
+            .reconnect_delay_callback(|n| {
+                Duration::from_millis((100u64 << n.min(5) as u64).min(2000))
+            })
+            .event_callback(move |ev| {
+                let (seen, telemetry, name) = (seen.clone(), telemetry.clone(), name.clone());
+                async move {
+                    match ev {
+                        async_nats::Event::Connected => {
+                            if seen.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                                telemetry.reconnected(source);
+                                tracing::info!(source = %name, "NATS connection back");
+                            }
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!(source = %name, "NATS connection lost; reconnecting");
+                        }
+                        other => tracing::debug!(source = %name, event = %other, "NATS event"),
+                    }
+                }
+            });
+        let addrs: Vec<async_nats::ServerAddr> =
+            self.servers.iter().filter_map(|s| s.parse().ok()).collect();
+        opts.connect(addrs.as_slice())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

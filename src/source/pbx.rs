@@ -1,0 +1,320 @@
+//! The call tracker every PBX source shares, and its small helpers.
+//!
+//! PBXs (Asterisk app_queue, FreeSWITCH mod_callcenter, ...) report a
+//! call's end the same way whether the caller gave up or talked to an
+//! agent; the engine needs to know which. `Mapper` keeps a little
+//! per-call state (waiting or connected) to tell, and builds the
+//! canonical events with stable ids, so that input resent after a
+//! reconnect is recognised as a duplicate.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+
+use crate::event::{AgentStatus, Body, Direction, Event, Text};
+use crate::source::Context;
+
+/// Calls tracked at most (oldest forgotten first): bounds memory when a
+/// PBX never logs a call's end.
+const MAX_CALLS: usize = 100_000;
+
+/// Why an input line or AMI event produced no canonical event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Understood, but not a call-center fact callwatch tracks
+    /// (QUEUESTART, DID, RINGNOANSWER, Newexten...).
+    Passed,
+    /// An event name this mapping does not know.
+    Unknown,
+    /// Not parseable (too few fields, bad time...).
+    Malformed,
+}
+
+impl Skip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Passed => "passed",
+            Skip::Unknown => "unknown",
+            Skip::Malformed => "malformed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Connected,
+}
+
+/// Turns app_queue facts into canonical events.
+#[derive(Debug, Default)]
+pub struct Mapper {
+    site: Option<Text>,
+    calls: HashMap<String, Phase>,
+    order: VecDeque<String>,
+}
+
+/// A PBX string as an event field, cut to the canonical limit.
+pub fn clip(s: &str) -> Text {
+    let mut end = s.len().min(crate::event::MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Text::from(&s[..end])
+}
+
+/// A caller id usable as a customer reference (never a metric label).
+pub fn customer(raw: &str) -> Option<Text> {
+    let v = raw.trim();
+    let unknown = v.is_empty()
+        || ["unknown", "anonymous", "<unknown>", "restricted"]
+            .iter()
+            .any(|u| v.eq_ignore_ascii_case(u));
+    (!unknown).then(|| clip(v))
+}
+
+/// A stable event id from the input that produced it: the same input
+/// line (or AMI block) resent is recognised as a duplicate.
+pub fn stable_id(prefix: &str, parts: &[&str]) -> Text {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let d = h.finalize();
+    Text::from(format!(
+        "{prefix}:{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+    ))
+}
+
+/// A duration in seconds a PBX states, in milliseconds; `None` when it is
+/// not a plausible one (negative, not a number, over 7 days), so the
+/// engine derives it from event times instead of trusting it.
+pub fn pbx_ms(secs: f64) -> Option<i64> {
+    let max_s = (crate::event::MAX_DURATION_MS / 1000) as f64;
+    (secs.is_finite() && (0.0..=max_s).contains(&secs)).then(|| (secs * 1000.0).round() as i64)
+}
+
+/// A PBX time in seconds (fractional), in milliseconds; `None` outside
+/// the plausible years.
+pub fn pbx_time_ms(secs: f64) -> Option<i64> {
+    let ms = secs * 1000.0;
+    let range = crate::event::MIN_TS_MS as f64..crate::event::MAX_TS_MS as f64;
+    (ms.is_finite() && range.contains(&ms)).then_some(ms as i64)
+}
+
+pub fn ts_of(ms: i64) -> DateTime<FixedOffset> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_default()
+        .fixed_offset()
+}
+
+impl Mapper {
+    pub fn new(site: Option<String>) -> Mapper {
+        Mapper {
+            site: site.map(Text::from),
+            ..Mapper::default()
+        }
+    }
+
+    fn event(&self, id: Text, ms: i64, body: Body) -> Event {
+        Event {
+            id,
+            ts: ts_of(ms),
+            site: self.site.clone(),
+            body,
+        }
+    }
+
+    fn track(&mut self, call: &str, phase: Phase) {
+        if self.calls.insert(call.to_string(), phase).is_none() {
+            self.order.push_back(call.to_string());
+            while self.order.len() > MAX_CALLS {
+                if let Some(old) = self.order.pop_front() {
+                    self.calls.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn offered(
+        &mut self,
+        id: Text,
+        ms: i64,
+        call: &str,
+        queue: &str,
+        customer: Option<Text>,
+    ) -> Vec<Event> {
+        self.track(call, Phase::Waiting);
+        vec![self.event(
+            id,
+            ms,
+            Body::CallOffered {
+                call: clip(call),
+                queue: clip(queue),
+                direction: Direction::Inbound,
+                customer,
+            },
+        )]
+    }
+
+    pub fn connected(&mut self, id: Text, ms: i64, call: &str, agent: &str) -> Vec<Event> {
+        self.track(call, Phase::Connected);
+        vec![self.event(
+            id,
+            ms,
+            Body::CallAnswered {
+                call: clip(call),
+                agent: clip(agent),
+            },
+        )]
+    }
+
+    /// The conversation ended (complete, transfer away, agent dump after
+    /// connect). The log says nothing about after-call work, so it ends at
+    /// once: the agent is available again.
+    pub fn ended(&mut self, id: &Text, ms: i64, call: &str, talk_s: Option<f64>) -> Vec<Event> {
+        let talk_ms = talk_s.and_then(pbx_ms);
+        self.calls.remove(call);
+        vec![
+            self.event(
+                Text::from(format!("{id}:end")),
+                ms,
+                Body::CallEnded {
+                    call: clip(call),
+                    talk_ms,
+                    hold_ms: None,
+                },
+            ),
+            self.event(
+                Text::from(format!("{id}:wrap")),
+                ms,
+                Body::WrapEnded {
+                    call: clip(call),
+                    outcome: None,
+                },
+            ),
+        ]
+    }
+
+    /// The caller left without being connected.
+    pub fn abandoned(&mut self, id: Text, ms: i64, call: &str) -> Vec<Event> {
+        self.calls.remove(call);
+        vec![self.event(id, ms, Body::CallAbandoned { call: clip(call) })]
+    }
+
+    /// The call left the agent: ended if connected, abandoned if waiting.
+    pub fn gone(&mut self, id: Text, ms: i64, call: &str, talk_s: Option<f64>) -> Vec<Event> {
+        match self.calls.get(call) {
+            Some(Phase::Waiting) => self.abandoned(id, ms, call),
+            _ => self.ended(&id, ms, call, talk_s),
+        }
+    }
+
+    pub fn hold(&mut self, id: Text, ms: i64, call: &str, on: bool) -> Vec<Event> {
+        if self.calls.get(call) != Some(&Phase::Connected) {
+            return Vec::new();
+        }
+        let call = clip(call);
+        let body = if on {
+            Body::CallHold { call }
+        } else {
+            Body::CallResume { call }
+        };
+        vec![self.event(id, ms, body)]
+    }
+
+    pub fn login(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
+        vec![self.event(
+            id,
+            ms,
+            Body::AgentLogin {
+                agent: clip(agent),
+                name: None,
+                team: None,
+                queues: queue.into_iter().map(Text::from).collect(),
+            },
+        )]
+    }
+
+    /// The member leaves `queue` (or every queue, without one).
+    pub fn logout(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
+        vec![self.event(
+            id,
+            ms,
+            Body::AgentLogout {
+                agent: clip(agent),
+                queues: queue.into_iter().map(Text::from).collect(),
+            },
+        )]
+    }
+
+    pub fn pause(
+        &mut self,
+        id: Text,
+        ms: i64,
+        agent: &str,
+        paused: bool,
+        reason: Option<&str>,
+    ) -> Vec<Event> {
+        let (state, reason) = if paused {
+            (
+                AgentStatus::Paused,
+                reason
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(Text::from),
+            )
+        } else {
+            (AgentStatus::Available, None)
+        };
+        vec![self.event(
+            id,
+            ms,
+            Body::AgentState {
+                agent: clip(agent),
+                state,
+                reason,
+            },
+        )]
+    }
+}
+
+/// Counts skipped input and logs it at most every ten seconds.
+#[derive(Default)]
+pub struct Throttle {
+    last: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl Throttle {
+    pub fn skip(&mut self, cx: &Context, why: Skip, input: &str) {
+        cx.skipped(why.as_str());
+        if why != Skip::Passed {
+            self.since += 1;
+            self.warn(
+                cx.name(),
+                &format!(
+                    "{} input: {}",
+                    why.as_str(),
+                    input.chars().take(200).collect::<String>()
+                ),
+            );
+        }
+    }
+
+    pub fn warn(&mut self, source: &str, msg: &str) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::warn!(source, skipped = self.since, "{msg}");
+            self.last = Some(std::time::Instant::now());
+            self.since = 0;
+        }
+    }
+}
