@@ -818,6 +818,10 @@ struct StateView {
     last_event_time: Option<String>,
     /// Journal records committed (0 without a data directory).
     journal_seq: u64,
+    /// Per positioned source (JetStream): the stream sequence up to
+    /// which its messages are durable here. Two replicas at the same
+    /// sequence show the same digest.
+    sources: std::collections::BTreeMap<String, u64>,
 }
 
 async fn get_state(State(app): State<App>, headers: HeaderMap) -> Response {
@@ -843,6 +847,12 @@ async fn get_state(State(app): State<App>, headers: HeaderMap) -> Response {
             .shared
             .journal_seq
             .load(std::sync::atomic::Ordering::Acquire),
+        sources: app
+            .shared
+            .positions
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect(),
     })
     .into_response()
 }

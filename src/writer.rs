@@ -70,6 +70,9 @@ pub struct Shared {
     /// The number of journal records committed (the next record's
     /// sequence number), for `GET /api/v1/state`.
     pub journal_seq: std::sync::atomic::AtomicU64,
+    /// How far each positioned source's input is durable here (the
+    /// JetStream stream sequence), for `GET /api/v1/state`.
+    pub positions: dashmap::DashMap<String, u64>,
 }
 
 impl Shared {
@@ -91,6 +94,7 @@ impl Shared {
             deadletters,
             journaled,
             journal_seq: Default::default(),
+            positions: Default::default(),
         }
     }
 
@@ -240,6 +244,16 @@ impl Ingest {
     /// or not understood), by reason.
     pub fn skipped(&self, source: &'static str, reason: &'static str) {
         self.shared.telemetry.skipped(source, reason);
+    }
+
+    /// Records that `source`'s input up to `position` is durable here.
+    pub fn position(&self, source: &str, position: u64) {
+        match self.shared.positions.get_mut(source) {
+            Some(mut p) => *p = position,
+            None => {
+                self.shared.positions.insert(source.to_string(), position);
+            }
+        }
     }
 
     /// Counts (and keeps as a dead letter) an input the source refused.

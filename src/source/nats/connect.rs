@@ -58,13 +58,14 @@ impl Connection {
 
     /// Connects, retrying in the background until the broker answers
     /// (the client reconnects by itself after that). Each reconnect is
-    /// counted for `source`.
+    /// counted for `source`; the receiver changes whenever the connection
+    /// is lost, so a consumer can start over from its own position.
     pub async fn connect(
         &self,
         client_name: &str,
         telemetry: Arc<Telemetry>,
         source: &'static str,
-    ) -> Result<async_nats::Client, String> {
+    ) -> Result<(async_nats::Client, tokio::sync::watch::Receiver<u64>), String> {
         let mut opts = match (&self.user, &self.password, &self.token, &self.creds_file) {
             (Some(u), Some(p), _, _) => {
                 async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone())
@@ -82,6 +83,8 @@ impl Connection {
             opts = opts.add_root_certificates(ca.clone());
         }
         let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (lost_tx, lost) = tokio::sync::watch::channel(0u64);
+        let lost_tx = Arc::new(lost_tx);
         let name = client_name.to_string();
         opts = opts
             .name(client_name)
@@ -94,7 +97,12 @@ impl Connection {
                 Duration::from_millis((100u64 << n.min(5) as u64).min(2000))
             })
             .event_callback(move |ev| {
-                let (seen, telemetry, name) = (seen.clone(), telemetry.clone(), name.clone());
+                let (seen, telemetry, name, lost_tx) = (
+                    seen.clone(),
+                    telemetry.clone(),
+                    name.clone(),
+                    lost_tx.clone(),
+                );
                 async move {
                     match ev {
                         async_nats::Event::Connected => {
@@ -104,6 +112,7 @@ impl Connection {
                             }
                         }
                         async_nats::Event::Disconnected => {
+                            lost_tx.send_modify(|n| *n += 1);
                             tracing::warn!(source = %name, "NATS connection lost; reconnecting");
                         }
                         other => tracing::debug!(source = %name, event = %other, "NATS event"),
@@ -112,8 +121,10 @@ impl Connection {
             });
         let addrs: Vec<async_nats::ServerAddr> =
             self.servers.iter().filter_map(|s| s.parse().ok()).collect();
-        opts.connect(addrs.as_slice())
+        let client = opts
+            .connect(addrs.as_slice())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((client, lost))
     }
 }

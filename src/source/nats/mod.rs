@@ -4,9 +4,20 @@
 //! `callwatch publish` or any integrator sends it, on subjects such as
 //! `callwatch.events.<site>`. Messages are taken in batches and acked
 //! explicitly only once the batch is durable here (the writer answered,
-//! so the journal commit under the fsync policy is done): a crash before
-//! that means redelivery, and a redelivered message is a duplicate by its
-//! event id. A message that is not a valid event is dead-lettered,
+//! so the journal commit under the fsync policy is done).
+//!
+//! Order matters to the engine (an answer before its offer is refused),
+//! and JetStream redelivers an unacked message only after `ack_wait`,
+//! behind newer ones. So the daemon keeps its own position: the stream
+//! sequence up to which the state holds the stream, in its checkpoint
+//! (fsynced after each durable batch). Every session, at start and after
+//! any lost connection, (re)creates the durable consumer just after that
+//! position: delivery is in stream order, and what the checkpoint lagged
+//! behind the journal comes again as duplicates by event id. Without a
+//! data directory the position starts at 0, so a restarted in-memory
+//! daemon rebuilds its state from the stream.
+//!
+//! A message that is not a valid event is dead-lettered,
 //! counted and acked, so it never blocks the ones behind it. The consumer
 //! is created if missing; its name is this daemon's, so two daemons on
 //! the same subjects (each with its own consumer) are an HA pair, and
@@ -118,8 +129,7 @@ fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
     let name = super::default_name(c.name.clone(), NAME, setup.index);
     Ok(Built {
         kind: NAME,
-        // The broker keeps the consumer's position; nothing local.
-        checkpoint_file: String::new(),
+        checkpoint_file: format!("{name}.jetstream"),
         name,
         source: Box::new(JetStreamSource { opts: c }),
     })
@@ -133,12 +143,19 @@ pub struct JetStreamSource {
 fn consumer_config(
     o: &JetStreamConfig,
     durable: &str,
+    after: u64,
 ) -> async_nats::jetstream::consumer::pull::Config {
     use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
     let mut c = pull::Config {
         durable_name: Some(durable.to_string()),
         description: Some("callwatch daemon".into()),
-        deliver_policy: DeliverPolicy::All,
+        deliver_policy: if after == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            }
+        },
         ack_policy: AckPolicy::Explicit,
         ack_wait: o.ack_wait,
         max_ack_pending: o.max_ack_pending,
@@ -161,11 +178,21 @@ enum SessionError {
     Stop,
 }
 
+/// The checkpoint: how far into which stream the state goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Position {
+    stream: String,
+    sequence: u64,
+}
+
 async fn session(
     o: &JetStreamConfig,
     client: &async_nats::Client,
+    lost: &mut tokio::sync::watch::Receiver<u64>,
     cx: &mut Context,
+    at: &mut u64,
 ) -> Result<(), SessionError> {
+    lost.borrow_and_update();
     let js = async_nats::jetstream::new(client.clone());
     let broker = |e: &dyn std::fmt::Display| SessionError::Broker(e.to_string());
     let stream = match js.get_stream(&o.stream).await {
@@ -183,8 +210,15 @@ async fn session(
         Err(e) => return Err(broker(&format!("stream {}: {e}", o.stream))),
     };
     let durable = o.consumer.clone().unwrap_or_else(|| cx.name().to_string());
-    let consumer = stream
-        .get_or_create_consumer(&durable, consumer_config(o, &durable))
+    // Start over at our own position (see the module doc); the old
+    // consumer's unacked deliveries would come back out of order.
+    match stream.delete_consumer(&durable).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("not found") => {}
+        Err(e) => return Err(broker(&format!("consumer {durable}: {e}"))),
+    }
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .create_consumer(consumer_config(o, &durable, *at))
         .await
         .map_err(|e| broker(&format!("consumer {durable}: {e}")))?;
     let messages = consumer
@@ -195,50 +229,66 @@ async fn session(
         .messages()
         .await
         .map_err(|e| broker(&e))?;
-    tracing::info!(source = %cx.name(), stream = %o.stream, consumer = %durable, "consuming");
+    tracing::info!(source = %cx.name(), stream = %o.stream, consumer = %durable, after = *at, "consuming");
     cx.backoff.reset();
     let mut chunks = messages.ready_chunks(o.batch);
     loop {
         let chunk = tokio::select! {
             _ = cx.shutdown.cancelled() => return Err(SessionError::Stop),
+            _ = lost.changed() => return Err(SessionError::Broker("connection lost".into())),
             c = chunks.next() => match c {
                 Some(c) => c,
                 None => return Err(SessionError::Broker("message stream ended".into())),
             },
         };
         let mut msgs = Vec::with_capacity(chunk.len());
+        let mut failed = None;
         for m in chunk {
             match m {
                 Ok(m) => msgs.push(m),
-                // Missed heartbeats and the like: the pull stream retries
-                // by itself; the error is only logged.
-                Err(e) => tracing::warn!(source = %cx.name(), error = %e, "pull stream"),
+                Err(e) => failed = Some(e.to_string()),
             }
         }
-        if msgs.is_empty() {
-            continue;
+        // What came before the error is in order; apply it, then start
+        // over from the position (a message may have been lost in flight).
+        if !msgs.is_empty() {
+            apply(o, &js, cx, &msgs, at).await?;
         }
-        apply(o, &js, cx, &msgs).await?;
+        if let Some(e) = failed {
+            return Err(SessionError::Broker(format!("pull stream: {e}")));
+        }
     }
 }
 
-/// Decodes, applies and acks one batch of messages.
+/// Decodes, applies and acks one batch of messages, and moves the
+/// position past it.
 async fn apply(
     o: &JetStreamConfig,
     js: &async_nats::jetstream::Context,
     cx: &mut Context,
     msgs: &[async_nats::jetstream::Message],
+    at: &mut u64,
 ) -> Result<(), SessionError> {
     let bytes = msgs.iter().map(|m| m.payload.len()).sum();
     let mut batch = Decoded::with_capacity(msgs.len(), bytes);
-    let mut pending = 0;
+    let (mut pending, mut seq) = (0, *at);
+    let mut taken = 0;
     for (i, m) in msgs.iter().enumerate() {
-        batch.push(&cx.ingest, NAME, i as u64, &m.payload);
-        if let Ok(info) = m.info() {
-            pending = info.pending;
+        let Ok(info) = m.info() else {
+            cx.skipped("not_jetstream");
+            continue;
+        };
+        pending = info.pending;
+        if info.stream_sequence <= seq {
+            // Already in the state (a redelivery): ack, do not apply.
+            cx.skipped("redelivered");
+            continue;
         }
+        seq = info.stream_sequence;
+        taken += 1;
+        batch.push(&cx.ingest, NAME, i as u64, &m.payload);
     }
-    cx.received(msgs.len());
+    cx.received(taken);
     cx.telemetry().source_pending(NAME, pending);
     let (events, raws, numbers) = batch.into_parts();
     let outcomes = cx
@@ -246,6 +296,16 @@ async fn apply(
         .await
         .map_err(|_| SessionError::Stop)?;
     let tally = numbers.tally(outcomes);
+    *at = seq;
+    let pos = Position {
+        stream: o.stream.clone(),
+        sequence: seq,
+    };
+    if let Err(e) = cx.checkpoint.save(&pos) {
+        // Not fatal: an older position only means duplicates on restart.
+        tracing::warn!(source = %cx.name(), error = %e, "cannot store the stream position");
+    }
+    cx.ingest.position(cx.name(), seq);
     if let Some(subject) = &o.deadletter_subject {
         for (i, r) in &tally.refused {
             let mut h = async_nats::HeaderMap::new();
@@ -274,16 +334,37 @@ impl Source for JetStreamSource {
     fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
-            let client = o
+            let fail = |name: &str, message: String| SourceError::Failed {
+                source_name: name.to_string(),
+                message,
+            };
+            let stored: Option<Position> = cx
+                .checkpoint
+                .load()
+                .map_err(|e| fail(cx.name(), e.to_string()))?;
+            let mut at = match stored {
+                Some(p) if p.stream == o.stream => p.sequence,
+                Some(p) => {
+                    return Err(fail(
+                        cx.name(),
+                        format!(
+                            "the checkpoint is for stream {:?}, not {:?}; remove it to consume the new stream from its start",
+                            p.stream, o.stream
+                        ),
+                    ))
+                }
+                None => 0,
+            };
+            if at > 0 {
+                cx.ingest.position(cx.name(), at);
+            }
+            let (client, mut lost) = o
                 .connection
                 .connect(cx.name(), cx.telemetry().clone(), NAME)
                 .await
-                .map_err(|message| SourceError::Failed {
-                    source_name: cx.name().to_string(),
-                    message,
-                })?;
+                .map_err(|m| fail(cx.name(), m))?;
             loop {
-                match session(&o, &client, &mut cx).await {
+                match session(&o, &client, &mut lost, &mut cx, &mut at).await {
                     Err(SessionError::Stop) => break,
                     Ok(()) => {}
                     Err(SessionError::Broker(e)) => {

@@ -1,0 +1,273 @@
+//! NATS JetStream as the shared event log, against real `nats-server`
+//! processes (single nodes and a three-node R3 cluster): durable
+//! consumption with ack after the journal commit, redelivery after a
+//! crash, broker restarts, dead letters, HA pairs and the edge publisher.
+
+mod common;
+
+use std::time::Duration;
+
+use common::nats;
+use common::*;
+
+const STREAM: &str = "CALLWATCH";
+const SUBJECT: &str = "callwatch.events.hq";
+
+/// Simulated desk events, encoded, in the order they are published.
+fn events(n: usize, seed: u64) -> Vec<(String, String)> {
+    let sim = callwatch::simulate::Simulator::new(
+        callwatch::simulate::SimOptions {
+            agents: 40,
+            rate: 50.0,
+            seed,
+            site: None,
+        },
+        1_772_434_800_000,
+    );
+    sim.take(n)
+        .map(|e| (e.id.to_string(), callwatch::event::encode(&e)))
+        .collect()
+}
+
+fn source(servers: &[String], name: &str, extra: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "[[sources]]\ntype = \"nats_jetstream\"\nname = \"{name}\"\nservers = [{}]\nstream = \"{STREAM}\"\nsubjects = [\"callwatch.events.>\"]\nbatch = 200\n{extra}\n",
+        list.join(", ")
+    )
+}
+
+fn durable(sources: &str) -> String {
+    config(&format!(
+        "[storage]\nfsync = \"always\"\nsnapshot_every = 2000\n{sources}"
+    ))
+}
+
+async fn publish_all(js: &async_nats::jetstream::Context, evs: &[(String, String)]) {
+    for (id, body) in evs {
+        nats::publish(js, SUBJECT, id, body.clone())
+            .await
+            .expect("published");
+    }
+}
+
+async fn state(d: &Daemon) -> serde_json::Value {
+    get_json(d, "/api/v1/state").await
+}
+
+/// Waits until the daemon has applied `n` events.
+async fn applied(d: &Daemon, n: u64, secs: u64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = state(d).await;
+        if s["events_applied"].as_u64() == Some(n) {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let m = metrics_text(d).await;
+            let counts: Vec<&str> = m
+                .lines()
+                .filter(|l| {
+                    l.starts_with("callwatch_events_") || l.starts_with("callwatch_source_")
+                })
+                .collect();
+            panic!(
+                "{n} events not applied: {s}\n{}\n{}",
+                counts.join("\n"),
+                d.drain_log().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The digest an offline replay of `evs` (in this order) gives.
+fn offline(cfg: &str, evs: &[(String, String)]) -> String {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg_path = dir.path().join("c.toml");
+    // The replay reads a file, not the stream: the same config without it.
+    std::fs::write(&cfg_path, cfg).expect("cfg");
+    let file = dir.path().join("all.ndjson");
+    let body: Vec<&str> = evs.iter().map(|(_, b)| b.as_str()).collect();
+    std::fs::write(&file, body.join("\n")).expect("write");
+    replay_offline(&cfg_path, &file)["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string()
+}
+
+fn start(cfg: &str, data: &std::path::Path) -> Daemon {
+    Daemon::start_args(cfg, &["--data-dir", data.to_str().expect("utf-8")])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::single(tmp.path());
+    let c = nats::client(&[broker.url()]).await;
+    let js = async_nats::jetstream::new(c.clone());
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let evs = events(6000, 3);
+    publish_all(&js, &evs[..3000]).await;
+    let data = tempfile::tempdir().expect("data");
+    let cfg = durable(&source(&[broker.url()], "js-a", ""));
+    let d = start(&cfg, data.path());
+    // Kill it while it is still consuming (some, not all, applied).
+    wait_for(30, "consumption under way", || async {
+        let n = state(&d).await["events_applied"].as_u64().unwrap_or(0);
+        (n > 0).then_some(())
+    })
+    .await;
+    let publisher = {
+        let js = js.clone();
+        let rest = evs[3000..].to_vec();
+        tokio::spawn(async move { publish_all(&js, &rest).await })
+    };
+    d.kill9();
+    publisher.await.expect("publisher");
+    let d = start(&cfg, data.path());
+    let s = applied(&d, evs.len() as u64, 60).await;
+    assert_eq!(
+        s["sources"]["js-a"].as_u64(),
+        Some(evs.len() as u64),
+        "the stream position durable here is the last message"
+    );
+    assert_eq!(
+        s["digest"].as_str(),
+        Some(offline(&config(""), &evs).as_str()),
+        "state after the crash equals an offline replay of the stream"
+    );
+    // Everything acked once durable: nothing left pending on the broker.
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream(STREAM)
+        .await
+        .expect("stream")
+        .get_consumer("js-a")
+        .await
+        .expect("consumer");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let i = consumer.info().await.expect("consumer info");
+        if i.num_ack_pending == 0 && i.num_pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "messages left unacked: {} pending, {} unacked",
+            i.num_pending,
+            i.num_ack_pending
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_is_dead_lettered_and_does_not_block_the_rest() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::single(tmp.path());
+    let c = nats::client(&[broker.url()]).await;
+    let js = async_nats::jetstream::new(c.clone());
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let dl = c.subscribe("callwatch.deadletter").await.expect("sub");
+    let evs = events(300, 4);
+    publish_all(&js, &evs[..100]).await;
+    for bad in [
+        "{not json",
+        r#"{"id":"x1","type":"no_such_event","ts":"2026-03-02T06:00:00Z"}"#,
+    ] {
+        nats::publish(&js, SUBJECT, bad, bad.to_string())
+            .await
+            .expect("published");
+    }
+    publish_all(&js, &evs[100..]).await;
+    let data = tempfile::tempdir().expect("data");
+    let cfg = durable(&source(
+        &[broker.url()],
+        "js-a",
+        "deadletter_subject = \"callwatch.deadletter\"",
+    ));
+    let d = start(&cfg, data.path());
+    applied(&d, evs.len() as u64, 30).await;
+    let m = parse_metrics(&metrics_text(&d).await);
+    let refused: f64 = m
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("callwatch_events_rejected_total{") && k.contains("nats_jetstream")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(refused, 2.0, "both bad messages counted as refused");
+    assert_eq!(
+        metric(
+            &m,
+            "callwatch_events_received_total{source=\"nats_jetstream\"}"
+        ),
+        (evs.len() + 2) as f64
+    );
+    // Republished with the reason, and kept as local dead letters.
+    let mut dl = dl;
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        use futures_util::StreamExt;
+        let msg = tokio::time::timeout(Duration::from_secs(10), dl.next())
+            .await
+            .expect("dead letter republished")
+            .expect("message");
+        let r = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Callwatch-Reason"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        reasons.push(r);
+    }
+    reasons.sort();
+    assert_eq!(reasons, ["malformed_json", "unknown_type"]);
+    let out = std::process::Command::new(BIN)
+        .args(["deadletters", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("deadletters");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("nats_jetstream") && listed.contains("no_such_event"),
+        "{listed}"
+    );
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_resume_by_themselves_after_the_whole_broker_restarts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut broker = nats::single(tmp.path());
+    let url = broker.url();
+    let evs = events(1000, 5);
+    {
+        let c = nats::client(std::slice::from_ref(&url)).await;
+        let js = async_nats::jetstream::new(c);
+        nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+        publish_all(&js, &evs[..500]).await;
+    }
+    let cfg = config(&source(std::slice::from_ref(&url), "js-a", ""));
+    let d = Daemon::start(&cfg);
+    applied(&d, 500, 30).await;
+    broker.restart();
+    broker.wait_healthy(20);
+    let c = nats::client(std::slice::from_ref(&url)).await;
+    let js = async_nats::jetstream::new(c);
+    publish_all(&js, &evs[500..]).await;
+    let s = applied(&d, evs.len() as u64, 60).await;
+    assert_eq!(
+        s["digest"].as_str(),
+        Some(offline(&config(""), &evs).as_str())
+    );
+    let m = parse_metrics(&metrics_text(&d).await);
+    assert!(
+        metric(
+            &m,
+            "callwatch_source_reconnects_total{source=\"nats_jetstream\"}"
+        ) >= 1.0,
+        "the reconnect is counted"
+    );
+}
