@@ -169,16 +169,40 @@ fn id_of(raw: &[u8]) -> Option<String> {
 }
 
 async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = authorize(&headers, app.opts.ingest_token.as_deref()) {
+    let limits = IngestLimits {
+        token: app.opts.ingest_token.clone(),
+        max_body_bytes: app.opts.max_body_bytes,
+        max_events_per_request: app.opts.max_events_per_request,
+    };
+    ingest_request(&app.ingest, &limits, headers, body).await
+}
+
+/// What an HTTP ingest request may be.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_events_per_request: usize,
+}
+
+/// `POST /api/v1/events` against any ingest handle (the daemon's writer,
+/// or the edge publisher's buffer).
+pub async fn ingest_request(
+    ingest: &Ingest,
+    limits: &IngestLimits,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = authorize(&headers, limits.token.as_deref()) {
         return r.into_response();
     }
-    let limit = app.opts.max_body_bytes;
+    let limit = limits.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            app.ingest.received(SOURCE, 1);
+            ingest.received(SOURCE, 1);
             let r = Rejection::new(Reason::TooLarge, format!("body larger than {limit} bytes"));
-            app.ingest.rejected(SOURCE, &r, b"");
+            ingest.rejected(SOURCE, &r, b"");
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Some(Reason::TooLarge),
@@ -193,8 +217,8 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
         match event::split_array(&bytes) {
             Ok(v) => v.into_iter().map(|r| r.get().as_bytes()).collect(),
             Err(r) => {
-                app.ingest.received(SOURCE, 1);
-                app.ingest.rejected(SOURCE, &r, &bytes);
+                ingest.received(SOURCE, 1);
+                ingest.rejected(SOURCE, &r, &bytes);
                 return error(StatusCode::BAD_REQUEST, Some(r.reason), &r.message);
             }
         }
@@ -204,15 +228,15 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
             .collect()
     };
-    let max = app.opts.max_events_per_request;
+    let max = limits.max_events_per_request;
     if items.len() > max {
-        app.ingest.received(SOURCE, items.len());
+        ingest.received(SOURCE, items.len());
         let r = Rejection::new(
             Reason::TooLarge,
             format!("more than {max} events in one request"),
         );
         for _ in 0..items.len() {
-            app.ingest.rejected(SOURCE, &r, b"");
+            ingest.rejected(SOURCE, &r, b"");
         }
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -223,13 +247,13 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             ),
         );
     }
-    app.ingest.received(SOURCE, items.len());
+    ingest.received(SOURCE, items.len());
     let mut batch = Decoded::with_capacity(items.len(), bytes.len());
     for (i, raw) in items.iter().enumerate() {
-        batch.push(&app.ingest, SOURCE, i as u64, raw);
+        batch.push(ingest, SOURCE, i as u64, raw);
     }
     let (events, raws, numbers) = batch.into_parts();
-    let outcomes = match app.ingest.submit_raw(SOURCE, events, Some(raws)).await {
+    let outcomes = match ingest.submit_raw(SOURCE, events, Some(raws)).await {
         Ok(o) => o,
         Err(e) => {
             let reason = match e {

@@ -23,6 +23,7 @@ pub mod kpi;
 pub mod metric;
 pub mod money;
 pub mod privacy;
+pub mod publish;
 pub mod quality;
 pub mod reject;
 pub mod replay;

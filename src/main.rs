@@ -42,6 +42,21 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run an edge publisher: the sources of the config, sending to
+    /// JetStream (`[publish]`) through a local buffer (docs/scale-out.md).
+    Publish {
+        #[arg(long)]
+        config: PathBuf,
+        /// HTTP listen address (overrides server.http).
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// TCP ingest listen address (overrides server.ingest_tcp).
+        #[arg(long)]
+        ingest_tcp: Option<SocketAddr>,
+        /// The buffer lives here (overrides storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// List the dead letters (refused events) kept in a data directory.
     Deadletters {
         /// The data directory (default: storage.data_dir of --config).
@@ -276,6 +291,32 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .context("binding the listen addresses")?;
                 callwatch::run(cfg, listeners, shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Publish {
+            config,
+            http,
+            ingest_tcp,
+            data_dir,
+        } => {
+            let mut cfg = load(Some(&config))?;
+            if let Some(a) = http {
+                cfg.server.http = a;
+            }
+            if let Some(a) = ingest_tcp {
+                cfg.server.ingest_tcp = Some(a);
+            }
+            if data_dir.is_some() {
+                cfg.storage.data_dir = data_dir;
+            }
+            init_logging(cfg.log.format, &cfg.log.level);
+            raise_fd_limit();
+            rt.block_on(async move {
+                let listeners = callwatch::Listeners::bind(&cfg)
+                    .await
+                    .context("binding the listen addresses")?;
+                callwatch::publish::run(cfg, listeners, shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             })
         }

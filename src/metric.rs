@@ -903,11 +903,15 @@ impl Telemetry {
         self.gauge(&SOURCE_PENDING, "source", source, messages as f64);
     }
 
-    /// The edge publisher's buffer and what the broker acknowledged.
-    pub fn publish_progress(&self, buffered: u64, sent: u64) {
+    /// Events in the edge publisher's buffer, unsent.
+    pub fn publish_buffered(&self, buffered: u64) {
         self.recorder
             .register_gauge(&Key::from_name(PUBLISH_BUFFERED.name), &META)
             .set(buffered as f64);
+    }
+
+    /// Events the broker acknowledged to the edge publisher.
+    pub fn publish_sent(&self, sent: u64) {
         self.recorder
             .register_counter(&Key::from_name(PUBLISH_SENT.name), &META)
             .increment(sent);

@@ -172,6 +172,19 @@ impl Encoded {
         self.ends.push(self.bytes.len());
     }
 
+    /// Each event's payload, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.bytes[a..b])
+    }
+
+    /// Payload bytes in all.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     fn of(events: &[Event]) -> Encoded {
         let mut e = Encoded::with_capacity(events.len(), events.len() * 160);
         for ev in events {
@@ -389,6 +402,59 @@ impl Ingest {
             }),
         }
     }
+}
+
+/// Batches for a sink other than the writer (the edge publisher's
+/// buffer): sources hand in through the same [`Ingest`] either way.
+pub struct Batches(mpsc::Receiver<Command>);
+
+/// One batch taken by a sink, to be answered.
+pub struct Taken {
+    pub source: &'static str,
+    pub events: Vec<Event>,
+    /// Always present: a sink's `Shared` is journaled.
+    pub encoded: Encoded,
+    reply: oneshot::Sender<Result<Vec<Outcome>, Returned>>,
+}
+
+impl Taken {
+    pub fn answer(self, outcomes: Vec<Outcome>) {
+        let _ = self.reply.send(Ok(outcomes));
+    }
+
+    /// Nothing of the batch was taken.
+    pub fn refuse(self, error: IngestError) {
+        let _ = self.reply.send(Err(Returned {
+            error,
+            events: self.events,
+            encoded: Some(self.encoded),
+        }));
+    }
+}
+
+impl Batches {
+    /// The next batch (blocking; for the sink's own thread). Other
+    /// commands have no meaning for a sink and are passed over. `None`
+    /// once every `Ingest` handle is gone.
+    pub fn blocking_next(&mut self) -> Option<Taken> {
+        loop {
+            if let Command::Batch(b) = self.0.blocking_recv()? {
+                let encoded = b.encoded.unwrap_or_else(|| Encoded::of(&b.events));
+                return Some(Taken {
+                    source: b.source,
+                    events: b.events,
+                    encoded,
+                    reply: b.reply,
+                });
+            }
+        }
+    }
+}
+
+/// An ingest handle whose batches go to `Batches` instead of a writer.
+pub fn sink(shared: Arc<Shared>) -> (Ingest, Batches) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    (Ingest { tx, shared }, Batches(rx))
 }
 
 /// The outcome of a batch handed to the writer: one per event.

@@ -271,3 +271,80 @@ async fn consumers_resume_by_themselves_after_the_whole_broker_restarts() {
         "the reconnect is counted"
     );
 }
+
+/// Sends `lines` over one TCP connection and waits for their ACK.
+async fn send_tcp(addr: std::net::SocketAddr, lines: &[&str]) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all((lines.join("\n") + "\n").as_bytes())
+        .await
+        .expect("write");
+    let (r, _w) = s.into_split();
+    let mut rd = BufReader::new(r).lines();
+    let want = format!("ACK {}", lines.len());
+    line_matching(&mut rd, 30, |l| {
+        assert!(!l.starts_with("ERR"), "refused: {l}");
+        l == want
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_publisher_buffers_through_a_30s_outage_and_delivers_exactly_once_in_order() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut broker = nats::stopped(tmp.path());
+    let url = broker.url();
+    let edge_data = tempfile::tempdir().expect("edge data");
+    let edge_cfg = config(&format!(
+        "[publish]\nservers = [{url:?}]\ncreate_stream = true\n"
+    ));
+    let dir = edge_data.path().to_str().expect("utf-8").to_string();
+    let edge = Daemon::start_publisher(&edge_cfg, &["--data-dir", &dir]);
+    let evs = events(3000, 6);
+    let lines: Vec<&str> = evs.iter().map(|(_, b)| b.as_str()).collect();
+    let outage = std::time::Instant::now();
+    // Events keep arriving while the broker is down: each part is
+    // acknowledged to its sender once it is in the edge buffer.
+    send_tcp(edge.tcp.expect("tcp"), &lines[..1000]).await;
+    let m = parse_metrics(&metrics_text(&edge).await);
+    assert_eq!(metric(&m, "callwatch_publish_buffered_events"), 1000.0);
+    // A crash of the publisher while the broker is down loses nothing.
+    edge.kill9();
+    let edge = Daemon::start_publisher(&edge_cfg, &["--data-dir", &dir]);
+    send_tcp(edge.tcp.expect("tcp"), &lines[1000..2000]).await;
+    // The scenario is a 30 s outage (not a synchronisation wait).
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
+    send_tcp(edge.tcp.expect("tcp"), &lines[2000..]).await;
+    let m = parse_metrics(&metrics_text(&edge).await);
+    assert_eq!(metric(&m, "callwatch_publish_buffered_events"), 3000.0);
+    broker.restart();
+    broker.wait_healthy(20);
+    wait_for(60, "the buffer to drain", || async {
+        let m = parse_metrics(&metrics_text(&edge).await);
+        (metric(&m, "callwatch_publish_buffered_events") == 0.0).then_some(())
+    })
+    .await;
+    let c = nats::client(std::slice::from_ref(&url)).await;
+    let js = async_nats::jetstream::new(c);
+    let on_stream = nats::read_all(&js, STREAM).await;
+    let ids: Vec<String> = on_stream
+        .iter()
+        .map(|p| {
+            serde_json::from_str::<serde_json::Value>(p).expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    let sent: Vec<String> = evs.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids.len(), sent.len(), "every event exactly once");
+    assert_eq!(ids, sent, "in the order the source sent them");
+    // And a daemon consuming the stream has the state of the events.
+    let d = Daemon::start(&config(&source(std::slice::from_ref(&url), "js-a", "")));
+    let s = applied(&d, evs.len() as u64, 60).await;
+    assert_eq!(
+        s["digest"].as_str(),
+        Some(offline(&config(""), &evs).as_str())
+    );
+    drop(edge);
+}

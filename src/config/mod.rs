@@ -79,6 +79,9 @@ pub struct Config {
     /// `[[sources]]`: each table is read by the source module its
     /// `type` names (`source::KINDS`), which owns that config type.
     pub sources: Vec<toml::Table>,
+    /// `[publish]`: the edge publisher's broker and buffer (read by
+    /// `publish.rs`, which owns that config type).
+    pub publish: Option<toml::Table>,
 }
 
 /// Durability: where and how the journal and snapshots are kept.

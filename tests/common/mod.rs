@@ -82,22 +82,27 @@ impl Daemon {
     }
 
     pub fn start_args(config: &str, args: &[&str]) -> Daemon {
-        Self::spawn(config, args, true)
+        Self::spawn("run", config, args, true)
     }
 
     /// Returns as soon as the listeners are bound, before recovery is done.
     pub fn start_unready(config: &str, args: &[&str]) -> Daemon {
-        Self::spawn(config, args, false)
+        Self::spawn("run", config, args, false)
+    }
+
+    /// `callwatch publish --config <file> ARGS` (the edge publisher).
+    pub fn start_publisher(config: &str, args: &[&str]) -> Daemon {
+        Self::spawn("publish", config, args, true)
     }
 
     // The child moves into `Daemon`, whose Drop kills and waits for it.
     #[allow(clippy::zombie_processes)]
-    fn spawn(config: &str, args: &[&str], ready: bool) -> Daemon {
+    fn spawn(cmd: &str, config: &str, args: &[&str], ready: bool) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("callwatch.toml");
         std::fs::write(&path, config).expect("write config");
         let mut child = Command::new(BIN)
-            .arg("run")
+            .arg(cmd)
             .arg("--config")
             .arg(&path)
             .args(args)
