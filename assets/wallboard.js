@@ -32,14 +32,28 @@
   var moneyF = numberFormat({ style: "currency", currency: currency, maximumFractionDigits: 0 });
   var intF = numberFormat({ maximumFractionDigits: 0 });
 
-  function feedUrl() {
+  // The daemons to read from: the one that served the page, then its HA
+  // peers (`peers=` parameter or [wallboard] peers), in that order.
+  var hosts = [location.host];
+  (function () {
+    var list = [];
+    if (params.get("peers")) list = params.get("peers").split(",");
+    else { try { list = JSON.parse(root.peers || "[]"); } catch (e) { list = []; } }
+    list.forEach(function (p) {
+      var h = String(p).trim().replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "");
+      if (h && hosts.indexOf(h) < 0) hosts.push(h);
+    });
+  })();
+  var current = 0, lostAt = 0;
+
+  function feedUrl(host) {
     var q = new URLSearchParams();
     ["queue", "queues", "team", "teams", "site", "sites", "kind", "kinds", "token"].forEach(function (k) {
       if (params.get(k)) q.set(k, params.get(k));
     });
     q.set("scorecards", "1");
     var proto = location.protocol === "https:" ? "wss://" : "ws://";
-    return proto + location.host + "/ws?" + q.toString();
+    return proto + host + "/ws?" + q.toString();
   }
 
   function now() { return Date.now() + offset; }
@@ -385,13 +399,26 @@
     render();
   }
 
+  // A lost daemon is replaced by the next one at once; only after every
+  // one was tried does the page back off.
   function connect() {
-    ws = new WebSocket(feedUrl());
-    ws.onopen = function () { backoff = 1000; $("conn").hidden = true; };
-    ws.onmessage = function (ev) { try { apply(JSON.parse(ev.data)); } catch (e) { /* ignore a bad frame */ } };
-    ws.onclose = function () {
+    var host = hosts[current];
+    var sock = new WebSocket(feedUrl(host));
+    ws = sock;
+    sock.onopen = function () {
+      backoff = 1000;
+      $("conn").hidden = true;
+      root.feed = host;
+      if (lostAt) { root.failoverMs = String(Date.now() - lostAt); lostAt = 0; }
+    };
+    sock.onmessage = function (ev) { try { apply(JSON.parse(ev.data)); } catch (e) { /* ignore a bad frame */ } };
+    sock.onclose = function () {
+      if (ws !== sock) return;
       $("conn").hidden = false;
       ws = null;
+      if (!lostAt) lostAt = Date.now();
+      current = (current + 1) % hosts.length;
+      if (current !== 0) { connect(); return; }
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 30000);
     };

@@ -82,9 +82,10 @@ enum Command {
     Simulate(SimulateArgs),
     /// Print the live feed, one JSON message per line.
     Tail {
-        /// Feed URL.
+        /// Feed URL; give it again for each daemon of an HA pair: on a
+        /// lost connection the next one is used at once.
         #[arg(long, default_value = "ws://127.0.0.1:9464/ws")]
-        url: String,
+        url: Vec<String>,
         /// Scope as key=value (queue, team, site, kind; comma lists allowed).
         #[arg(long)]
         scope: Vec<String>,
@@ -487,37 +488,69 @@ async fn simulate_live(
     }
 }
 
-/// Connects to the feed and prints every message until it closes.
-async fn tail(url: String, scope: Vec<String>, token: Option<String>) -> anyhow::Result<()> {
+/// Connects to the feed and prints every message until it closes. With
+/// several URLs (an HA pair) a lost connection moves on to the next one
+/// at once, and it keeps going until interrupted.
+async fn tail(urls: Vec<String>, scope: Vec<String>, token: Option<String>) -> anyhow::Result<()> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    let mut url = reqwest::Url::parse(&url).with_context(|| format!("{url:?} is not a URL"))?;
-    for s in &scope {
-        let (k, v) = s
-            .split_once('=')
-            .with_context(|| format!("--scope {s:?} is not key=value"))?;
-        url.query_pairs_mut().append_pair(k, v);
+    let mut parsed = Vec::new();
+    for u in &urls {
+        let mut url = reqwest::Url::parse(u).with_context(|| format!("{u:?} is not a URL"))?;
+        for s in &scope {
+            let (k, v) = s
+                .split_once('=')
+                .with_context(|| format!("--scope {s:?} is not key=value"))?;
+            url.query_pairs_mut().append_pair(k, v);
+        }
+        if let Some(t) = &token {
+            url.query_pairs_mut().append_pair("token", t);
+        }
+        parsed.push(url);
     }
-    if let Some(t) = token {
-        url.query_pairs_mut().append_pair("token", &t);
-    }
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let failover = parsed.len() > 1;
     let mut out = std::io::stdout().lock();
-    while let Some(msg) = ws.next().await {
-        match msg? {
-            Message::Text(t) => {
-                writeln!(out, "{t}")?;
-                out.flush()?;
-            }
-            Message::Close(frame) => {
-                if let Some(f) = frame {
-                    eprintln!("closed: {} {}", u16::from(f.code), f.reason);
+    let mut failed_in_a_row = 0;
+    for url in parsed.iter().cycle() {
+        let mut ws = match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => ws,
+            Err(e) if failover => {
+                eprintln!("{url}: {e}; trying the next daemon");
+                failed_in_a_row += 1;
+                if failed_in_a_row >= parsed.len() {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    failed_in_a_row = 0;
                 }
-                break;
+                continue;
             }
-            _ => {}
+            Err(e) => return Err(e).with_context(|| format!("connecting to {url}")),
+        };
+        failed_in_a_row = 0;
+        if failover {
+            eprintln!("following {url}");
+        }
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Text(t)) => {
+                    writeln!(out, "{t}")?;
+                    out.flush()?;
+                }
+                Ok(Message::Close(frame)) => {
+                    if let Some(f) = frame {
+                        eprintln!("closed: {} {}", u16::from(f.code), f.reason);
+                    }
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if failover => {
+                    eprintln!("{url}: {e}");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !failover {
+            return Ok(());
         }
     }
     Ok(())

@@ -30,12 +30,13 @@ pub fn page(c: &Config) -> String {
     let locale = &c.wallboard.locale;
     let lang = locale.split('-').next().unwrap_or("en");
     let attrs = format!(
-        r#"lang="{}" data-locale="{}" data-currency="{}" data-site="{}" data-timezones="{}""#,
+        r#"lang="{}" data-locale="{}" data-currency="{}" data-site="{}" data-timezones="{}" data-peers="{}""#,
         esc(lang),
         esc(locale),
         esc(&c.sales.currency),
         esc(&c.defaults.site),
         esc(&serde_json::to_string(&zones).unwrap_or_default()),
+        esc(&serde_json::to_string(&c.wallboard.peers).unwrap_or_default()),
     );
     PAGE.replacen("<html>", &format!("<html {attrs}>"), 1)
 }

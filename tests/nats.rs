@@ -348,3 +348,162 @@ async fn an_edge_publisher_buffers_through_a_30s_outage_and_delivers_exactly_onc
     );
     drop(edge);
 }
+
+/// One more event after `evs`: a call waiting on its own queue.
+fn waiting_call(evs: &[(String, String)], queue: &str, n: usize) -> (String, String) {
+    let last: serde_json::Value = serde_json::from_str(&evs[evs.len() - 1].1).expect("json");
+    let ts = chrono::DateTime::parse_from_rfc3339(last["ts"].as_str().expect("ts")).expect("ts")
+        + chrono::Duration::seconds(n as i64);
+    let id = format!("{queue}-{n}");
+    let body = format!(
+        r#"{{"id":"{id}","ts":"{}","type":"call_offered","call":"{id}","queue":"{queue}"}}"#,
+        ts.to_rfc3339()
+    );
+    (id, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_pair_reaches_the_same_digest_and_the_wallboard_follows_when_one_stops() {
+    use fantoccini::Locator;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::single(tmp.path());
+    let url = broker.url();
+    let c = nats::client(std::slice::from_ref(&url)).await;
+    let js = async_nats::jetstream::new(c);
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let mut evs = events(2000, 7);
+    publish_all(&js, &evs).await;
+    let a = Daemon::start(&config(&source(std::slice::from_ref(&url), "js-a", "")));
+    let b = Daemon::start(&config(&source(std::slice::from_ref(&url), "js-b", "")));
+    let (sa, sb) = (
+        applied(&a, evs.len() as u64, 60).await,
+        applied(&b, evs.len() as u64, 60).await,
+    );
+    assert_eq!(
+        sa["digest"], sb["digest"],
+        "replicas at the same stream sequence agree"
+    );
+    assert_eq!(sa["sources"]["js-a"], sb["sources"]["js-b"]);
+    // The wallboard served by A, told of B, scoped to one queue.
+    let (_driver, browser, _profile) = common::browser::browser().await;
+    browser
+        .goto(&format!(
+            "{}?queue=failover&peers={}",
+            a.url("/wallboard"),
+            b.http
+        ))
+        .await
+        .expect("open the wallboard");
+    let feed = |want: String| {
+        let browser = browser.clone();
+        async move {
+            let f = browser
+                .find(Locator::Css("html"))
+                .await
+                .ok()?
+                .attr("data-feed")
+                .await
+                .ok()??;
+            (f == want).then_some(())
+        }
+    };
+    wait_for(20, "the page to follow A", || feed(a.http.to_string())).await;
+    drop(a);
+    wait_for(20, "the page to follow B", || feed(b.http.to_string())).await;
+    let took: u64 = browser
+        .find(Locator::Css("html"))
+        .await
+        .expect("html")
+        .attr("data-failover-ms")
+        .await
+        .expect("attr")
+        .expect("the page measured its failover")
+        .parse()
+        .expect("ms");
+    assert!(took < 2000, "failover took {took} ms");
+    // What reaches the stream now shows up on the page, through B.
+    let call = waiting_call(&evs, "failover", 1);
+    publish_all(&js, std::slice::from_ref(&call)).await;
+    evs.push(call);
+    wait_for(20, "the call waiting on the page", || {
+        let browser = browser.clone();
+        async move {
+            let t = browser
+                .find(Locator::Css("#tile-waiting .value"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (t.trim() == "1").then_some(())
+        }
+    })
+    .await;
+    let _ = browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_r3_cluster_loses_a_node_under_load_and_nothing_acknowledged_is_lost() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut nodes = nats::cluster(tmp.path());
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let c = nats::client(&urls).await;
+    let js = async_nats::jetstream::new(c);
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 3).await;
+    let data = tempfile::tempdir().expect("data");
+    let cfg = durable(&source(&urls, "js-a", ""));
+    let d = start(&cfg, data.path());
+    let evs = events(4000, 8);
+    // A steady publisher: each event until the cluster acknowledges it
+    // (a retry after a lost ack is deduplicated by Nats-Msg-Id).
+    let acked = {
+        let js = js.clone();
+        let evs = evs.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for (id, body) in &evs {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    match nats::publish(&js, SUBJECT, id, body.clone()).await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            assert!(std::time::Instant::now() < deadline, "publish {id}: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+                acked.push(id.clone());
+            }
+            acked
+        })
+    };
+    // Kill a node once the load is flowing through the daemon.
+    wait_for(60, "load under way", || async {
+        let n = state(&d).await["events_applied"].as_u64().unwrap_or(0);
+        (n >= 500).then_some(())
+    })
+    .await;
+    let mut stream = js.get_stream(STREAM).await.expect("stream");
+    let leader = stream
+        .info()
+        .await
+        .expect("info")
+        .cluster
+        .clone()
+        .and_then(|c| c.leader)
+        .unwrap_or_default();
+    // The stream leader dies: the hardest case (a new leader is elected).
+    let victim = nodes
+        .iter()
+        .position(|n| n.store.ends_with(&leader))
+        .unwrap_or(0);
+    nodes[victim].kill();
+    let acked = acked.await.expect("publisher");
+    assert_eq!(acked.len(), evs.len());
+    let s = applied(&d, evs.len() as u64, 90).await;
+    assert_eq!(
+        s["digest"].as_str(),
+        Some(offline(&config(""), &evs).as_str()),
+        "every acknowledged event applied once, in order"
+    );
+}

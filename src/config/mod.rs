@@ -521,12 +521,17 @@ impl Default for QualityConfig {
 pub struct WallboardConfig {
     /// BCP 47 tag for numbers, amounts and the clock (`de-DE`, `en-GB`).
     pub locale: String,
+    /// Other daemons of an HA pair (`host:port`), which the page fails
+    /// over to when the one it came from stops answering
+    /// (docs/scale-out.md). The `peers=` URL parameter overrides it.
+    pub peers: Vec<String>,
 }
 
 impl Default for WallboardConfig {
     fn default() -> Self {
         WallboardConfig {
             locale: "de-DE".into(),
+            peers: Vec::new(),
         }
     }
 }

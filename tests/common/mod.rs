@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+pub mod browser;
 pub mod nats;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
