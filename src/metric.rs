@@ -778,7 +778,7 @@ impl Telemetry {
         // Counters exist at 0 from the start, so rates and alerts over
         // them have data before the first event or refusal.
         for source in ["http", "tcp"] {
-            t.received(source, 0);
+            t.source_started(source);
             for reason in Reason::ALL {
                 t.rejected_n(source, reason, 0);
             }

@@ -238,6 +238,7 @@ impl Source for QueueLogSource {
                     .is_some_and(|m| m.ino() == f.inode && m.len() < f.offset)
                 {
                     tracing::info!(source = %cx.name(), "queue_log truncated; reading from the start");
+                    cx.reconnected();
                     follow = Follow::open(&o.path, 0).ok();
                     continue;
                 }
@@ -273,6 +274,7 @@ impl Source for QueueLogSource {
                 // the new one from its start.
                 if rotated && lines.is_empty() {
                     tracing::info!(source = %cx.name(), "queue_log rotated; following the new file");
+                    cx.reconnected();
                     follow = Follow::open(&o.path, 0).ok();
                     if let Some(f) = &follow {
                         stored = Some(Position {
