@@ -20,6 +20,8 @@ KEYS = [
     "bytes_per_open_task", "bytes_per_agent",
     "recovery_events_per_s", "recovery_vs_decode",
     "snapshot_build_ms", "scorecards_build_ms", "scorecards_vs_snapshot",
+    "jetstream_events_per_s", "jetstream_vs_tcp",
+    "jetstream_feed_p50_ms", "jetstream_feed_p99_ms",
 ]
 
 def main() -> int:

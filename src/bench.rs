@@ -73,6 +73,14 @@ pub struct Report {
     pub qa_signals_ms: f64,
     pub qa_register_contacts: f64,
     pub qa_signals_vs_snapshot: f64,
+    /// Durable ingest from a JetStream stream (journal fsync=always),
+    /// events applied per second, and its ratio to TCP in the same run.
+    pub jetstream_events_per_s: f64,
+    pub jetstream_vs_tcp: f64,
+    /// Publish to the broker → delta on a feed client, through a
+    /// JetStream source.
+    pub jetstream_feed_p50_ms: f64,
+    pub jetstream_feed_p99_ms: f64,
 }
 
 fn lines(n: usize) -> Vec<String> {
@@ -304,8 +312,12 @@ fn http_send(http: SocketAddr, lines: &[String]) -> anyhow::Result<f64> {
 }
 
 fn start(dir: &Path, fsync: &str, data: Option<&Path>) -> anyhow::Result<Daemon> {
-    let cfg = dir.join(format!("bench-{}.toml", fsync.replace(':', "-")));
-    std::fs::write(&cfg, config_text(fsync))?;
+    start_with(dir, fsync, &config_text(fsync), data)
+}
+
+fn start_with(dir: &Path, name: &str, text: &str, data: Option<&Path>) -> anyhow::Result<Daemon> {
+    let cfg = dir.join(format!("bench-{}.toml", name.replace(':', "-")));
+    std::fs::write(&cfg, text)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("run").arg("--config").arg(&cfg);
     if let Some(d) = data {
@@ -525,8 +537,26 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         scorecard_costs(&lines(n), &Config::embedded()?, &mut r);
         return Ok(r);
     }
+    if opts.only.as_deref() == Some("jetstream") {
+        // JetStream against TCP in the same run, nothing else.
+        let n = if opts.quick { 100_000 } else { 1_000_000 };
+        let events = lines(n);
+        let mut r = Report::default();
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data-tcp");
+        let d = start(dir.path(), "always", Some(&data))?;
+        r.tcp_durable_events_per_s = tcp_send(d.tcp, &events)?;
+        drop(d);
+        eprintln!(
+            "tcp, journal fsync=always: {:.0} events/s",
+            r.tcp_durable_events_per_s
+        );
+        let rt = tokio::runtime::Runtime::new()?;
+        jetstream(&opts, dir.path(), &events, &rt, &mut r)?;
+        return Ok(r);
+    }
     if let Some(other) = &opts.only {
-        anyhow::bail!("unknown measurement {other:?} (known: scrape-stall, scorecards)");
+        anyhow::bail!("unknown measurement {other:?} (known: scrape-stall, scorecards, jetstream)");
     }
     let n = if opts.quick { 200_000 } else { 1_000_000 };
     let recovery_n = if opts.quick { 1_000_000 } else { 10_000_000 };
@@ -653,7 +683,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let rt = tokio::runtime::Runtime::new()?;
     for variant in ["feed", "feed-default"] {
         let d = start(dir.path(), variant, None)?;
-        let f = rt.block_on(fanout(d.http, clients, Duration::from_secs(secs)))?;
+        let f = rt.block_on(fanout(d.http, clients, Duration::from_secs(secs), None))?;
         drop(d);
         if variant == "feed" {
             (r.feed_p50_ms, r.feed_p99_ms, r.feed_messages_per_s) = f;
@@ -667,7 +697,165 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         );
     }
     r.feed_clients = clients as f64;
+    jetstream(&opts, dir.path(), &events, &rt, &mut r)?;
     Ok(r)
+}
+
+/// A `nats-server` child with JetStream, on free loopback ports.
+struct Broker {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn broker(dir: &Path) -> anyhow::Result<Broker> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("nats"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("nats-server (Debian package nats-server): {e}"))?;
+    Ok(Broker {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+    })
+}
+
+/// JetStream: durable ingest from a stream holding the simulated events,
+/// and publish → feed latency through the broker.
+fn jetstream(
+    opts: &BenchOptions,
+    dir: &Path,
+    events: &[String],
+    rt: &tokio::runtime::Runtime,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let b = broker(dir)?;
+    let js = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match async_nats::connect(b.url.as_str()).await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() > deadline => anyhow::bail!("nats-server: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let js = async_nats::jetstream::new(client);
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "CALLWATCH".into(),
+            subjects: vec!["callwatch.events.>".into()],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the stream: {e}"))?;
+        anyhow::Ok(js)
+    })?;
+    let n = if opts.quick {
+        events.len().min(100_000)
+    } else {
+        events.len()
+    };
+    eprintln!("publishing {n} events to JetStream");
+    rt.block_on(async {
+        let mut acks = std::collections::VecDeque::new();
+        for (i, e) in events[..n].iter().enumerate() {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", format!("e{i}").as_str());
+            acks.push_back(
+                js.publish_with_headers("callwatch.events.hq", h, e.clone().into())
+                    .await?,
+            );
+            if acks.len() >= 1000 {
+                if let Some(a) = acks.pop_front() {
+                    a.await?;
+                }
+            }
+        }
+        for a in acks {
+            a.await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let source = format!(
+        "[[sources]]\ntype = \"nats_jetstream\"\nname = \"js\"\nservers = [\"{}\"]\nbatch = 4096\nmax_ack_pending = 100000\n",
+        b.url
+    );
+    let data = dir.join("data-jetstream");
+    let t = Instant::now();
+    let d = start_with(
+        dir,
+        "jetstream",
+        &(config_text("always") + &source),
+        Some(&data),
+    )?;
+    loop {
+        let (applied, _) = state_counts(d.http)?;
+        if applied >= n as u64 {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("the stream was not consumed in 10 minutes ({applied} of {n})");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    r.jetstream_events_per_s = per_s(n, t.elapsed());
+    r.jetstream_vs_tcp = r.jetstream_events_per_s / r.tcp_durable_events_per_s.max(1e-9);
+    eprintln!(
+        "jetstream, journal fsync=always: {:.0} events/s ({:.2} of TCP)",
+        r.jetstream_events_per_s, r.jetstream_vs_tcp
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&data);
+    // Latency: a fresh stream position (only new messages), 10 clients.
+    rt.block_on(async {
+        js.delete_stream("CALLWATCH").await.ok();
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "CALLWATCH".into(),
+            subjects: vec!["callwatch.events.>".into()],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the stream: {e}"))
+    })?;
+    let d = start_with(
+        dir,
+        "jetstream-feed",
+        &(config_text("feed") + &source),
+        None,
+    )?;
+    let secs = if opts.quick { 5 } else { 15 };
+    let f = rt.block_on(fanout(d.http, 10, Duration::from_secs(secs), Some(&js)))?;
+    (r.jetstream_feed_p50_ms, r.jetstream_feed_p99_ms) = (f.0, f.1);
+    eprintln!(
+        "jetstream publish → feed, 10 clients: p50 {:.1} ms, p99 {:.1} ms",
+        f.0, f.1
+    );
+    Ok(())
+}
+
+/// `events_applied` and `journal_seq` of `GET /api/v1/state`.
+fn state_counts(http: SocketAddr) -> anyhow::Result<(u64, u64)> {
+    use std::io::Read;
+    let mut s = TcpStream::connect(http)?;
+    s.write_all(b"GET /api/v1/state HTTP/1.0\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    Ok((
+        v["events_applied"].as_u64().unwrap_or(0),
+        v["journal_seq"].as_u64().unwrap_or(0),
+    ))
 }
 
 /// `clients` websocket clients; a probe event every 50 ms (plus filler
@@ -679,6 +867,7 @@ async fn fanout(
     http: SocketAddr,
     clients: usize,
     run: Duration,
+    via: Option<&async_nats::jetstream::Context>,
 ) -> anyhow::Result<(f64, f64, f64)> {
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -739,7 +928,22 @@ async fn fanout(
             ));
         }
         sent[k].store(origin.elapsed().as_micros() as u64, Ordering::Release);
-        c.post(&post).body(body).send().await?;
+        match via {
+            None => {
+                c.post(&post).body(body).send().await?;
+            }
+            // One message per event, as an edge publisher sends them;
+            // the broker's acks are not awaited (they are not the path).
+            Some(js) => {
+                for (j, line) in body.lines().enumerate() {
+                    let mut h = async_nats::HeaderMap::new();
+                    h.insert("Nats-Msg-Id", format!("m-{k}-{j}").as_str());
+                    let _ack = js
+                        .publish_with_headers("callwatch.events.hq", h, line.to_string().into())
+                        .await?;
+                }
+            }
+        }
         k += 1;
     }
     // Let the last deltas arrive, then stop.
@@ -823,6 +1027,22 @@ pub fn table(r: &Report) -> String {
             "handled contacts in it",
         ),
         ("qa_signals_vs_snapshot", r.qa_signals_vs_snapshot, ""),
+        (
+            "jetstream_events_per_s",
+            r.jetstream_events_per_s,
+            "from a JetStream stream, journal fsync=always, counted at apply",
+        ),
+        (
+            "jetstream_vs_tcp",
+            r.jetstream_vs_tcp,
+            "against TCP in the same run",
+        ),
+        (
+            "jetstream_feed_p50_ms",
+            r.jetstream_feed_p50_ms,
+            "publish to the broker → delta on a feed client",
+        ),
+        ("jetstream_feed_p99_ms", r.jetstream_feed_p99_ms, ""),
         (
             "tcp_durable_events_per_s",
             r.tcp_durable_events_per_s,

@@ -98,3 +98,46 @@ fn every_alert_has_its_runbook_section() {
     }
     assert!(n >= 9, "{n} alerts");
 }
+
+/// The ```toml blocks of a doc.
+fn toml_blocks(path: &str) -> Vec<String> {
+    let doc = std::fs::read_to_string(path).expect("doc");
+    doc.split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_source_and_publish_example_in_the_docs_is_valid() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut checked = 0;
+    for doc in [
+        "docs/sources/asterisk.md",
+        "docs/sources/nats.md",
+        "docs/scale-out.md",
+    ] {
+        for block in toml_blocks(&format!("{root}/{doc}")) {
+            if !block.contains("[[sources]]") && !block.contains("[publish]") {
+                continue;
+            }
+            let cfg = callwatch::config::Config::parse(&block, doc)
+                .unwrap_or_else(|e| panic!("{doc}: {e}\n{block}"));
+            callwatch::source::validate(&cfg).unwrap_or_else(|e| panic!("{doc}: {e}\n{block}"));
+            if block.contains("[publish]") {
+                callwatch::publish::PublishConfig::of(&cfg)
+                    .unwrap_or_else(|e| panic!("{doc}: {e}\n{block}"));
+            }
+            // The check can fail: a misspelt key is refused with its path.
+            if block.contains("servers = ") && block.contains("[[sources]]") {
+                let bad = block.replacen("servers = ", "server = ", 1);
+                let cfg = callwatch::config::Config::parse(&bad, doc).expect("parses");
+                let err = callwatch::source::validate(&cfg).expect_err("misspelt key");
+                assert!(err.to_string().contains("sources[0]"), "{err}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} examples found");
+}

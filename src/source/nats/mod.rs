@@ -3,7 +3,7 @@
 //! Each message is one canonical event (the JSON of docs/events.md), as
 //! `callwatch publish` or any integrator sends it, on subjects such as
 //! `callwatch.events.<site>`. Messages are taken in batches and acked
-//! explicitly only once the batch is durable here (the writer answered,
+//! (one ack-all per batch) only once the batch is durable here (the writer answered,
 //! so the journal commit under the fsync policy is done).
 //!
 //! Order matters to the engine (an answer before its offer is refused),
@@ -156,7 +156,9 @@ fn consumer_config(
                 start_sequence: after + 1,
             }
         },
-        ack_policy: AckPolicy::Explicit,
+        // One ack per batch, on its last message, acknowledges the whole
+        // batch: delivery is in order and the batch is durable by then.
+        ack_policy: AckPolicy::All,
         ack_wait: o.ack_wait,
         max_ack_pending: o.max_ack_pending,
         ..Default::default()
@@ -232,6 +234,7 @@ async fn session(
     tracing::info!(source = %cx.name(), stream = %o.stream, consumer = %durable, after = *at, "consuming");
     cx.backoff.reset();
     let mut chunks = messages.ready_chunks(o.batch);
+    let mut saved = std::time::Instant::now();
     loop {
         let chunk = tokio::select! {
             _ = cx.shutdown.cancelled() => return Err(SessionError::Stop),
@@ -241,22 +244,59 @@ async fn session(
                 None => return Err(SessionError::Broker("message stream ended".into())),
             },
         };
-        let mut msgs = Vec::with_capacity(chunk.len());
-        let mut failed = None;
-        for m in chunk {
-            match m {
-                Ok(m) => msgs.push(m),
-                Err(e) => failed = Some(e.to_string()),
+        let mut msgs = Vec::with_capacity(o.batch);
+        let mut failed: Option<String> = None;
+        let take = |chunk: Vec<Result<async_nats::jetstream::Message, _>>,
+                    msgs: &mut Vec<async_nats::jetstream::Message>,
+                    failed: &mut Option<String>| {
+            for m in chunk {
+                match m {
+                    Ok(m) => msgs.push(m),
+                    Err(e) => *failed = Some(format!("{e}")),
+                }
+            }
+        };
+        take(chunk, &mut msgs, &mut failed);
+        // Messages arrive from the broker a few at a time: linger a
+        // moment for more, so that a busy stream makes full batches (one
+        // journal commit each) while a quiet one waits at most LINGER.
+        let until = tokio::time::Instant::now() + LINGER;
+        while msgs.len() < o.batch && failed.is_none() {
+            match tokio::time::timeout_at(until, chunks.next()).await {
+                Ok(Some(c)) => take(c, &mut msgs, &mut failed),
+                Ok(None) | Err(_) => break,
             }
         }
-        // What came before the error is in order; apply it, then start
+        // What came before an error is in order; apply it, then start
         // over from the position (a message may have been lost in flight).
         if !msgs.is_empty() {
             apply(o, &js, cx, &msgs, at).await?;
+            if saved.elapsed() >= SAVE_EVERY || failed.is_some() {
+                save_position(o, cx, *at);
+                saved = std::time::Instant::now();
+            }
         }
         if let Some(e) = failed {
             return Err(SessionError::Broker(format!("pull stream: {e}")));
         }
+    }
+}
+
+/// Longest wait for more messages before a batch goes to the writer.
+const LINGER: Duration = Duration::from_millis(2);
+/// The position file is written at most this often (and when a session
+/// ends): it may lag the journal, which only means duplicates, recognised
+/// by event id, after a crash.
+const SAVE_EVERY: Duration = Duration::from_millis(250);
+
+fn save_position(o: &JetStreamConfig, cx: &Context, at: u64) {
+    let pos = Position {
+        stream: o.stream.clone(),
+        sequence: at,
+    };
+    if let Err(e) = cx.checkpoint.save(&pos) {
+        // Not fatal: an older position only means duplicates on restart.
+        tracing::warn!(source = %cx.name(), error = %e, "cannot store the stream position");
     }
 }
 
@@ -297,14 +337,6 @@ async fn apply(
         .map_err(|_| SessionError::Stop)?;
     let tally = numbers.tally(outcomes);
     *at = seq;
-    let pos = Position {
-        stream: o.stream.clone(),
-        sequence: seq,
-    };
-    if let Err(e) = cx.checkpoint.save(&pos) {
-        // Not fatal: an older position only means duplicates on restart.
-        tracing::warn!(source = %cx.name(), error = %e, "cannot store the stream position");
-    }
     cx.ingest.position(cx.name(), seq);
     if let Some(subject) = &o.deadletter_subject {
         for (i, r) in &tally.refused {
@@ -319,10 +351,10 @@ async fn apply(
             }
         }
     }
-    // Durable now: ack everything, refused messages included (they are
+    // Durable now: ack the batch, refused messages included (they are
     // dead letters; redelivering them would not make them valid).
-    for m in msgs {
-        if let Err(e) = m.ack().await {
+    if let Some(last) = msgs.last() {
+        if let Err(e) = last.ack().await {
             // Not acked means redelivered later: a duplicate, not a loss.
             tracing::warn!(source = %cx.name(), error = %e, "ack failed");
         }
@@ -364,7 +396,11 @@ impl Source for JetStreamSource {
                 .await
                 .map_err(|m| fail(cx.name(), m))?;
             loop {
-                match session(&o, &client, &mut lost, &mut cx, &mut at).await {
+                let ended = session(&o, &client, &mut lost, &mut cx, &mut at).await;
+                if at > 0 {
+                    save_position(&o, &cx, at);
+                }
+                match ended {
                     Err(SessionError::Stop) => break,
                     Ok(()) => {}
                     Err(SessionError::Broker(e)) => {
