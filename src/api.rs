@@ -47,6 +47,9 @@ pub struct HttpOptions {
     pub qa_period: Period,
     /// The wallboard page, rendered for the configuration.
     pub wallboard: axum::body::Bytes,
+    /// `storage.journal = "stream"`: events come from the stream only,
+    /// HTTP ingest is refused.
+    pub stream_only: bool,
 }
 
 #[derive(Clone)]
@@ -169,6 +172,13 @@ fn id_of(raw: &[u8]) -> Option<String> {
 }
 
 async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    if app.opts.stream_only {
+        return error(
+            StatusCode::CONFLICT,
+            None,
+            "this daemon takes events from its JetStream stream only (storage.journal = \"stream\"); publish them there",
+        );
+    }
     let limits = IngestLimits {
         token: app.opts.ingest_token.clone(),
         max_body_bytes: app.opts.max_body_bytes,

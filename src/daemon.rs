@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::api::{self, HttpOptions};
 use crate::clock::{EventClock, SharedClock, SystemClock};
@@ -22,10 +21,9 @@ use crate::feed::{FeedOptions, Hub};
 use crate::metric::Telemetry;
 use crate::privacy::Policy;
 use crate::simulate::SimOptions;
-use crate::source::checkpoint::Checkpoint;
 use crate::source::simulator::SimulatorSource;
-use crate::source::tcp::{TcpOptions, TcpSource};
-use crate::source::{Built, Context};
+use crate::source::tcp::TcpSource;
+use crate::source::{Built, Running};
 use crate::writer::{self, Shared, StorageOptions};
 
 /// The sockets the daemon serves, bound by the caller (so tests and
@@ -63,6 +61,8 @@ pub enum RunError {
     Http(std::io::Error),
     #[error("storage: {0}")]
     Storage(std::io::Error),
+    #[error("source {0}")]
+    Source(String),
 }
 
 /// Builds the engine and clock the configuration asks for.
@@ -98,6 +98,7 @@ pub async fn run(
             snapshot_every: st.snapshot_every,
             snapshot_interval: st.snapshot_interval,
             keep_snapshots: st.keep_snapshots,
+            stream: st.journal == crate::config::JournalMode::Stream,
         }),
         None => None,
     };
@@ -111,7 +112,7 @@ pub async fn run(
         clock,
         telemetry.clone(),
         deadletters,
-        storage.is_some(),
+        storage.as_ref().is_some_and(|s| !s.stream),
     ));
     let cancel = CancellationToken::new();
     let timers = CancellationToken::new();
@@ -134,21 +135,7 @@ pub async fn run(
     let mut sources = built;
     let s = &config.server;
     if let Some(l) = listeners.ingest_tcp {
-        sources.push(Built {
-            kind: crate::source::tcp::NAME,
-            name: "tcp".into(),
-            checkpoint_file: String::new(),
-            source: Box::new(TcpSource::new(
-                l,
-                TcpOptions {
-                    token: config.auth.ingest_token.clone(),
-                    max_line_bytes: s.max_line_bytes,
-                    max_bad_lines: s.max_bad_lines,
-                    max_clients: s.max_tcp_clients,
-                    batch: s.tcp_batch,
-                },
-            )),
-        });
+        sources.push(TcpSource::built(l, &config));
     }
     if config.demo.enabled {
         sources.push(Built {
@@ -164,29 +151,7 @@ pub async fn run(
         });
     }
     let state_dir = config.storage.data_dir.as_ref().map(|d| d.join("sources"));
-    let tasks = TaskTracker::new();
-    for b in sources {
-        let checkpoint = if b.checkpoint_file.is_empty() {
-            Checkpoint::memory()
-        } else {
-            Checkpoint::new(state_dir.clone(), &b.checkpoint_file)
-        };
-        let name = b.name.clone();
-        let cx = Context::new(
-            b.kind,
-            b.name,
-            ingest.clone(),
-            cancel.clone(),
-            telemetry.clone(),
-            checkpoint,
-        );
-        let fut = b.source.run(cx);
-        tasks.spawn(async move {
-            if let Err(e) = fut.await {
-                tracing::error!(source = %name, error = %e, "source stopped");
-            }
-        });
-    }
+    let running = Running::start(sources, &ingest, &cancel, &telemetry, state_dir);
 
     for w in crate::privacy::warnings(&config.auth, &config.privacy) {
         tracing::warn!("{w}");
@@ -215,6 +180,7 @@ pub async fn run(
             currency: config.sales.currency.clone(),
             wallboard: crate::wallboard::page(&config).into(),
             qa_period: config.quality.period,
+            stream_only: st.journal == crate::config::JournalMode::Stream,
         },
         hub,
     );
@@ -231,16 +197,21 @@ pub async fn run(
         "callwatch listening"
     );
 
-    shutdown.await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = running.failure.cancelled() => {}
+    }
     tracing::info!("shutting down: draining sources and in-flight batches");
     cancel.cancel();
-    tasks.close();
-    tasks.wait().await;
+    let failed = running.finish().await;
     let served = server.await;
     // Every ingest handle is gone now; stop the timers and let the writer
     // finish its last group and sync.
     timers.cancel();
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    if let Some(e) = failed {
+        return Err(RunError::Source(e));
+    }
     match served {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RunError::Http(e)),

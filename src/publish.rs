@@ -26,7 +26,6 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError, Problem};
 use crate::journal::{Journal, Record};
@@ -34,8 +33,8 @@ use crate::metric::Telemetry;
 use crate::source::backoff::Backoff;
 use crate::source::checkpoint::Checkpoint;
 use crate::source::nats::Connection;
-use crate::source::tcp::{TcpOptions, TcpSource};
-use crate::source::{Built, Context};
+use crate::source::tcp::TcpSource;
+use crate::source::Running;
 use crate::writer::{Batches, IngestError, Outcome, Shared};
 use crate::Listeners;
 
@@ -89,6 +88,8 @@ pub enum PublishError {
     Buffer { dir: String, message: String },
     #[error("http server: {0}")]
     Http(std::io::Error),
+    #[error("source {0}")]
+    Source(String),
 }
 
 impl PublishConfig {
@@ -486,46 +487,15 @@ pub async fn run(
     let s = &config.server;
     let tcp_addr = listeners.tcp_addr();
     if let Some(l) = listeners.ingest_tcp {
-        sources.push(Built {
-            kind: crate::source::tcp::NAME,
-            name: "tcp".into(),
-            checkpoint_file: String::new(),
-            source: Box::new(TcpSource::new(
-                l,
-                TcpOptions {
-                    token: config.auth.ingest_token.clone(),
-                    max_line_bytes: s.max_line_bytes,
-                    max_bad_lines: s.max_bad_lines,
-                    max_clients: s.max_tcp_clients,
-                    batch: s.tcp_batch,
-                },
-            )),
-        });
+        sources.push(TcpSource::built(l, &config));
     }
-    let state_dir = Some(data.join("sources"));
-    let tasks = TaskTracker::new();
-    for b in sources {
-        let cp = if b.checkpoint_file.is_empty() {
-            Checkpoint::memory()
-        } else {
-            Checkpoint::new(state_dir.clone(), &b.checkpoint_file)
-        };
-        let name = b.name.clone();
-        let cx = Context::new(
-            b.kind,
-            b.name,
-            ingest.clone(),
-            cancel.clone(),
-            telemetry.clone(),
-            cp,
-        );
-        let fut = b.source.run(cx);
-        tasks.spawn(async move {
-            if let Err(e) = fut.await {
-                tracing::error!(source = %name, error = %e, "source stopped");
-            }
-        });
-    }
+    let running = Running::start(
+        sources,
+        &ingest,
+        &cancel,
+        &telemetry,
+        Some(data.join("sources")),
+    );
     let ready = Arc::new(AtomicBool::new(true));
     let app = axum::Router::new()
         .route("/api/v1/events", axum::routing::post(events))
@@ -555,11 +525,13 @@ pub async fn run(
         subject = %cfg.subject,
         "callwatch listening (edge publisher)"
     );
-    shutdown.await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = running.failure.cancelled() => {}
+    }
     tracing::info!("shutting down: draining sources; unsent events stay in the buffer");
     cancel.cancel();
-    tasks.close();
-    tasks.wait().await;
+    let failed = running.finish().await;
     let served = server.await;
     // The sources and HTTP are gone: the buffer thread ends. Give the
     // sender a moment to flush what the broker will take.
@@ -570,6 +542,9 @@ pub async fn run(
     }
     sender_stop.cancel();
     let _ = sender.await;
+    if let Some(e) = failed {
+        return Err(PublishError::Source(e));
+    }
     match served {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(PublishError::Http(e)),

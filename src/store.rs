@@ -101,9 +101,21 @@ pub fn write_snapshot(
     clock_ms: i64,
     state: &[u8],
     keep: usize,
+    positions: &Positions,
 ) -> io::Result<u64> {
     let dir = snapshot_dir(data);
     fs::create_dir_all(&dir)?;
+    // The sources' positions the state covers, before the snapshot that
+    // claims them (a snapshot never exists without its positions).
+    if !positions.is_empty() {
+        let side = dir.join(format!("{seq:020}.positions"));
+        let tmp = dir.join(format!("{seq:020}.positions.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(positions).map_err(io::Error::other)?)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &side)?;
+    }
     let tmp = dir.join(format!("{seq:020}.snap.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(MAGIC)?;
@@ -120,8 +132,90 @@ pub fn write_snapshot(
     let cut = all.len().saturating_sub(keep.max(1));
     for (_, path) in &all[..cut] {
         fs::remove_file(path)?;
+        let side = path.with_extension("positions");
+        if side.exists() {
+            fs::remove_file(side)?;
+        }
     }
     Ok(all.get(cut).map(|s| s.0).unwrap_or(0))
+}
+
+/// How far each positioned source's input a snapshot covers (JetStream:
+/// stream sequence), by source name.
+pub type Positions = std::collections::BTreeMap<String, u64>;
+
+/// What `recover_snapshot` found.
+#[derive(Debug)]
+pub struct FromSnapshot {
+    pub engine: Engine,
+    /// The snapshot's position (events applied up to it).
+    pub seq: u64,
+    pub positions: Positions,
+    pub notes: Vec<String>,
+}
+
+/// Stream mode (`storage.journal = "stream"`): the newest intact snapshot
+/// and the stream positions it covers; there is no journal to replay.
+/// A snapshot without its positions file is unusable here (the stream
+/// could not be resumed at the right place), and so is a data directory
+/// that holds a journal (it was used in local mode: switching would
+/// silently drop what only that journal has).
+pub fn recover_snapshot(
+    data: &Path,
+    settings: &Settings,
+    clock: &dyn Clock,
+) -> io::Result<FromSnapshot> {
+    if !journal::segments(&journal_dir(data))?.is_empty() {
+        return Err(io::Error::other(format!(
+            "{} holds a journal: this data directory was used with storage.journal = \"local\"; \
+             start stream mode with an empty one (or set journal = \"local\" again)",
+            data.display()
+        )));
+    }
+    let mut notes = Vec::new();
+    for (_, path) in snapshots(&snapshot_dir(data))?.into_iter().rev() {
+        let side = path.with_extension("positions");
+        let loaded = read_snapshot(&path)
+            .and_then(|(s, c, bytes)| {
+                Engine::load(settings.clone(), &bytes)
+                    .map(|e| (s, c, e))
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|(s, c, e)| {
+                let text = fs::read(&side)
+                    .map_err(|e| format!("its positions {}: {e}", side.display()))?;
+                let p: Positions = serde_json::from_slice(&text)
+                    .map_err(|e| format!("its positions {}: {e}", side.display()))?;
+                Ok((s, c, e, p))
+            });
+        match loaded {
+            Ok((seq, c, engine, positions)) => {
+                clock.observe(c);
+                return Ok(FromSnapshot {
+                    engine,
+                    seq,
+                    positions,
+                    notes,
+                });
+            }
+            Err(why) => notes.push(format!(
+                "snapshot {} is unusable ({why}); falling back to an older one",
+                path.display()
+            )),
+        }
+    }
+    if !notes.is_empty() {
+        return Err(io::Error::other(format!(
+            "no usable snapshot, and the stream cannot be replayed from a guessed place: {}",
+            notes.join("; ")
+        )));
+    }
+    Ok(FromSnapshot {
+        engine: Engine::new(settings.clone()),
+        seq: 0,
+        positions: Positions::new(),
+        notes,
+    })
 }
 
 /// Loads the newest intact snapshot and replays the journal after it.

@@ -259,6 +259,15 @@ impl Ingest {
         self.shared.telemetry.skipped(source, reason);
     }
 
+    /// Stream mode: the position of `source` in the snapshot recovery
+    /// loaded (0 without one), once recovery is done.
+    pub async fn recovered_position(&self, source: &str) -> u64 {
+        while !self.shared.is_ready() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.shared.positions.get(source).map(|p| *p).unwrap_or(0)
+    }
+
     /// Records that `source`'s input up to `position` is durable here.
     pub fn position(&self, source: &str, position: u64) {
         match self.shared.positions.get_mut(source) {
@@ -488,6 +497,9 @@ pub struct StorageOptions {
     pub snapshot_every: u64,
     pub snapshot_interval: Duration,
     pub keep_snapshots: usize,
+    /// `storage.journal = "stream"`: no journal, snapshots with the
+    /// stream positions they cover.
+    pub stream: bool,
 }
 
 /// Batches queued to the writer before senders wait.
@@ -561,9 +573,23 @@ impl Drop for NotReadyOnPanic {
 
 struct Durable {
     opts: StorageOptions,
-    journal: Journal,
+    /// `None` in stream mode: the stream is the log.
+    journal: Option<Journal>,
+    /// Stream mode: events applied, counted from the snapshot loaded (the
+    /// next snapshot's position).
+    applied: u64,
     last_snapshot: u64,
     last_snapshot_at: Instant,
+}
+
+impl Durable {
+    /// The position a snapshot taken now claims.
+    fn position(&self) -> u64 {
+        match &self.journal {
+            Some(j) => j.next(),
+            None => self.applied,
+        }
+    }
 }
 
 /// When the next view may be published, and what is wanted of it.
@@ -669,15 +695,51 @@ impl Writer {
                 other => self.housekeeping(other),
             }
         }
-        if let Some(d) = self.durable.as_mut() {
-            if let Err(e) = d.journal.sync() {
+        if let Some(j) = self.durable.as_mut().and_then(|d| d.journal.as_mut()) {
+            if let Err(e) = j.sync() {
                 tracing::error!(error = %e, "final journal sync failed");
             }
+        }
+        if self.storage.as_ref().is_some_and(|o| o.stream) {
+            // Stream mode keeps only snapshots: one more on the way out
+            // makes the next start replay less of the stream.
+            self.maybe_snapshot_now(true);
         }
         tracing::debug!("writer drained");
     }
 
     fn recover(&mut self, opts: &StorageOptions) -> std::io::Result<()> {
+        if opts.stream {
+            let started = Instant::now();
+            let rec =
+                store::recover_snapshot(&opts.dir, &self.settings, self.shared.clock.as_ref())?;
+            for note in &rec.notes {
+                tracing::warn!(dir = %opts.dir.display(), "recovery: {note}");
+            }
+            tracing::info!(
+                snapshot = rec.seq,
+                ms = started.elapsed().as_millis() as u64,
+                "recovered state from {} (stream mode: the stream is replayed from the positions {:?})",
+                opts.dir.display(),
+                rec.positions
+            );
+            for (name, at) in &rec.positions {
+                self.shared.positions.insert(name.clone(), *at);
+            }
+            self.engine = rec.engine;
+            self.groups += 1;
+            self.publisher.dirty = true;
+            self.shared.changes.send_replace(self.groups);
+            self.publish(true);
+            self.durable = Some(Durable {
+                opts: opts.clone(),
+                journal: None,
+                applied: rec.seq,
+                last_snapshot: rec.seq,
+                last_snapshot_at: Instant::now(),
+            });
+            return Ok(());
+        }
         let started = Instant::now();
         let rec = store::recover(&opts.dir, &self.settings, self.shared.clock.as_ref())?;
         for note in &rec.notes {
@@ -706,7 +768,8 @@ impl Writer {
         self.publish(true);
         self.durable = Some(Durable {
             opts: opts.clone(),
-            journal,
+            journal: Some(journal),
+            applied: 0,
             last_snapshot: rec.snapshot,
             last_snapshot_at: Instant::now(),
         });
@@ -731,9 +794,13 @@ impl Writer {
                     outcomes.push(match result {
                         Ok(Applied::New) => {
                             if let Some(d) = self.durable.as_mut() {
-                                match b.encoded.as_ref().and_then(|e| e.get(i)) {
-                                    Some(p) => d.journal.append_encoded(now, p),
-                                    None => d.journal.append_event(now, ev),
+                                match (
+                                    d.journal.as_mut(),
+                                    b.encoded.as_ref().and_then(|e| e.get(i)),
+                                ) {
+                                    (Some(j), Some(p)) => j.append_encoded(now, p),
+                                    (Some(j), None) => j.append_event(now, ev),
+                                    (None, _) => d.applied += 1,
                                 }
                             }
                             Outcome::Applied
@@ -750,7 +817,8 @@ impl Writer {
         let committed = self
             .durable
             .as_mut()
-            .map(|d| d.journal.commit().map(|()| d.journal.next()));
+            .and_then(|d| d.journal.as_mut())
+            .map(|j| j.commit().map(|()| j.next()));
         if let Some(Ok(next)) = committed {
             self.shared.journal_seq.store(next, Ordering::Release);
         }
@@ -819,7 +887,12 @@ impl Writer {
                 self.publish(false);
             }
             Command::Sync => {
-                if let Some(Err(e)) = self.durable.as_mut().map(|d| d.journal.sync()) {
+                if let Some(Err(e)) = self
+                    .durable
+                    .as_mut()
+                    .and_then(|d| d.journal.as_mut())
+                    .map(|j| j.sync())
+                {
                     self.storage_failed(e);
                 }
             }
@@ -831,10 +904,10 @@ impl Writer {
         let now = self.shared.now_ms();
         if self.degraded.is_some() {
             // Probe: a tick record is harmless to write and replay.
-            let ok = match self.durable.as_mut() {
-                Some(d) => {
-                    d.journal.append_tick(now);
-                    d.journal.commit().and_then(|()| d.journal.sync()).is_ok()
+            let ok = match self.durable.as_mut().and_then(|d| d.journal.as_mut()) {
+                Some(j) => {
+                    j.append_tick(now);
+                    j.commit().and_then(|()| j.sync()).is_ok()
                 }
                 None => false,
             };
@@ -957,22 +1030,36 @@ impl Writer {
     }
 
     fn maybe_snapshot(&mut self) {
+        self.maybe_snapshot_now(false);
+    }
+
+    fn maybe_snapshot_now(&mut self, force: bool) {
         let Some(d) = self.durable.as_mut() else {
             return;
         };
-        let since = d.journal.next().saturating_sub(d.last_snapshot);
+        let since = d.position().saturating_sub(d.last_snapshot);
         let due = since >= d.opts.snapshot_every
-            || (since > 0 && d.last_snapshot_at.elapsed() >= d.opts.snapshot_interval);
+            || (since > 0 && (force || d.last_snapshot_at.elapsed() >= d.opts.snapshot_interval));
         if !due {
             return;
         }
         // Everything up to `seq` must be durable before a snapshot claims it.
-        if let Err(e) = d.journal.sync() {
+        if let Some(Err(e)) = d.journal.as_mut().map(|j| j.sync()) {
             self.storage_failed(e);
             return;
         }
-        let seq = d.journal.next();
+        let seq = d.position();
         let started = Instant::now();
+        // The positions before the state: a source moves its position
+        // only after its batch is applied, so what is read here is never
+        // ahead of the state saved below (at worst behind: duplicates on
+        // the next start, recognised by event id).
+        let positions: store::Positions = self
+            .shared
+            .positions
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect();
         let bytes = self.engine.save();
         let result = bytes
             .map_err(|e| std::io::Error::other(e.to_string()))
@@ -983,9 +1070,13 @@ impl Writer {
                     self.shared.clock.now_ms(),
                     &bytes,
                     d.opts.keep_snapshots,
+                    &positions,
                 )
             })
-            .and_then(|oldest| d.journal.remove_before(oldest));
+            .and_then(|oldest| match &d.journal {
+                Some(j) => j.remove_before(oldest),
+                None => Ok(0),
+            });
         d.last_snapshot_at = Instant::now();
         match result {
             Ok(removed) => {

@@ -446,44 +446,6 @@ async fn a_corrupt_snapshot_falls_back_to_the_one_before() {
     assert!(listed.contains(r#""source":"http""#), "{listed}");
 }
 
-/// A small tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("tmp").keep();
-        let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount (the disk-full test needs root, as CI has)");
-        assert!(
-            st.success(),
-            "mounting a tmpfs failed; the disk-full test needs root"
-        );
-        Tmpfs(dir)
-    }
-    fn free(&self) -> u64 {
-        let out = std::process::Command::new("df")
-            .args(["-B1", "--output=avail"])
-            .arg(&self.0)
-            .output()
-            .expect("df");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse().ok())
-            .expect("avail")
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[tokio::test]
 async fn disk_full_refuses_ingest_keeps_reads_and_recovers_by_itself() {
     let fs = Tmpfs::mount("3m");

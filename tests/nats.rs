@@ -507,3 +507,74 @@ async fn a_three_node_r3_cluster_loses_a_node_under_load_and_nothing_acknowledge
         "every acknowledged event applied once, in order"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_stream_as_the_journal_a_restart_replays_the_stream_from_the_snapshot() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::single(tmp.path());
+    let url = broker.url();
+    let c = nats::client(std::slice::from_ref(&url)).await;
+    let js = async_nats::jetstream::new(c);
+    let stream = nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let evs = events(4000, 9);
+    publish_all(&js, &evs[..2500]).await;
+    let data = tempfile::tempdir().expect("data");
+    let cfg = config(&format!(
+        "[storage]\njournal = \"stream\"\nsnapshot_every = 1000\n{}",
+        source(std::slice::from_ref(&url), "js-a", "")
+    ))
+    .replace("ingest_tcp = \"127.0.0.1:0\"", "ingest_tcp = \"off\"");
+    let d = start(&cfg, data.path());
+    applied(&d, 2500, 30).await;
+    // Events come from the stream only.
+    let (status, reply) = post(&d, evs[2500].1.clone()).await;
+    assert_eq!(status, 409, "{reply}");
+    d.kill9();
+    assert!(
+        !data.path().join("journal").exists()
+            || std::fs::read_dir(data.path().join("journal"))
+                .expect("dir")
+                .next()
+                .is_none(),
+        "no local journal in stream mode"
+    );
+    let snaps: Vec<String> = std::fs::read_dir(data.path().join("snapshots"))
+        .expect("snapshots")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        snaps.iter().any(|n| n.ends_with(".positions")),
+        "snapshots record the stream position: {snaps:?}"
+    );
+    publish_all(&js, &evs[2500..]).await;
+    let d = start(&cfg, data.path());
+    let s = applied(&d, evs.len() as u64, 60).await;
+    assert_eq!(
+        s["digest"].as_str(),
+        Some(offline(&config(""), &evs).as_str()),
+        "snapshot + the stream after it = the whole stream"
+    );
+    assert!(d.terminate().success());
+    // The stream no longer holds what follows the state: the start stops
+    // with the reason instead of showing a state with a hole in it.
+    publish_all(&js, std::slice::from_ref(&waiting_call(&evs, "late", 1))).await;
+    stream.purge().await.expect("purge");
+    let cfg_path = data.path().join("restart.toml");
+    std::fs::write(&cfg_path, &cfg).expect("cfg");
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg_path)
+            .arg("--data-dir")
+            .arg(data.path())
+            .output(),
+    )
+    .await
+    .expect("the daemon stops by itself")
+    .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("are gone (retention)"), "{err}");
+}

@@ -489,38 +489,11 @@ async fn nats_jetstream_complies() {
     compliance(JetStream { _tmp: tmp, broker }).await;
 }
 
-/// A small tmpfs mounted for the test, unmounted on drop (needs root,
-/// as CI has).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("tmp").keep();
-        let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount");
-        assert!(
-            st.success(),
-            "mounting a tmpfs failed; this test needs root"
-        );
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pbx_source_waits_out_a_full_disk_and_loses_no_line() {
     // Before the source kit, the queue_log follower exited for good on
     // the first storage error: nothing after it was ever read.
-    let fs = Tmpfs::mount("4m");
+    let fs = common::Tmpfs::mount("4m");
     let h = QueueLog {
         dir: tempfile::tempdir().expect("tmp"),
     };

@@ -84,6 +84,30 @@ pub struct Config {
     pub publish: Option<toml::Table>,
 }
 
+/// `"host:port"`, or `"off"` for no listener.
+mod addr_or_off {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "off" {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not host:port or \"off\"")))
+    }
+}
+
 /// Durability: where and how the journal and snapshots are kept.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,6 +124,18 @@ pub struct StorageConfig {
     pub snapshot_interval: Duration,
     pub keep_snapshots: usize,
     pub deadletter_max_bytes: u64,
+    /// Where the durable log is: `local` (the journal in the data
+    /// directory, the default) or `stream` (the JetStream stream; only
+    /// snapshots are kept here). docs/sources/nats.md.
+    pub journal: JournalMode,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalMode {
+    #[default]
+    Local,
+    Stream,
 }
 
 impl Default for StorageConfig {
@@ -112,6 +148,7 @@ impl Default for StorageConfig {
             snapshot_interval: Duration::from_secs(300),
             keep_snapshots: 2,
             deadletter_max_bytes: 16 << 20,
+            journal: JournalMode::Local,
         }
     }
 }
@@ -149,7 +186,9 @@ impl Default for DemoConfig {
 pub struct ServerConfig {
     /// HTTP API, metrics and ingest.
     pub http: SocketAddr,
-    /// NDJSON over TCP; `None` disables it.
+    /// NDJSON over TCP; `"off"` disables it (omitted, it is the default
+    /// address).
+    #[serde(with = "addr_or_off")]
     pub ingest_tcp: Option<SocketAddr>,
     pub max_body_bytes: usize,
     pub max_events_per_request: usize,
@@ -1134,6 +1173,33 @@ impl Config {
                 push(key.into(), "must be greater than 0".into());
             }
         }
+        if st.journal == JournalMode::Stream {
+            // Only what comes from the stream can be replayed from it.
+            if self.server.ingest_tcp.is_some() {
+                push(
+                    "server.ingest_tcp".into(),
+                    "must be off with storage.journal = \"stream\" (events that do not come from the stream could not be recovered)".into(),
+                );
+            }
+            if self.demo.enabled {
+                push(
+                    "demo.enabled".into(),
+                    "the simulator cannot run with storage.journal = \"stream\"".into(),
+                );
+            }
+            let streams = self
+                .sources
+                .iter()
+                .filter(|t| t.get("type").and_then(|v| v.as_str()) == Some("nats_jetstream"))
+                .count();
+            if streams == 0 || streams != self.sources.len() {
+                push(
+                    "sources".into(),
+                    "storage.journal = \"stream\" takes nats_jetstream sources only, at least one"
+                        .into(),
+                );
+            }
+        }
         goals::validate(self, &mut push);
         if self.tasks.default_sla.is_zero() {
             push("tasks.default_sla".into(), "must be > 0".into());
@@ -1174,6 +1240,15 @@ fn check_targets(push: &mut impl FnMut(String, String), path: &str, t: &Targets)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_tcp_off_disables_the_listener_and_omitted_keeps_the_default() {
+        let off = Config::parse("[server]\ningest_tcp = \"off\"\n", "t").expect("parses");
+        assert_eq!(off.server.ingest_tcp, None);
+        let omitted = Config::parse("[server]\n", "t").expect("parses");
+        assert!(omitted.server.ingest_tcp.is_some());
+        assert!(Config::parse("[server]\ningest_tcp = \"nope\"\n", "t").is_err());
+    }
 
     #[test]
     fn embedded_default_is_valid_and_equals_the_shipped_file() {

@@ -20,9 +20,12 @@ pub mod simulator;
 pub mod tcp;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError, Problem};
 pub use context::{Context, Stopped};
@@ -160,6 +163,70 @@ pub fn build_all(config: &Config) -> Result<Vec<Built>, Vec<Problem>> {
         Ok(built)
     } else {
         Err(problems)
+    }
+}
+
+/// The sources of a process (daemon or edge publisher), running.
+///
+/// A source that stops with an error (an unreadable checkpoint, a stream
+/// that no longer holds what the state needs) stops the process: running
+/// on without it would show a desk that is not there.
+pub struct Running {
+    pub tasks: TaskTracker,
+    /// Cancelled when a source failed.
+    pub failure: CancellationToken,
+    failed: Arc<parking_lot::Mutex<Option<String>>>,
+}
+
+impl Running {
+    /// Starts each source with its context: checkpoints under `state_dir`
+    /// (`<data dir>/sources`), stopped by `shutdown`.
+    pub fn start(
+        sources: Vec<Built>,
+        ingest: &crate::writer::Ingest,
+        shutdown: &CancellationToken,
+        telemetry: &Arc<crate::metric::Telemetry>,
+        state_dir: Option<PathBuf>,
+    ) -> Running {
+        let r = Running {
+            tasks: TaskTracker::new(),
+            failure: CancellationToken::new(),
+            failed: Arc::default(),
+        };
+        for b in sources {
+            let checkpoint = if b.checkpoint_file.is_empty() {
+                checkpoint::Checkpoint::memory()
+            } else {
+                checkpoint::Checkpoint::new(state_dir.clone(), &b.checkpoint_file)
+            };
+            let name = b.name.clone();
+            let cx = Context::new(
+                b.kind,
+                b.name,
+                ingest.clone(),
+                shutdown.clone(),
+                telemetry.clone(),
+                checkpoint,
+            );
+            let fut = b.source.run(cx);
+            let (failure, failed) = (r.failure.clone(), r.failed.clone());
+            r.tasks.spawn(async move {
+                if let Err(e) = fut.await {
+                    tracing::error!(source = %name, error = %e, "source failed; stopping");
+                    failed.lock().get_or_insert_with(|| e.to_string());
+                    failure.cancel();
+                }
+            });
+        }
+        r
+    }
+
+    /// Waits for every source to finish (after `shutdown`); the first
+    /// failure, if one stopped the process.
+    pub async fn finish(self) -> Option<String> {
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.failed.lock().take()
     }
 }
 

@@ -46,6 +46,26 @@ impl TcpSource {
     pub fn new(listener: TcpListener, opts: TcpOptions) -> Self {
         TcpSource { listener, opts }
     }
+
+    /// The TCP source of a process, from `[server]` and `[auth]`.
+    pub fn built(listener: TcpListener, config: &crate::config::Config) -> super::Built {
+        let s = &config.server;
+        super::Built {
+            kind: NAME,
+            name: NAME.into(),
+            checkpoint_file: String::new(),
+            source: Box::new(TcpSource::new(
+                listener,
+                TcpOptions {
+                    token: config.auth.ingest_token.clone(),
+                    max_line_bytes: s.max_line_bytes,
+                    max_bad_lines: s.max_bad_lines,
+                    max_clients: s.max_tcp_clients,
+                    batch: s.tcp_batch,
+                },
+            )),
+        }
+    }
 }
 
 impl Source for TcpSource {

@@ -127,16 +127,24 @@ fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
         return Err(p);
     }
     let name = super::default_name(c.name.clone(), NAME, setup.index);
+    let stream_mode = setup.config.storage.journal == crate::config::JournalMode::Stream
+        && setup.config.storage.data_dir.is_some();
     Ok(Built {
         kind: NAME,
         checkpoint_file: format!("{name}.jetstream"),
         name,
-        source: Box::new(JetStreamSource { opts: c }),
+        source: Box::new(JetStreamSource {
+            opts: c,
+            stream_mode,
+        }),
     })
 }
 
 pub struct JetStreamSource {
     opts: JetStreamConfig,
+    /// `storage.journal = "stream"`: the position comes from the snapshot
+    /// recovery loaded, not from the checkpoint file.
+    stream_mode: bool,
 }
 
 /// The consumer's configuration as the broker is to keep it.
@@ -176,6 +184,9 @@ fn consumer_config(
 enum SessionError {
     #[error("{0}")]
     Broker(String),
+    /// The state cannot be brought up to date from the stream.
+    #[error("{0}")]
+    Fatal(String),
     #[error("shutting down")]
     Stop,
 }
@@ -211,6 +222,16 @@ async fn session(
             .map_err(|e| broker(&e))?,
         Err(e) => return Err(broker(&format!("stream {}: {e}", o.stream))),
     };
+    // Resuming after `at` needs the stream to still hold `at + 1`.
+    let first = stream.cached_info().state.first_sequence;
+    if *at > 0 && first > *at + 1 {
+        return Err(SessionError::Fatal(format!(
+            "stream {} starts at sequence {first}, but this daemon's state ends at {}: messages {}..{first} are gone (retention); the state cannot be brought up to date. Rebuild it: stop, move the data directory aside, start again",
+            o.stream,
+            *at,
+            *at + 1
+        )));
+    }
     let durable = o.consumer.clone().unwrap_or_else(|| cx.name().to_string());
     // Start over at our own position (see the module doc); the old
     // consumer's unacked deliveries would come back out of order.
@@ -374,6 +395,17 @@ impl Source for JetStreamSource {
                 .checkpoint
                 .load()
                 .map_err(|e| fail(cx.name(), e.to_string()))?;
+            let stored = if self.stream_mode {
+                // The snapshot's position, not the file's (which may be
+                // ahead of the snapshot, the state recovered).
+                let p = cx.ingest.recovered_position(cx.name()).await;
+                (p > 0).then(|| Position {
+                    stream: o.stream.clone(),
+                    sequence: p,
+                })
+            } else {
+                stored
+            };
             let mut at = match stored {
                 Some(p) if p.stream == o.stream => p.sequence,
                 Some(p) => {
@@ -402,6 +434,7 @@ impl Source for JetStreamSource {
                 }
                 match ended {
                     Err(SessionError::Stop) => break,
+                    Err(SessionError::Fatal(m)) => return Err(fail(cx.name(), m)),
                     Ok(()) => {}
                     Err(SessionError::Broker(e)) => {
                         cx.skipped("disconnected");
