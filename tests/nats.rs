@@ -578,3 +578,116 @@ async fn with_the_stream_as_the_journal_a_restart_replays_the_stream_from_the_sn
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("are gone (retention)"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_split_the_sites_between_them_by_subject() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::single(tmp.path());
+    let url = broker.url();
+    let c = nats::client(std::slice::from_ref(&url)).await;
+    let js = async_nats::jetstream::new(c);
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let hq = events(500, 10);
+    let plant: Vec<(String, String)> = events(300, 11)
+        .into_iter()
+        .map(|(id, body)| {
+            (
+                format!("p{id}"),
+                body.replacen("\"id\":\"", "\"id\":\"p", 1),
+            )
+        })
+        .collect();
+    for (id, body) in &hq {
+        nats::publish(&js, "callwatch.events.hq", id, body.clone())
+            .await
+            .expect("pub");
+    }
+    for (id, body) in &plant {
+        nats::publish(&js, "callwatch.events.plant", id, body.clone())
+            .await
+            .expect("pub");
+    }
+    let only = |site: &str| {
+        config(
+            &source(std::slice::from_ref(&url), &format!("js-{site}"), "")
+                .replace("callwatch.events.>", &format!("callwatch.events.{site}")),
+        )
+    };
+    let a = Daemon::start(&only("hq"));
+    let b = Daemon::start(&only("plant"));
+    let sa = applied(&a, hq.len() as u64, 30).await;
+    let sb = applied(&b, plant.len() as u64, 30).await;
+    assert_eq!(
+        sa["digest"].as_str(),
+        Some(offline(&config(""), &hq).as_str())
+    );
+    assert_eq!(
+        sb["digest"].as_str(),
+        Some(offline(&config(""), &plant).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callwatch_tail_follows_the_other_daemon_of_a_pair() {
+    use tokio::io::AsyncBufReadExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::single(tmp.path());
+    let url = broker.url();
+    let c = nats::client(std::slice::from_ref(&url)).await;
+    let js = async_nats::jetstream::new(c);
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let evs = events(200, 12);
+    publish_all(&js, &evs).await;
+    let a = Daemon::start(&config(&source(std::slice::from_ref(&url), "js-a", "")));
+    let b = Daemon::start(&config(&source(std::slice::from_ref(&url), "js-b", "")));
+    applied(&a, evs.len() as u64, 30).await;
+    applied(&b, evs.len() as u64, 30).await;
+    let mut tail = tokio::process::Command::new(BIN)
+        .args(["tail", "--url"])
+        .arg(format!("ws://{}/ws", a.http))
+        .arg("--url")
+        .arg(format!("ws://{}/ws", b.http))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tail");
+    let mut out = tokio::io::BufReader::new(tail.stdout.take().expect("stdout")).lines();
+    let mut err = tokio::io::BufReader::new(tail.stderr.take().expect("stderr")).lines();
+    let snapshot = |l: &str| l.contains("\"type\":\"snapshot\"");
+    line_matching(&mut out, 20, snapshot).await;
+    drop(a);
+    // The next daemon's snapshot comes on the same output.
+    line_matching(&mut out, 20, snapshot).await;
+    let want = format!("following ws://{}/ws", b.http);
+    line_matching(&mut err, 5, |l| l == want).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_authenticates_with_user_and_password() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::single_with(tmp.path(), &["--user", "cw", "--pass", "s3cret"]);
+    let url = broker.url();
+    let c = async_nats::ConnectOptions::with_user_and_password("cw".into(), "s3cret".into())
+        .connect(url.as_str())
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(c);
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let evs = events(100, 13);
+    publish_all(&js, &evs).await;
+    let good = Daemon::start(&config(&source(
+        std::slice::from_ref(&url),
+        "js-a",
+        "user = \"cw\"\npassword = \"s3cret\"",
+    )));
+    applied(&good, evs.len() as u64, 30).await;
+    // A wrong password gets nothing (and says why in the log).
+    let bad = Daemon::start(&config(&source(
+        std::slice::from_ref(&url),
+        "js-b",
+        "user = \"cw\"\npassword = \"wrong\"",
+    )));
+    bad.log_until("uthoriz", 20);
+    assert_eq!(state(&bad).await["events_applied"].as_u64(), Some(0));
+}

@@ -95,6 +95,15 @@ mod reqwest {
 }
 
 fn node(dir: &std::path::Path, name: &str, cluster: Option<(&str, u16, &[u16])>) -> Node {
+    node_with(dir, name, cluster, &[])
+}
+
+fn node_with(
+    dir: &std::path::Path,
+    name: &str,
+    cluster: Option<(&str, u16, &[u16])>,
+    extra: &[&str],
+) -> Node {
     let (port, monitor) = (free_port(), free_port());
     let store = dir.join(name);
     let mut args: Vec<String> = vec![
@@ -110,6 +119,7 @@ fn node(dir: &std::path::Path, name: &str, cluster: Option<(&str, u16, &[u16])>)
         "-n".into(),
         name.into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut cluster_port = 0;
     if let Some((cname, cport, routes)) = cluster {
         cluster_port = cport;
@@ -140,6 +150,13 @@ fn node(dir: &std::path::Path, name: &str, cluster: Option<(&str, u16, &[u16])>)
 /// One JetStream node.
 pub fn single(dir: &std::path::Path) -> Node {
     let n = node(dir, "n1", None);
+    n.wait_healthy(20);
+    n
+}
+
+/// One JetStream node with extra command-line options (auth...).
+pub fn single_with(dir: &std::path::Path, extra: &[&str]) -> Node {
+    let n = node_with(dir, "n1", None, extra);
     n.wait_healthy(20);
     n
 }
