@@ -691,3 +691,66 @@ async fn the_source_authenticates_with_user_and_password() {
     bad.log_until("uthoriz", 20);
     assert_eq!(state(&bad).await["events_applied"].as_u64(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_edge_buffer_is_refused_upstream_never_dropped() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut broker = nats::stopped(tmp.path());
+    let url = broker.url();
+    let edge_data = tempfile::tempdir().expect("edge data");
+    let edge_cfg = config(&format!(
+        "[publish]\nservers = [{url:?}]\ncreate_stream = true\nbuffer_max_bytes = 1048576\n"
+    ));
+    let dir = edge_data.path().to_str().expect("utf-8").to_string();
+    let edge = Daemon::start_publisher(&edge_cfg, &["--data-dir", &dir]);
+    // About 3 MiB of events against a 1 MiB buffer, the broker down.
+    let evs = events(12_000, 14);
+    let mut s = tokio::net::TcpStream::connect(edge.tcp.expect("tcp"))
+        .await
+        .expect("connect");
+    let body: Vec<&str> = evs.iter().map(|(_, b)| b.as_str()).collect();
+    s.write_all((body.join("\n") + "\n").as_bytes())
+        .await
+        .expect("write");
+    let (r, _w) = s.into_split();
+    let mut rd = BufReader::new(r).lines();
+    let mut acked = 0u64;
+    let refusal = loop {
+        let l = tokio::time::timeout(Duration::from_secs(30), rd.next_line())
+            .await
+            .expect("an answer")
+            .expect("read")
+            .expect("a line");
+        if let Some(n) = l.strip_prefix("ACK ") {
+            acked = n.parse().expect("number");
+        } else if l.starts_with("ERR storage") {
+            break l;
+        }
+    };
+    assert!(refusal.contains("edge buffer is full"), "{refusal}");
+    assert!(acked > 0 && (acked as usize) < evs.len(), "acked {acked}");
+    let m = parse_metrics(&metrics_text(&edge).await);
+    assert_eq!(
+        metric(&m, "callwatch_publish_buffered_events"),
+        acked as f64
+    );
+    assert!(metric(&m, "callwatch_storage_errors_total") >= 1.0);
+    // The broker back: exactly the acknowledged events arrive, in order.
+    broker.restart();
+    broker.wait_healthy(20);
+    wait_for(60, "the buffer to drain", || async {
+        let m = parse_metrics(&metrics_text(&edge).await);
+        (metric(&m, "callwatch_publish_buffered_events") == 0.0).then_some(())
+    })
+    .await;
+    let c = nats::client(std::slice::from_ref(&url)).await;
+    let js = async_nats::jetstream::new(c);
+    let on_stream = nats::read_all(&js, STREAM).await;
+    let want: Vec<&str> = body[..acked as usize].to_vec();
+    assert_eq!(on_stream.len(), want.len());
+    assert!(on_stream
+        .iter()
+        .map(String::as_str)
+        .eq(want.iter().copied()));
+}
