@@ -29,6 +29,9 @@ pub enum Skip {
     Unknown,
     /// Not parseable (too few fields, bad time...).
     Malformed,
+    /// The end of a call that already ended (Asterisk logs COMPLETEAGENT
+    /// once more per queue position it passed, the same call each time).
+    Repeated,
 }
 
 impl Skip {
@@ -37,6 +40,7 @@ impl Skip {
             Skip::Passed => "passed",
             Skip::Unknown => "unknown",
             Skip::Malformed => "malformed",
+            Skip::Repeated => "repeated",
         }
     }
 }
@@ -53,6 +57,10 @@ pub struct Mapper {
     site: Option<Text>,
     calls: HashMap<String, Phase>,
     order: VecDeque<String>,
+    /// Calls that ended lately (bounded), so that a repeated end is
+    /// passed over instead of refused by the engine.
+    ended: std::collections::HashSet<String>,
+    ended_order: VecDeque<String>,
 }
 
 /// A PBX string as an event field, cut to the canonical limit.
@@ -177,10 +185,28 @@ impl Mapper {
     /// The conversation ended (complete, transfer away, agent dump after
     /// connect). The log says nothing about after-call work, so it ends at
     /// once: the agent is available again.
-    pub fn ended(&mut self, id: &Text, ms: i64, call: &str, talk_s: Option<f64>) -> Vec<Event> {
+    /// The end of a call that already ended is `Skip::Repeated`.
+    pub fn ended(
+        &mut self,
+        id: &Text,
+        ms: i64,
+        call: &str,
+        talk_s: Option<f64>,
+    ) -> Result<Vec<Event>, Skip> {
+        if !self.calls.contains_key(call) && self.ended.contains(call) {
+            return Err(Skip::Repeated);
+        }
         let talk_ms = talk_s.and_then(pbx_ms);
         self.calls.remove(call);
-        vec![
+        if self.ended.insert(call.to_string()) {
+            self.ended_order.push_back(call.to_string());
+            while self.ended_order.len() > MAX_CALLS {
+                if let Some(old) = self.ended_order.pop_front() {
+                    self.ended.remove(&old);
+                }
+            }
+        }
+        Ok(vec![
             self.event(
                 Text::from(format!("{id}:end")),
                 ms,
@@ -198,7 +224,7 @@ impl Mapper {
                     outcome: None,
                 },
             ),
-        ]
+        ])
     }
 
     /// The caller left without being connected.
@@ -208,9 +234,15 @@ impl Mapper {
     }
 
     /// The call left the agent: ended if connected, abandoned if waiting.
-    pub fn gone(&mut self, id: Text, ms: i64, call: &str, talk_s: Option<f64>) -> Vec<Event> {
+    pub fn gone(
+        &mut self,
+        id: Text,
+        ms: i64,
+        call: &str,
+        talk_s: Option<f64>,
+    ) -> Result<Vec<Event>, Skip> {
         match self.calls.get(call) {
-            Some(Phase::Waiting) => self.abandoned(id, ms, call),
+            Some(Phase::Waiting) => Ok(self.abandoned(id, ms, call)),
             _ => self.ended(&id, ms, call, talk_s),
         }
     }
@@ -294,7 +326,7 @@ pub struct Throttle {
 impl Throttle {
     pub fn skip(&mut self, cx: &Context, why: Skip, input: &str) {
         cx.skipped(why.as_str());
-        if why != Skip::Passed {
+        if !matches!(why, Skip::Passed | Skip::Repeated) {
             self.since += 1;
             self.warn(
                 cx.name(),

@@ -140,11 +140,11 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         }
         "agentcomplete" => {
             need(!call.is_empty())?;
-            m.ended(&id, ms, call, b.get("talktime").parse().ok())
+            m.ended(&id, ms, call, b.get("talktime").parse().ok())?
         }
         "agentdump" => {
             need(!call.is_empty())?;
-            m.gone(id, ms, call, None)
+            m.gone(id, ms, call, None)?
         }
         "hold" | "unhold" | "musiconholdstart" | "musiconholdstop" => {
             need(!call.is_empty())?;

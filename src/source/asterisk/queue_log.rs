@@ -78,21 +78,21 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
         }
         "CONNECT" if has(call) && has(agent) => m.connected(id, ms, call, agent),
         // data: holdtime (the wait), calltime, origposition.
-        "COMPLETECALLER" | "COMPLETEAGENT" if has(call) => m.ended(&id, ms, call, num(1)),
+        "COMPLETECALLER" | "COMPLETEAGENT" if has(call) => m.ended(&id, ms, call, num(1))?,
         // data: extension, context, holdtime, calltime, origposition.
-        "TRANSFER" | "BLINDTRANSFER" if has(call) => m.ended(&id, ms, call, num(3)),
+        "TRANSFER" | "BLINDTRANSFER" if has(call) => m.ended(&id, ms, call, num(3))?,
         // The method part varies in length; calltime is the second last.
         "ATTENDEDTRANSFER" if has(call) => {
             let talk = f
                 .len()
                 .checked_sub(2)
                 .and_then(|i| f[i].trim().parse().ok());
-            m.ended(&id, ms, call, talk)
+            m.ended(&id, ms, call, talk)?
         }
         "ABANDON" | "EXITWITHTIMEOUT" | "EXITWITHKEY" | "EXITEMPTY" if has(call) => {
             m.abandoned(id, ms, call)
         }
-        "AGENTDUMP" if has(call) => m.gone(id, ms, call, None),
+        "AGENTDUMP" if has(call) => m.gone(id, ms, call, None)?,
         "PAUSE" | "PAUSEALL" if has(agent) => m.pause(id, ms, agent, true, Some(data(0))),
         "UNPAUSE" | "UNPAUSEALL" if has(agent) => m.pause(id, ms, agent, false, None),
         "ADDMEMBER" if has(agent) => m.login(id, ms, agent, has(queue).then_some(queue)),
