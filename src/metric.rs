@@ -126,6 +126,7 @@ families! {
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
     SOURCE_RECONNECTS = "callwatch_source_reconnects_total", Counter, "Times a source lost its peer (PBX, broker) and connected again, or retried a batch the storage refused, by source.";
     SOURCE_LAG = "callwatch_source_lag_seconds", Gauge, "Receipt time minus the event time of the newest event a source handed in (how far behind its input it is), by source.";
+    SOURCE_CORRECTIONS = "callwatch_source_resync_corrections_total", Counter, "State a source set right from what its PBX says, by source and kind (call_started_before_source: a call whose start the source never saw, rebuilt from the PBX's wait and talk figures).";
     SOURCE_PENDING = "callwatch_source_pending_messages", Gauge, "Messages on the stream not yet delivered to this daemon's consumer (JetStream), by source.";
     PUBLISH_BUFFERED = "callwatch_publish_buffered_events", Gauge, "Events the edge publisher holds in its local buffer, not yet acknowledged by the broker.";
     PUBLISH_SENT = "callwatch_publish_sent_total", Counter, "Events the edge publisher had acknowledged by the broker (duplicates included).";
@@ -702,6 +703,8 @@ pub struct Telemetry {
     storage_errors: Counter,
     feed_clients: Gauge,
     skipped: DashMap<(&'static str, &'static str), Counter>,
+    /// `SOURCE_CORRECTIONS` by (source, kind).
+    corrections: DashMap<(&'static str, &'static str), Counter>,
     /// Gauges with one label, keyed by (family, value).
     gauges: DashMap<(&'static str, &'static str), metrics::Gauge>,
     /// Counters with one label, keyed by (family, value).
@@ -727,6 +730,7 @@ impl Telemetry {
             FEED_DISCONNECTS,
             SOURCE_SKIPPED,
             SOURCE_RECONNECTS,
+            SOURCE_CORRECTIONS,
             PUBLISH_SENT,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
@@ -774,6 +778,7 @@ impl Telemetry {
             labelled: DashMap::new(),
             skipped: DashMap::new(),
             gauges: DashMap::new(),
+            corrections: DashMap::new(),
         };
         // Counters exist at 0 from the start, so rates and alerts over
         // them have data before the first event or refusal.
@@ -875,6 +880,19 @@ impl Telemetry {
     /// A source's peer came back (or a refused batch is retried).
     pub fn reconnected(&self, source: &'static str) {
         self.one_label(&SOURCE_RECONNECTS, "source", source);
+    }
+
+    /// State a source corrected from its PBX's view, by kind.
+    pub fn corrected(&self, source: &'static str, kind: &'static str, n: u64) {
+        self.corrections
+            .entry((source, kind))
+            .or_insert_with(|| {
+                self.counter(
+                    SOURCE_CORRECTIONS.name,
+                    vec![Label::new("source", source), Label::new("kind", kind)],
+                )
+            })
+            .increment(n);
     }
 
     /// Registers a source's counters at 0, so rates have data at once.
@@ -980,6 +998,7 @@ pub fn labels_of(f: &Family) -> &'static str {
         | "callwatch_source_lag_seconds"
         | "callwatch_source_pending_messages" => "source",
         "callwatch_events_rejected_total" | "callwatch_source_skipped_total" => "source, reason",
+        "callwatch_source_resync_corrections_total" => "source, kind",
         "callwatch_build_info" => "version",
         "callwatch_tcp_disconnects_total" | "callwatch_feed_disconnects_total" => "reason",
         "callwatch_feed_messages_total" => "type",

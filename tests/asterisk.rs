@@ -47,13 +47,25 @@ async fn queue_log_sample_is_mapped_and_followed() {
     .await;
     let q = r#"{queue="201"}"#;
     // Two calls enter the queue (one ENTERQUEUE logged seven times), both
-    // connect to Paty Marin; one completes after 122 s of talk.
+    // connect to Paty Marin; one completes after 122 s of talk. Two more
+    // started before the file: one connects to Paty Marin (held 6 s) and
+    // completes after 228 s, one completes at Vanessa Flores after 406 s
+    // (held 10 s). They are rebuilt from those figures, not refused.
     assert_eq!(
         metric(&m, &format!("callwatch_calls_offered_total{q}")),
-        2.0
+        4.0
     );
     assert_eq!(
         metric(&m, &format!("callwatch_calls_answered_total{q}")),
+        4.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!(
+                r#"callwatch_source_resync_corrections_total{{{src},kind="call_started_before_source"}}"#
+            )
+        ),
         2.0
     );
     assert_eq!(
@@ -63,7 +75,7 @@ async fn queue_log_sample_is_mapped_and_followed() {
     );
     assert_eq!(
         metric(&m, &format!("callwatch_call_talk_seconds_sum{q}")),
-        122.0
+        122.0 + 228.0 + 406.0
     );
     // DID and RINGNOANSWER are passed over, counted.
     assert_eq!(
@@ -83,16 +95,13 @@ async fn queue_log_sample_is_mapped_and_followed() {
         ),
         3.0
     );
-    // Lines about the two calls whose ENTERQUEUE is not in the file are
-    // still refused (CONNECT, and each call's first end: end + wrap):
-    // reconstructing calls that started before the source is issue 17.
-    assert_eq!(
-        metric(
-            &m,
-            &format!(r#"callwatch_events_rejected_total{{{src},reason="unknown_call"}}"#)
-        ),
-        5.0
-    );
+    // Nothing the PBX really wrote is refused (it was 11 of 23 lines).
+    let refused: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("callwatch_events_rejected_total{") && k.contains(src))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(refused, 0.0);
     let snap = get_json(&d, "/api/v1/snapshot").await;
     let paty = snap["agents"]
         .as_array()
@@ -101,7 +110,19 @@ async fn queue_log_sample_is_mapped_and_followed() {
         .find(|a| a["agent"] == "Paty Marin")
         .expect("agent")
         .clone();
-    assert_eq!(paty["talk_s"], 122.0 + 0.0, "talk stated by COMPLETECALLER");
+    assert_eq!(
+        paty["talk_s"],
+        122.0 + 228.0,
+        "talk stated by COMPLETECALLER/AGENT"
+    );
+    assert!(
+        snap["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .any(|a| a["agent"] == "Vanessa Flores"),
+        "the agent of the call rebuilt from its end"
+    );
     // Caller numbers become customers, never labels.
     assert!(!metrics_text(&d).await.contains("+1323"));
 
@@ -132,7 +153,7 @@ async fn queue_log_sample_is_mapped_and_followed() {
         (counters(&d)
             .await
             .get(&format!("callwatch_calls_offered_total{q}"))
-            == Some(&4.0))
+            == Some(&6.0))
         .then_some(())
     })
     .await;
@@ -143,7 +164,7 @@ async fn queue_log_sample_is_mapped_and_followed() {
         (counters(&d)
             .await
             .get(&format!("callwatch_calls_answered_total{q}"))
-            == Some(&3.0))
+            == Some(&5.0))
         .then_some(())
     })
     .await;
@@ -172,8 +193,31 @@ async fn queue_log_sample_is_mapped_and_followed() {
     );
     assert_eq!(
         metric(&m, &format!("callwatch_calls_answered_total{q}")),
-        3.0,
+        5.0,
         "state recovered"
+    );
+    // The call connected before the restart ends normally: the tracker
+    // came back with the position, so it is not rebuilt a second time.
+    assert_eq!(
+        metric(
+            &m,
+            &format!(
+                r#"callwatch_source_resync_corrections_total{{{src},kind="call_started_before_source"}}"#
+            )
+        ),
+        0.0
+    );
+    let talk = wait_for(20, "the call's end after the restart", || async {
+        let m = counters(&d).await;
+        let t = m
+            .get(&format!("callwatch_call_talk_seconds_count{q}"))
+            .copied();
+        (t == Some(4.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(&talk, &format!("callwatch_call_talk_seconds_sum{q}")),
+        122.0 + 228.0 + 406.0 + 170.0
     );
 }
 

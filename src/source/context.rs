@@ -79,6 +79,13 @@ impl Context {
         self.ingest.rejected(self.kind, r, input);
     }
 
+    /// State set right from what the peer says (`kind` names what).
+    pub fn corrected(&self, kind: &'static str, n: u64) {
+        if n > 0 {
+            self.telemetry.corrected(self.kind, kind, n);
+        }
+    }
+
     /// The peer is back after a lost connection.
     pub fn reconnected(&self) {
         self.telemetry.reconnected(self.kind);

@@ -45,8 +45,8 @@ impl Skip {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Phase {
     Waiting,
     Connected,
 }
@@ -61,7 +61,25 @@ pub struct Mapper {
     /// passed over instead of refused by the engine.
     ended: std::collections::HashSet<String>,
     ended_order: VecDeque<String>,
+    /// Rebuild calls the source never saw offered from the PBX's figures
+    /// (only where the tracker survives a restart in the checkpoint).
+    reconstruct: bool,
+    /// Calls reconstructed since the last `take_reconstructed`.
+    reconstructed: u64,
 }
+
+/// What the PBX says about a call it connects or ends: enough to rebuild
+/// a call whose start the source never saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Figures<'a> {
+    pub queue: &'a str,
+    pub agent: &'a str,
+    /// The caller's wait in the queue (queue_log "holdtime"), seconds.
+    pub wait_s: Option<f64>,
+}
+
+/// The tracker's open calls, for a checkpoint (in the order seen).
+pub type OpenCalls = Vec<(String, Phase)>;
 
 /// A PBX string as an event field, cut to the canonical limit.
 pub fn clip(s: &str) -> Text {
@@ -170,33 +188,111 @@ impl Mapper {
         )]
     }
 
-    pub fn connected(&mut self, id: Text, ms: i64, call: &str, agent: &str) -> Vec<Event> {
+    /// Rebuild calls that started before the source (see `Figures`).
+    pub fn reconstructing(mut self) -> Mapper {
+        self.reconstruct = true;
+        self
+    }
+
+    /// Calls reconstructed since last asked.
+    pub fn take_reconstructed(&mut self) -> u64 {
+        std::mem::take(&mut self.reconstructed)
+    }
+
+    /// The open calls, to keep with the source's position.
+    pub fn open_calls(&self) -> OpenCalls {
+        self.order
+            .iter()
+            .filter_map(|c| self.calls.get(c).map(|p| (c.clone(), *p)))
+            .collect()
+    }
+
+    /// Takes back the open calls of a checkpoint.
+    pub fn restore(&mut self, calls: OpenCalls) {
+        for (c, p) in calls {
+            self.track(&c, p);
+        }
+    }
+
+    /// The offer of a call the source never saw, `wait` before `ms`.
+    fn offer_before(&mut self, id: &Text, ms: i64, call: &str, f: &Figures, out: &mut Vec<Event>) {
+        if !self.reconstruct || f.queue.is_empty() || f.queue == "NONE" {
+            return;
+        }
+        let wait = f.wait_s.and_then(pbx_ms).unwrap_or(0);
+        out.push(self.event(
+            Text::from(format!("{id}:offered")),
+            ms.saturating_sub(wait),
+            Body::CallOffered {
+                call: clip(call),
+                queue: clip(f.queue),
+                direction: Direction::Inbound,
+                customer: None,
+            },
+        ));
+        self.reconstructed += 1;
+    }
+
+    pub fn connected(
+        &mut self,
+        id: Text,
+        ms: i64,
+        call: &str,
+        agent: &str,
+        f: Figures,
+    ) -> Vec<Event> {
+        let mut out = Vec::new();
+        if !self.calls.contains_key(call) {
+            self.offer_before(&id, ms, call, &f, &mut out);
+        }
         self.track(call, Phase::Connected);
-        vec![self.event(
+        out.push(self.event(
             id,
             ms,
             Body::CallAnswered {
                 call: clip(call),
                 agent: clip(agent),
             },
-        )]
+        ));
+        out
     }
 
     /// The conversation ended (complete, transfer away, agent dump after
     /// connect). The log says nothing about after-call work, so it ends at
     /// once: the agent is available again.
     /// The end of a call that already ended is `Skip::Repeated`.
+    ///
+    /// With reconstruction on, a call never seen is rebuilt from `f`:
+    /// offered `wait + talk` before, answered by `f.agent` `talk` before.
     pub fn ended(
         &mut self,
         id: &Text,
         ms: i64,
         call: &str,
         talk_s: Option<f64>,
+        f: Figures,
     ) -> Result<Vec<Event>, Skip> {
         if !self.calls.contains_key(call) && self.ended.contains(call) {
             return Err(Skip::Repeated);
         }
         let talk_ms = talk_s.and_then(pbx_ms);
+        let mut out = Vec::new();
+        let unseen = !self.calls.contains_key(call);
+        if unseen && self.reconstruct && !f.agent.is_empty() && f.agent != "NONE" {
+            let answered_at = ms.saturating_sub(talk_ms.unwrap_or(0));
+            let before = out.len();
+            self.offer_before(id, answered_at, call, &f, &mut out);
+            if out.len() > before {
+                out.push(self.event(
+                    Text::from(format!("{id}:answered")),
+                    answered_at,
+                    Body::CallAnswered {
+                        call: clip(call),
+                        agent: clip(f.agent),
+                    },
+                ));
+            }
+        }
         self.calls.remove(call);
         if self.ended.insert(call.to_string()) {
             self.ended_order.push_back(call.to_string());
@@ -206,7 +302,7 @@ impl Mapper {
                 }
             }
         }
-        Ok(vec![
+        out.extend([
             self.event(
                 Text::from(format!("{id}:end")),
                 ms,
@@ -224,7 +320,8 @@ impl Mapper {
                     outcome: None,
                 },
             ),
-        ])
+        ]);
+        Ok(out)
     }
 
     /// The caller left without being connected.
@@ -243,7 +340,7 @@ impl Mapper {
     ) -> Result<Vec<Event>, Skip> {
         match self.calls.get(call) {
             Some(Phase::Waiting) => Ok(self.abandoned(id, ms, call)),
-            _ => self.ended(&id, ms, call, talk_s),
+            _ => self.ended(&id, ms, call, talk_s, Figures::default()),
         }
     }
 

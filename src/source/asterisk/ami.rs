@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::event::Event;
-use crate::source::pbx::{customer, stable_id, Mapper, Skip, Throttle};
+use crate::source::pbx::{customer, stable_id, Figures, Mapper, Skip, Throttle};
 use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
 pub const NAME: &str = "asterisk_ami";
@@ -136,11 +136,17 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         }
         "agentconnect" => {
             need(!call.is_empty() && !member.is_empty())?;
-            m.connected(id, ms, call, member)
+            m.connected(id, ms, call, member, Figures::default())
         }
         "agentcomplete" => {
             need(!call.is_empty())?;
-            m.ended(&id, ms, call, b.get("talktime").parse().ok())?
+            m.ended(
+                &id,
+                ms,
+                call,
+                b.get("talktime").parse().ok(),
+                Figures::default(),
+            )?
         }
         "agentdump" => {
             need(!call.is_empty())?;

@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::event::Event;
-use crate::source::pbx::{customer, stable_id, Mapper, Skip, Throttle};
+use crate::source::pbx::{customer, stable_id, Figures, Mapper, OpenCalls, Skip, Throttle};
 use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
 pub const NAME: &str = "asterisk_queue_log";
@@ -76,18 +76,40 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
         "ENTERQUEUE" if has(call) && has(queue) => {
             m.offered(id, ms, call, queue, customer(data(1)))
         }
-        "CONNECT" if has(call) && has(agent) => m.connected(id, ms, call, agent),
+        // data: holdtime (the wait), bridged channel, ringtime.
+        "CONNECT" if has(call) && has(agent) => {
+            let f = Figures {
+                queue,
+                agent,
+                wait_s: num(0),
+            };
+            m.connected(id, ms, call, agent, f)
+        }
         // data: holdtime (the wait), calltime, origposition.
-        "COMPLETECALLER" | "COMPLETEAGENT" if has(call) => m.ended(&id, ms, call, num(1))?,
+        "COMPLETECALLER" | "COMPLETEAGENT" if has(call) => {
+            let f = Figures {
+                queue,
+                agent,
+                wait_s: num(0),
+            };
+            m.ended(&id, ms, call, num(1), f)?
+        }
         // data: extension, context, holdtime, calltime, origposition.
-        "TRANSFER" | "BLINDTRANSFER" if has(call) => m.ended(&id, ms, call, num(3))?,
+        "TRANSFER" | "BLINDTRANSFER" if has(call) => {
+            let f = Figures {
+                queue,
+                agent,
+                wait_s: num(2),
+            };
+            m.ended(&id, ms, call, num(3), f)?
+        }
         // The method part varies in length; calltime is the second last.
         "ATTENDEDTRANSFER" if has(call) => {
             let talk = f
                 .len()
                 .checked_sub(2)
                 .and_then(|i| f[i].trim().parse().ok());
-            m.ended(&id, ms, call, talk)?
+            m.ended(&id, ms, call, talk, Figures::default())?
         }
         "ABANDON" | "EXITWITHTIMEOUT" | "EXITWITHKEY" | "EXITEMPTY" if has(call) => {
             m.abandoned(id, ms, call)
@@ -129,10 +151,15 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The checkpoint: where in which file, and the calls open there (so a
+/// restart knows them, and a call the source never saw can be told from
+/// one it did).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Position {
     inode: u64,
     offset: u64,
+    #[serde(default)]
+    calls: OpenCalls,
 }
 
 pub struct QueueLogSource {
@@ -141,8 +168,8 @@ pub struct QueueLogSource {
 
 /// Stores the position; a failure is logged and retried with the next
 /// batch (the stable ids make a line read twice a duplicate).
-fn save_pos(cx: &Context, p: Position) {
-    if let Err(e) = cx.checkpoint.save(&p) {
+fn save_pos(cx: &Context, p: &Position) {
+    if let Err(e) = cx.checkpoint.save(p) {
         tracing::warn!(source = %cx.name(), error = %e, "cannot store the queue_log position");
     }
 }
@@ -196,7 +223,9 @@ impl Source for QueueLogSource {
     fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
-            let mut mapper = Mapper::new(o.site.clone());
+            let mut mapper = Mapper::new(o.site.clone()).reconstructing();
+            cx.telemetry()
+                .corrected(NAME, "call_started_before_source", 0);
             let mut skipped = Throttle::default();
             let mut follow: Option<Follow> = None;
             let mut tick = tokio::time::interval(o.poll_interval);
@@ -208,6 +237,9 @@ impl Source for QueueLogSource {
                     source_name: cx.name().to_string(),
                     message: e.to_string(),
                 })?;
+            if let Some(p) = &stored {
+                mapper.restore(p.calls.clone());
+            }
             loop {
                 tokio::select! {
                     _ = cx.shutdown.cancelled() => return Ok(()),
@@ -216,7 +248,7 @@ impl Source for QueueLogSource {
                 let meta = std::fs::metadata(&o.path).ok();
                 if follow.is_none() {
                     let Some(meta) = &meta else { continue };
-                    let start = match stored {
+                    let start = match &stored {
                         Some(p) if p.inode == meta.ino() && p.offset <= meta.len() => p.offset,
                         Some(_) => 0,
                         None if o.from_start => 0,
@@ -263,12 +295,18 @@ impl Source for QueueLogSource {
                             Ok(mut evs) => events.append(&mut evs),
                             Err(why) => skipped.skip(&cx, why, line),
                         }
+                        cx.corrected("call_started_before_source", mapper.take_reconstructed());
                     }
                     if cx.submit(events, None).await.is_err() {
                         return Ok(());
                     }
-                    stored = Some(Position { inode, offset });
-                    save_pos(&cx, Position { inode, offset });
+                    let p = Position {
+                        inode,
+                        offset,
+                        calls: mapper.open_calls(),
+                    };
+                    save_pos(&cx, &p);
+                    stored = Some(p);
                 }
                 // Rotated: the old file was read to its end above; follow
                 // the new one from its start.
@@ -277,17 +315,13 @@ impl Source for QueueLogSource {
                     cx.reconnected();
                     follow = Follow::open(&o.path, 0).ok();
                     if let Some(f) = &follow {
-                        stored = Some(Position {
+                        let p = Position {
                             inode: f.inode,
                             offset: 0,
-                        });
-                        save_pos(
-                            &cx,
-                            Position {
-                                inode: f.inode,
-                                offset: 0,
-                            },
-                        );
+                            calls: mapper.open_calls(),
+                        };
+                        save_pos(&cx, &p);
+                        stored = Some(p);
                     }
                 }
             }
