@@ -255,6 +255,9 @@ pub enum Body {
     CallAnswered {
         call: Text,
         agent: Text,
+        /// The caller's wait as the PBX states it, milliseconds (`wait_s`
+        /// on the wire); it wins over the time since the offer.
+        wait_ms: Option<i64>,
     },
     CallHold {
         call: Text,
@@ -434,6 +437,8 @@ struct Wire<'a> {
     to_queue: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     talk_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hold_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -615,6 +620,7 @@ impl<'a> Wire<'a> {
             "call_answered" => Body::CallAnswered {
                 call: Self::take("call", t, self.call)?,
                 agent: Self::take("agent", t, self.agent)?,
+                wait_ms: self.wait_s.map(|v| duration("wait_s", v)).transpose()?,
             },
             "call_hold" => Body::CallHold {
                 call: Self::take("call", t, self.call)?,
@@ -978,9 +984,14 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
             }
             w.customer = customer.clone();
         }
-        Body::CallAnswered { call, agent } => {
+        Body::CallAnswered {
+            call,
+            agent,
+            wait_ms,
+        } => {
             w.call = Some(call.clone());
             w.agent = Some(agent.clone());
+            w.wait_s = wait_ms.map(|v| v as f64 / 1000.0);
         }
         Body::CallHold { call } | Body::CallResume { call } | Body::CallAbandoned { call } => {
             w.call = Some(call.clone())

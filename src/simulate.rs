@@ -352,6 +352,7 @@ impl Simulator {
                 self.emit(Body::CallAnswered {
                     call: Self::call_id(call),
                     agent: self.agents[agent].id.clone(),
+                    wait_ms: None,
                 });
                 let talk = ln(200.0 * self.pace, 0.6).sample(&mut self.rng);
                 if q == 1 && self.rng.random_bool(0.04) {

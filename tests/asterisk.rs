@@ -77,6 +77,11 @@ async fn queue_log_sample_is_mapped_and_followed() {
         metric(&m, &format!("callwatch_call_talk_seconds_sum{q}")),
         122.0 + 228.0 + 406.0
     );
+    // Waits are the PBX's holdtime of each CONNECT/COMPLETE line.
+    assert_eq!(
+        metric(&m, &format!("callwatch_call_wait_seconds_sum{q}")),
+        10.0 + 14.0 + 6.0 + 10.0
+    );
     // DID and RINGNOANSWER are passed over, counted.
     assert_eq!(
         metric(
@@ -331,6 +336,12 @@ async fn ami_sessions_resync_survive_drops_and_refused_logins() {
     assert_eq!(
         metric(&m, &format!("callwatch_call_talk_seconds_sum{q}")),
         95.0
+    );
+    // The wait is the PBX's HoldTime, not the time between receiving
+    // the join and the connect (0.08 s here before the fix).
+    assert_eq!(
+        metric(&m, &format!("callwatch_call_wait_seconds_sum{q}")),
+        9.0
     );
     assert_eq!(
         metric(

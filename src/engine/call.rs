@@ -150,6 +150,7 @@ impl Engine {
         site: Option<&Text>,
         call: &Text,
         agent: &Text,
+        wait_ms: Option<i64>,
     ) -> Result<(), Rejection> {
         let c = self.live_call(call)?;
         if !matches!(c.phase, CallPhase::Waiting) {
@@ -171,7 +172,9 @@ impl Engine {
         self.take_call(agent, call, t);
         if inbound {
             if let Some(q) = self.queues.get_mut(&queue) {
-                q.answered(t, t - offered);
+                // The PBX's own figure wins over the time since the
+                // offer as this daemon received it.
+                q.answered(t, wait_ms.unwrap_or(t - offered));
             }
         }
         if let Some(c) = self.calls.get_mut(call) {
@@ -375,7 +378,7 @@ impl Engine {
             CallPhase::Wrap { .. } => return Err(transition(call, "has already ended")),
         };
         if let (TransferTarget::Agent(agent), true) = (to, waiting) {
-            return self.call_answered(t, site, call, agent);
+            return self.call_answered(t, site, call, agent, None);
         }
         let (t0, last) = (t, c.last_ms);
         let t = t.max(last);

@@ -303,7 +303,11 @@ impl Engine {
                 direction,
                 customer,
             } => self.call_offered(t, site, call, queue, *direction, customer),
-            Body::CallAnswered { call, agent } => self.call_answered(t, site, call, agent),
+            Body::CallAnswered {
+                call,
+                agent,
+                wait_ms,
+            } => self.call_answered(t, site, call, agent, *wait_ms),
             Body::CallHold { call } => self.call_hold(t, call, true),
             Body::CallResume { call } => self.call_hold(t, call, false),
             Body::CallAbandoned { call } => self.call_abandoned(t, call),

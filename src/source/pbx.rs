@@ -74,7 +74,8 @@ pub struct Mapper {
 pub struct Figures<'a> {
     pub queue: &'a str,
     pub agent: &'a str,
-    /// The caller's wait in the queue (queue_log "holdtime"), seconds.
+    /// The caller's wait in the queue (queue_log "holdtime", AMI
+    /// `HoldTime`), seconds: the answer states it (the PBX's figure wins).
     pub wait_s: Option<f64>,
 }
 
@@ -252,6 +253,7 @@ impl Mapper {
             Body::CallAnswered {
                 call: clip(call),
                 agent: clip(agent),
+                wait_ms: f.wait_s.and_then(pbx_ms),
             },
         ));
         out
@@ -289,6 +291,7 @@ impl Mapper {
                     Body::CallAnswered {
                         call: clip(call),
                         agent: clip(f.agent),
+                        wait_ms: f.wait_s.and_then(pbx_ms),
                     },
                 ));
             }

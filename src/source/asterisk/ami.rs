@@ -136,7 +136,12 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         }
         "agentconnect" => {
             need(!call.is_empty() && !member.is_empty())?;
-            m.connected(id, ms, call, member, Figures::default())
+            let f = Figures {
+                queue,
+                agent: member,
+                wait_s: b.get("holdtime").parse().ok(),
+            };
+            m.connected(id, ms, call, member, f)
         }
         "agentcomplete" => {
             need(!call.is_empty())?;
