@@ -66,6 +66,10 @@ pub struct Mapper {
     reconstruct: bool,
     /// Calls reconstructed since the last `take_reconstructed`.
     reconstructed: u64,
+    /// Members that logged off from every queue: a later UNPAUSE of
+    /// theirs says nothing (Asterisk logs it), it must not make them
+    /// available again.
+    logged_off: std::collections::HashSet<String>,
 }
 
 /// What the PBX says about a call it connects or ends: enough to rebuild
@@ -361,6 +365,7 @@ impl Mapper {
     }
 
     pub fn login(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
+        self.logged_off.remove(agent);
         vec![self.event(
             id,
             ms,
@@ -375,6 +380,9 @@ impl Mapper {
 
     /// The member leaves `queue` (or every queue, without one).
     pub fn logout(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
+        if queue.is_none() && self.logged_off.len() < MAX_CALLS {
+            self.logged_off.insert(agent.to_string());
+        }
         vec![self.event(
             id,
             ms,
@@ -393,6 +401,9 @@ impl Mapper {
         paused: bool,
         reason: Option<&str>,
     ) -> Vec<Event> {
+        if self.logged_off.contains(agent) {
+            return Vec::new();
+        }
         let (state, reason) = if paused {
             (
                 AgentStatus::Paused,

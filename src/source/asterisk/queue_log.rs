@@ -59,6 +59,14 @@ fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
     })
 }
 
+fn non_empty(events: Vec<Event>) -> Result<Vec<Event>, Skip> {
+    if events.is_empty() {
+        Err(Skip::Passed)
+    } else {
+        Ok(events)
+    }
+}
+
 /// Parses one line into canonical events, or says why there are none.
 pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
     let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).split('|').collect();
@@ -115,8 +123,11 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
             m.abandoned(id, ms, call)
         }
         "AGENTDUMP" if has(call) => m.gone(id, ms, call, None)?,
-        "PAUSE" | "PAUSEALL" if has(agent) => m.pause(id, ms, agent, true, Some(data(0))),
-        "UNPAUSE" | "UNPAUSEALL" if has(agent) => m.pause(id, ms, agent, false, None),
+        // A logged-off member's pause lines say nothing: passed over.
+        "PAUSE" | "PAUSEALL" if has(agent) => {
+            non_empty(m.pause(id, ms, agent, true, Some(data(0))))?
+        }
+        "UNPAUSE" | "UNPAUSEALL" if has(agent) => non_empty(m.pause(id, ms, agent, false, None))?,
         "ADDMEMBER" if has(agent) => m.login(id, ms, agent, has(queue).then_some(queue)),
         "AGENTLOGIN" | "AGENTCALLBACKLOGIN" if has(agent) => m.login(id, ms, agent, None),
         "REMOVEMEMBER" if has(agent) => m.logout(id, ms, agent, has(queue).then_some(queue)),
@@ -365,6 +376,53 @@ mod tests {
             .expect("agent");
         assert_eq!(a.queues, ["q1"]);
         assert_eq!(a.state, crate::event::AgentStatus::Available);
+    }
+
+    #[test]
+    fn a_logged_off_member_stays_offline_on_a_later_unpause() {
+        use crate::config::Config;
+        use crate::engine::{settings::Settings, Engine};
+        let mut cfg = Config::embedded().expect("config");
+        cfg.clock.mode = crate::config::ClockMode::Event;
+        let mut engine = Engine::new(Settings::from_config(&cfg));
+        let mut m = Mapper::new(None);
+        for line in [
+            "1546015400|MANAGER|q1|SIP/7|ADDMEMBER|",
+            "1546015401|NONE|NONE|SIP/7|PAUSE|lunch",
+            "1546015402|NONE|NONE|SIP/7|AGENTLOGOFF|SIP/7|60",
+        ] {
+            for ev in map_line(&mut m, line).expect("mapped") {
+                engine.apply(&ev, None).expect("applied");
+            }
+        }
+        assert_eq!(
+            map_line(&mut m, "1546015403|NONE|NONE|SIP/7|UNPAUSE|"),
+            Err(Skip::Passed),
+            "passed over (and counted as such)"
+        );
+        let snap = crate::snapshot::build(&engine, engine.clock_ms());
+        let a = snap
+            .agents
+            .iter()
+            .find(|a| a.agent == "SIP/7")
+            .expect("agent");
+        assert_eq!(a.state, crate::event::AgentStatus::Offline);
+        // Logging in again makes the pause lines count again.
+        for line in [
+            "1546015500|MANAGER|q1|SIP/7|ADDMEMBER|",
+            "1546015501|NONE|NONE|SIP/7|PAUSE|coaching",
+        ] {
+            for ev in map_line(&mut m, line).expect("mapped") {
+                engine.apply(&ev, None).expect("applied");
+            }
+        }
+        let snap = crate::snapshot::build(&engine, engine.clock_ms());
+        let a = snap
+            .agents
+            .iter()
+            .find(|a| a.agent == "SIP/7")
+            .expect("agent");
+        assert_eq!(a.state, crate::event::AgentStatus::Paused);
     }
 
     #[test]
