@@ -382,6 +382,14 @@ impl Ingest {
         if events.is_empty() {
             return Ok(Pending(None));
         }
+        // How far behind its input the source is: every batch of every
+        // source passes here, once.
+        if let Some(newest) = events.iter().map(|e| e.ts.timestamp_millis()).max() {
+            let now = chrono::Utc::now().timestamp_millis();
+            self.shared
+                .telemetry
+                .source_lag(source, ((now - newest).max(0) as f64) / 1000.0);
+        }
         let (reply, rx) = oneshot::channel();
         let encoded = match raw {
             _ if !self.shared.journaled => None,

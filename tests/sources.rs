@@ -120,6 +120,12 @@ async fn compliance<H: Harness>(mut h: H) {
     h.interrupt(&d).await;
     want += h.feed(&d, 1).await;
     until_counted(&d, H::KIND, want).await;
+    let m = parse_metrics(&metrics_text(&d).await);
+    let lag = metric(
+        &m,
+        &format!("callwatch_source_lag_seconds{{source=\"{}\"}}", H::KIND),
+    );
+    assert!(lag >= 0.0, "{}: lag {lag}", H::KIND);
     if H::RECONNECTS {
         assert!(
             reconnects(&d, H::KIND).await > before,

@@ -91,16 +91,6 @@ impl Context {
         self.telemetry.reconnected(self.kind);
     }
 
-    /// Records how far behind its input the source is, from the newest
-    /// event it hands in.
-    fn lag(&self, events: &[Event]) {
-        if let Some(newest) = events.iter().map(|e| e.ts.timestamp_millis()).max() {
-            let now = chrono::Utc::now().timestamp_millis();
-            self.telemetry
-                .source_lag(self.kind, ((now - newest).max(0) as f64) / 1000.0);
-        }
-    }
-
     /// Applies a batch and waits until it is durable (the journal commit
     /// under the fsync policy). While storage fails the batch is kept and
     /// retried with backoff (counted as a reconnect): a source never
@@ -111,7 +101,6 @@ impl Context {
         events: Vec<Event>,
         raw: Option<Encoded>,
     ) -> Result<Vec<Outcome>, Stopped> {
-        self.lag(&events);
         let (mut events, mut raw) = (events, raw);
         loop {
             match self.ingest.offer(self.kind, events, raw).await {
