@@ -268,6 +268,14 @@ pub enum Body {
     CallAbandoned {
         call: Text,
     },
+    /// The call rang at an agent who did not take it (Asterisk
+    /// RINGNOANSWER): the caller keeps waiting.
+    CallMissed {
+        call: Text,
+        agent: Text,
+        /// How long it rang, milliseconds (`ring_s` on the wire).
+        ring_ms: Option<i64>,
+    },
     CallTransferred {
         call: Text,
         to: TransferTarget,
@@ -358,6 +366,7 @@ impl Body {
             Body::CallHold { .. } => "call_hold",
             Body::CallResume { .. } => "call_resume",
             Body::CallAbandoned { .. } => "call_abandoned",
+            Body::CallMissed { .. } => "call_missed",
             Body::CallTransferred { .. } => "call_transferred",
             Body::CallEnded { .. } => "call_ended",
             Body::WrapEnded { .. } => "wrap_ended",
@@ -376,7 +385,7 @@ impl Body {
 }
 
 /// Every event type name, in documentation order.
-pub const TYPES: [&str; 21] = [
+pub const TYPES: [&str; 22] = [
     "agent_login",
     "agent_state",
     "agent_logout",
@@ -385,6 +394,7 @@ pub const TYPES: [&str; 21] = [
     "call_hold",
     "call_resume",
     "call_abandoned",
+    "call_missed",
     "call_transferred",
     "call_ended",
     "wrap_ended",
@@ -439,6 +449,8 @@ struct Wire<'a> {
     talk_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     wait_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ring_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hold_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -630,6 +642,11 @@ impl<'a> Wire<'a> {
             },
             "call_abandoned" => Body::CallAbandoned {
                 call: Self::take("call", t, self.call)?,
+            },
+            "call_missed" => Body::CallMissed {
+                call: Self::take("call", t, self.call)?,
+                agent: Self::take("agent", t, self.agent)?,
+                ring_ms: self.ring_s.map(|v| duration("ring_s", v)).transpose()?,
             },
             "call_transferred" => {
                 let call = Self::take("call", t, self.call)?;
@@ -992,6 +1009,15 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
             w.call = Some(call.clone());
             w.agent = Some(agent.clone());
             w.wait_s = wait_ms.map(|v| v as f64 / 1000.0);
+        }
+        Body::CallMissed {
+            call,
+            agent,
+            ring_ms,
+        } => {
+            w.call = Some(call.clone());
+            w.agent = Some(agent.clone());
+            w.ring_s = ring_ms.map(|v| v as f64 / 1000.0);
         }
         Body::CallHold { call } | Body::CallResume { call } | Body::CallAbandoned { call } => {
             w.call = Some(call.clone())

@@ -58,6 +58,7 @@ families! {
     CALLS_ANSWERED = "callwatch_calls_answered_total", Counter, "Inbound calls answered by an agent.";
     CALLS_ANSWERED_IN_SL = "callwatch_calls_answered_in_sl_total", Counter, "Inbound calls answered within the queue's service-level threshold.";
     CALLS_ABANDONED = "callwatch_calls_abandoned_total", Counter, "Inbound calls the caller gave up while waiting.";
+    CALLS_MISSED = "callwatch_calls_missed_total", Counter, "Rings at an agent that were not taken while the caller waited (Asterisk RINGNOANSWER).";
     CALLS_ABANDONED_SHORT = "callwatch_calls_abandoned_short_total", Counter, "Abandoned calls that waited less than the short-abandon threshold.";
     CALLS_TRANSFERRED_OUT = "callwatch_calls_transferred_out_total", Counter, "Waiting calls transferred to another queue before an answer.";
     CALLS_OUTBOUND = "callwatch_calls_outbound_total", Counter, "Outbound calls placed from the queue.";
@@ -106,6 +107,7 @@ families! {
     AGENT_STATE = "callwatch_agent_state", Gauge, "1 for the agent's current state (per-agent series; privacy.per_agent_metrics).";
     AGENT_STATE_SECONDS = "callwatch_agent_state_seconds", Gauge, "Time the agent has been in the current state.";
     AGENT_CONTACTS = "callwatch_agent_contacts_handled_total", Counter, "Contacts the agent handled (conversations ended, tasks completed).";
+    AGENT_MISSED = "callwatch_agent_missed_calls_total", Counter, "Calls that rang at the agent and were not taken (per-agent series; privacy.per_agent_metrics).";
     AGENT_HANDLE = "callwatch_agent_handle_seconds_total", Counter, "Handling time of the agent by phase (talk, hold, wrap).";
     AGENT_SALES = "callwatch_agent_sales_total", Counter, "Sales the agent recorded.";
     AGENT_REVENUE = "callwatch_agent_revenue_total", Counter, "Revenue of the agent's sales.";
@@ -296,6 +298,12 @@ pub fn render_state(
         qs,
         |q| [("queue", q.name.as_str())],
         q.totals.counts.abandoned as f64
+    );
+    each!(
+        CALLS_MISSED,
+        qs,
+        |q| [("queue", q.name.as_str())],
+        q.totals.counts.missed as f64
     );
     each!(
         CALLS_ABANDONED_SHORT,
@@ -621,6 +629,12 @@ pub fn render_state(
             ags,
             |a| [("agent", a.agent.as_str())],
             a.contacts_handled.unwrap_or(0) as f64
+        );
+        each!(
+            AGENT_MISSED,
+            ags,
+            |a| [("agent", a.agent.as_str())],
+            a.missed_calls.unwrap_or(0) as f64
         );
         o.head(&AGENT_HANDLE);
         for a in ags {

@@ -343,6 +343,7 @@ impl Policy {
             }
             if !g.agent_performance {
                 a.contacts_handled = None;
+                a.missed_calls = None;
                 a.talk_s = None;
                 a.hold_s = None;
                 a.wrap_s = None;

@@ -165,6 +165,7 @@ pub struct QueueCountsView {
     pub abandoned_short: u64,
     pub transferred_out: u64,
     pub outbound: u64,
+    pub missed: u64,
 }
 
 impl From<&QueueCounts> for CountsView {
@@ -178,6 +179,7 @@ impl From<&QueueCounts> for CountsView {
                 abandoned_short: c.abandoned_short,
                 transferred_out: c.transferred_out,
                 outbound: c.outbound,
+                missed: c.missed,
             },
             service_level: c.service_level(),
         }
@@ -220,6 +222,9 @@ pub struct AgentView {
     // Per-person figures: absent where the privacy policy withholds them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contacts_handled: Option<u64>,
+    /// Calls that rang at the agent and were not taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed_calls: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub talk_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -416,6 +421,7 @@ pub fn build_parts(engine: &Engine, now_ms: i64) -> (Snapshot, Vec<Overdue<'_>>)
                 in_state_s: secs(in_state),
                 queues: a.queues.iter().map(|q| q.to_string()).collect(),
                 contacts_handled: Some(a.contacts),
+                missed_calls: Some(a.missed),
                 talk_s: Some(secs(a.talk_ms)),
                 hold_s: Some(secs(a.hold_ms)),
                 wrap_s: Some(secs(a.wrap_ms)),

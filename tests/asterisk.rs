@@ -82,13 +82,22 @@ async fn queue_log_sample_is_mapped_and_followed() {
         metric(&m, &format!("callwatch_call_wait_seconds_sum{q}")),
         10.0 + 14.0 + 6.0 + 10.0
     );
-    // DID and RINGNOANSWER are passed over, counted.
+    // DID is passed over, counted; the three RINGNOANSWER lines are
+    // missed rings of the waiting call, per queue and per agent.
     assert_eq!(
         metric(
             &m,
             &format!(r#"callwatch_source_skipped_total{{{src},reason="passed"}}"#)
         ),
-        4.0
+        1.0
+    );
+    assert_eq!(metric(&m, &format!("callwatch_calls_missed_total{q}")), 3.0);
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_agent_missed_calls_total{agent="John Rembold"}"#
+        ),
+        1.0
     );
     // The three COMPLETEAGENT lines that repeat a call's end (one per
     // queue position) are passed over as repeated, not refused: they

@@ -314,7 +314,10 @@ async fn an_edge_publisher_buffers_through_a_30s_outage_and_delivers_exactly_onc
     send_tcp(edge.tcp.expect("tcp"), &lines[1000..2000]).await;
     // The scenario is a 30 s outage (not a synchronisation wait).
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
-    send_tcp(edge.tcp.expect("tcp"), &lines[2000..]).await;
+    // The last part over HTTP: the publisher takes both.
+    let (status, reply) = post(&edge, lines[2000..].join("\n")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["accepted"], 1000);
     let m = parse_metrics(&metrics_text(&edge).await);
     assert_eq!(metric(&m, "callwatch_publish_buffered_events"), 3000.0);
     broker.restart();

@@ -38,6 +38,8 @@ pub struct Agent {
     /// The call the agent is on or wrapping up, if any.
     pub call: Option<Text>,
     pub contacts: u64,
+    /// Calls that rang here and were not taken.
+    pub missed: u64,
     pub talk_ms: i64,
     pub hold_ms: i64,
     pub wrap_ms: i64,
@@ -62,6 +64,7 @@ impl Agent {
             logged_out_ms: None,
             call: None,
             contacts: 0,
+            missed: 0,
             talk_ms: 0,
             hold_ms: 0,
             wrap_ms: 0,

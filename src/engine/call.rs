@@ -257,6 +257,38 @@ impl Engine {
         Ok(())
     }
 
+    /// A ring at `agent` that was not taken: counted for the queue and the
+    /// agent; the call keeps waiting.
+    pub(super) fn call_missed(
+        &mut self,
+        t: i64,
+        site: Option<&Text>,
+        call: &Text,
+        agent: &Text,
+    ) -> Result<(), Rejection> {
+        let c = self.live_call(call)?;
+        if !matches!(c.phase, CallPhase::Waiting) {
+            return Err(transition(
+                call,
+                "is connected; a missed ring is only for a waiting call",
+            ));
+        }
+        let (queue, inbound) = (c.queue.clone(), c.direction == Direction::Inbound);
+        let fallback = self.call_site(c);
+        let mut room = Room::default();
+        self.agent_room(&mut room, agent, site, None, fallback.as_deref());
+        self.make(room, t)?;
+        if inbound {
+            if let Some(q) = self.queues.get_mut(&queue) {
+                q.missed(t);
+            }
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.missed += 1;
+        }
+        Ok(())
+    }
+
     pub(super) fn call_abandoned(&mut self, t: i64, call: &Text) -> Result<(), Rejection> {
         let c = self.live_call(call)?;
         if !matches!(c.phase, CallPhase::Waiting) {

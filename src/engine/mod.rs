@@ -311,6 +311,7 @@ impl Engine {
             Body::CallHold { call } => self.call_hold(t, call, true),
             Body::CallResume { call } => self.call_hold(t, call, false),
             Body::CallAbandoned { call } => self.call_abandoned(t, call),
+            Body::CallMissed { call, agent, .. } => self.call_missed(t, site, call, agent),
             Body::CallTransferred { call, to } => self.call_transferred(t, site, call, to),
             Body::CallEnded {
                 call,

@@ -21,6 +21,8 @@ pub struct QueueCounts {
     pub abandoned_short: u64,
     pub transferred_out: u64,
     pub outbound: u64,
+    /// Rings at an agent that were not taken (the caller kept waiting).
+    pub missed: u64,
 }
 
 impl QueueCounts {
@@ -127,6 +129,10 @@ impl Queue {
         let slot = self.slot(t);
         slot.wait_ms = slot.wait_ms.saturating_add(wait_ms);
         slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
+    }
+
+    pub fn missed(&mut self, t: i64) {
+        self.count(t, |c| c.missed += 1);
     }
 
     pub fn abandoned(&mut self, t: i64, wait_ms: i64) {

@@ -23,7 +23,7 @@ const MAX_CALLS: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
     /// Understood, but not a call-center fact callwatch tracks
-    /// (QUEUESTART, DID, RINGNOANSWER, Newexten...).
+    /// (QUEUESTART, DID, RINGCANCELED, Newexten...).
     Passed,
     /// An event name this mapping does not know.
     Unknown,
@@ -329,6 +329,31 @@ impl Mapper {
             ),
         ]);
         Ok(out)
+    }
+
+    /// A ring at `agent` not taken, while the call waits; `Passed` for a
+    /// call not waiting here (started before the source, or already
+    /// connected): a missed ring of it says nothing the engine could use.
+    pub fn missed(
+        &mut self,
+        id: Text,
+        ms: i64,
+        call: &str,
+        agent: &str,
+        ring_ms: Option<i64>,
+    ) -> Result<Vec<Event>, Skip> {
+        if self.calls.get(call) != Some(&Phase::Waiting) {
+            return Err(Skip::Passed);
+        }
+        Ok(vec![self.event(
+            id,
+            ms,
+            Body::CallMissed {
+                call: clip(call),
+                agent: clip(agent),
+                ring_ms: ring_ms.filter(|r| (0..=crate::event::MAX_DURATION_MS).contains(r)),
+            },
+        )])
     }
 
     /// The caller left without being connected.

@@ -188,6 +188,16 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
             }
             out
         }
+        "agentringnoanswer" => {
+            need(!call.is_empty() && !member.is_empty())?;
+            // RingTime is in seconds.
+            let ring = b
+                .get("ringtime")
+                .parse::<f64>()
+                .ok()
+                .and_then(crate::source::pbx::pbx_ms);
+            m.missed(id, ms, call, member, ring)?
+        }
         "queuememberremoved" => {
             need(!member.is_empty())?;
             m.logout(id, ms, member, (!queue.is_empty()).then_some(queue))
@@ -195,7 +205,6 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         "queuecallerleave"
         | "leave"
         | "agentcalled"
-        | "agentringnoanswer"
         | "queuememberstatus"
         | "queueparams"
         | "queuestatuscomplete"

@@ -122,6 +122,11 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
         "ABANDON" | "EXITWITHTIMEOUT" | "EXITWITHKEY" | "EXITEMPTY" if has(call) => {
             m.abandoned(id, ms, call)
         }
+        // data: ring time in milliseconds.
+        "RINGNOANSWER" if has(call) && has(agent) => {
+            let ring = data(0).trim().parse::<i64>().ok();
+            m.missed(id, ms, call, agent, ring)?
+        }
         "AGENTDUMP" if has(call) => m.gone(id, ms, call, None)?,
         // A logged-off member's pause lines say nothing: passed over.
         "PAUSE" | "PAUSEALL" if has(agent) => {
@@ -154,10 +159,11 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
         | "REMOVEMEMBER"
         | "AGENTLOGOFF"
         | "AGENTCALLBACKLOGOFF" => return Err(Skip::Malformed),
-        "RINGNOANSWER" | "RINGCANCELED" | "CONFIGRELOAD" | "QUEUESTART" | "SYSCOMPAT" | "DID"
-        | "INFO" | "FULL" | "CLOSED" | "JOINEMPTY" | "LEAVEEMPTY" | "JOINUNAVAIL"
-        | "LEAVEUNAVAIL" | "EXITCODE" | "EXITHANGUP" | "PAUSEREASON" | "CALLOUTBOUND"
-        | "AGENTCALLED" => return Err(Skip::Passed),
+        "RINGCANCELED" | "CONFIGRELOAD" | "QUEUESTART" | "SYSCOMPAT" | "DID" | "INFO" | "FULL"
+        | "CLOSED" | "JOINEMPTY" | "LEAVEEMPTY" | "JOINUNAVAIL" | "LEAVEUNAVAIL" | "EXITCODE"
+        | "EXITHANGUP" | "PAUSEREASON" | "CALLOUTBOUND" | "AGENTCALLED" => {
+            return Err(Skip::Passed)
+        }
         _ => return Err(Skip::Unknown),
     })
 }
@@ -488,6 +494,7 @@ mod tests {
     fn skips_say_why() {
         assert_eq!(one("1|NONE|NONE|NONE|QUEUESTART|"), Err(Skip::Passed));
         assert_eq!(one("1|1.1|201|NONE|DID|+1555"), Err(Skip::Passed));
+        // A ring of a call this mapper never saw waiting says nothing.
         assert_eq!(one("1|1.1|201|A|RINGNOANSWER|0"), Err(Skip::Passed));
         assert_eq!(one("1|1.1|201|A|WHATEVER|0"), Err(Skip::Unknown));
         assert_eq!(one("yesterday|1.1|201|A|CONNECT|1"), Err(Skip::Malformed));
