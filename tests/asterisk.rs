@@ -346,6 +346,24 @@ async fn ami_sessions_resync_survive_drops_and_refused_logins() {
         metric(&m, &format!("callwatch_call_talk_seconds_sum{q}")),
         95.0
     );
+    // The recorded sessions have no Timestamp headers: every event the
+    // source made (applied, duplicate or refused) was timed by receipt.
+    let refused: f64 = m
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("callwatch_events_rejected_total{") && k.contains("asterisk_ami")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_source_receipt_timed_events_total{source="asterisk_ami"}"#
+        ),
+        metric(&m, "callwatch_events_applied_total")
+            + metric(&m, "callwatch_events_duplicate_total")
+            + refused
+    );
     // The wait is the PBX's HoldTime, not the time between receiving
     // the join and the connect (0.08 s here before the fix).
     assert_eq!(

@@ -126,12 +126,18 @@ async fn a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice() 
     d.kill9();
     publisher.await.expect("publisher");
     let d = start(&cfg, data.path());
-    let s = applied(&d, evs.len() as u64, 60).await;
-    assert_eq!(
-        s["sources"]["js-a"].as_u64(),
-        Some(evs.len() as u64),
-        "the stream position durable here is the last message"
-    );
+    applied(&d, evs.len() as u64, 60).await;
+    // The position moves once the batch is answered, just after the
+    // state shows it.
+    let s = wait_for(
+        20,
+        "the stream position to reach the last message",
+        || async {
+            let s = state(&d).await;
+            (s["sources"]["js-a"].as_u64() == Some(evs.len() as u64)).then_some(s)
+        },
+    )
+    .await;
     assert_eq!(
         s["digest"].as_str(),
         Some(offline(&config(""), &evs).as_str()),
@@ -272,6 +278,53 @@ async fn consumers_resume_by_themselves_after_the_whole_broker_restarts() {
     );
 }
 
+/// An edge publisher whose broker is not running yet.
+struct Edge {
+    _tmp: tempfile::TempDir,
+    broker: nats::Node,
+    url: String,
+    data: tempfile::TempDir,
+    dir: String,
+    cfg: String,
+    edge: Daemon,
+}
+
+fn edge_with_the_broker_down(extra: &str) -> Edge {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let broker = nats::stopped(tmp.path());
+    let url = broker.url();
+    let data = tempfile::tempdir().expect("edge data");
+    let cfg = config(&format!(
+        "[publish]\nservers = [{url:?}]\ncreate_stream = true\n{extra}"
+    ));
+    let dir = data.path().to_str().expect("utf-8").to_string();
+    let edge = Daemon::start_publisher(&cfg, &["--data-dir", &dir]);
+    Edge {
+        _tmp: tmp,
+        broker,
+        url,
+        data,
+        dir,
+        cfg,
+        edge,
+    }
+}
+
+/// Starts the broker, waits for the edge buffer to drain, and returns
+/// every payload on the stream, in order.
+async fn broker_back_and_drained(broker: &mut nats::Node, edge: &Daemon, url: &str) -> Vec<String> {
+    broker.restart();
+    broker.wait_healthy(20);
+    wait_for(60, "the buffer to drain", || async {
+        let m = parse_metrics(&metrics_text(edge).await);
+        (metric(&m, "callwatch_publish_buffered_events") == 0.0).then_some(())
+    })
+    .await;
+    let c = nats::client(&[url.to_string()]).await;
+    let js = async_nats::jetstream::new(c);
+    nats::read_all(&js, STREAM).await
+}
+
 /// Sends `lines` over one TCP connection and waits for their ACK.
 async fn send_tcp(addr: std::net::SocketAddr, lines: &[&str]) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -291,15 +344,15 @@ async fn send_tcp(addr: std::net::SocketAddr, lines: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_publisher_buffers_through_a_30s_outage_and_delivers_exactly_once_in_order() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let mut broker = nats::stopped(tmp.path());
-    let url = broker.url();
-    let edge_data = tempfile::tempdir().expect("edge data");
-    let edge_cfg = config(&format!(
-        "[publish]\nservers = [{url:?}]\ncreate_stream = true\n"
-    ));
-    let dir = edge_data.path().to_str().expect("utf-8").to_string();
-    let edge = Daemon::start_publisher(&edge_cfg, &["--data-dir", &dir]);
+    let Edge {
+        _tmp,
+        mut broker,
+        url,
+        data: _data,
+        dir,
+        cfg: edge_cfg,
+        edge,
+    } = edge_with_the_broker_down("");
     let evs = events(3000, 6);
     let lines: Vec<&str> = evs.iter().map(|(_, b)| b.as_str()).collect();
     let outage = std::time::Instant::now();
@@ -320,16 +373,7 @@ async fn an_edge_publisher_buffers_through_a_30s_outage_and_delivers_exactly_onc
     assert_eq!(reply["accepted"], 1000);
     let m = parse_metrics(&metrics_text(&edge).await);
     assert_eq!(metric(&m, "callwatch_publish_buffered_events"), 3000.0);
-    broker.restart();
-    broker.wait_healthy(20);
-    wait_for(60, "the buffer to drain", || async {
-        let m = parse_metrics(&metrics_text(&edge).await);
-        (metric(&m, "callwatch_publish_buffered_events") == 0.0).then_some(())
-    })
-    .await;
-    let c = nats::client(std::slice::from_ref(&url)).await;
-    let js = async_nats::jetstream::new(c);
-    let on_stream = nats::read_all(&js, STREAM).await;
+    let on_stream = broker_back_and_drained(&mut broker, &edge, &url).await;
     let ids: Vec<String> = on_stream
         .iter()
         .map(|p| {
@@ -386,7 +430,13 @@ async fn an_ha_pair_reaches_the_same_digest_and_the_wallboard_follows_when_one_s
         sa["digest"], sb["digest"],
         "replicas at the same stream sequence agree"
     );
-    assert_eq!(sa["sources"]["js-a"], sb["sources"]["js-b"]);
+    for (d, name) in [(&a, "js-a"), (&b, "js-b")] {
+        wait_for(20, "the position at the stream's end", || async {
+            let s = state(d).await;
+            (s["sources"][name].as_u64() == Some(evs.len() as u64)).then_some(())
+        })
+        .await;
+    }
     // The wallboard served by A, told of B, scoped to one queue.
     let (_driver, browser, _profile) = common::browser::browser().await;
     browser
@@ -698,15 +748,15 @@ async fn the_source_authenticates_with_user_and_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_edge_buffer_is_refused_upstream_never_dropped() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let tmp = tempfile::tempdir().expect("tmp");
-    let mut broker = nats::stopped(tmp.path());
-    let url = broker.url();
-    let edge_data = tempfile::tempdir().expect("edge data");
-    let edge_cfg = config(&format!(
-        "[publish]\nservers = [{url:?}]\ncreate_stream = true\nbuffer_max_bytes = 1048576\n"
-    ));
-    let dir = edge_data.path().to_str().expect("utf-8").to_string();
-    let edge = Daemon::start_publisher(&edge_cfg, &["--data-dir", &dir]);
+    let Edge {
+        _tmp,
+        mut broker,
+        url,
+        data: _data,
+        cfg: _cfg,
+        dir: _dir,
+        edge,
+    } = edge_with_the_broker_down("buffer_max_bytes = 1048576\n");
     // About 3 MiB of events against a 1 MiB buffer, the broker down.
     let evs = events(12_000, 14);
     let mut s = tokio::net::TcpStream::connect(edge.tcp.expect("tcp"))
@@ -740,16 +790,7 @@ async fn a_full_edge_buffer_is_refused_upstream_never_dropped() {
     );
     assert!(metric(&m, "callwatch_storage_errors_total") >= 1.0);
     // The broker back: exactly the acknowledged events arrive, in order.
-    broker.restart();
-    broker.wait_healthy(20);
-    wait_for(60, "the buffer to drain", || async {
-        let m = parse_metrics(&metrics_text(&edge).await);
-        (metric(&m, "callwatch_publish_buffered_events") == 0.0).then_some(())
-    })
-    .await;
-    let c = nats::client(std::slice::from_ref(&url)).await;
-    let js = async_nats::jetstream::new(c);
-    let on_stream = nats::read_all(&js, STREAM).await;
+    let on_stream = broker_back_and_drained(&mut broker, &edge, &url).await;
     let want: Vec<&str> = body[..acked as usize].to_vec();
     assert_eq!(on_stream.len(), want.len());
     assert!(on_stream

@@ -346,6 +346,12 @@ async fn session(
         let now = chrono::Utc::now().timestamp_millis();
         match map_event(mapper, &b, now) {
             Ok(events) => {
+                // Without `Timestamp` (timestampevents = no in
+                // manager.conf) the time is this daemon's receipt time:
+                // counted, since waits and talk then rest on it.
+                if !events.is_empty() && b.get("timestamp").is_empty() {
+                    cx.telemetry().receipt_timed(NAME, events.len() as u64);
+                }
                 if cx.submit(events, None).await.is_err() {
                     return Err(SessionError::Stop);
                 }
@@ -360,6 +366,7 @@ impl Source for AmiSource {
         Box::pin(async move {
             let o = self.opts;
             let mut mapper = Mapper::new(o.site.clone());
+            cx.telemetry().receipt_timed(NAME, 0);
             let mut throttle = Throttle::default();
             let mut sessions = 0u64;
             loop {
