@@ -130,6 +130,7 @@ families! {
     SOURCE_LAG = "callwatch_source_lag_seconds", Gauge, "Receipt time minus the event time of the newest event a source handed in (how far behind its input it is), by source.";
     SOURCE_CORRECTIONS = "callwatch_source_resync_corrections_total", Counter, "State a source set right from what its PBX says, by source and kind (call_started_before_source: a call whose start the source never saw, rebuilt from the PBX's wait and talk figures).";
     SOURCE_RECEIPT_TIMED = "callwatch_source_receipt_timed_events_total", Counter, "Events a source had to time by their receipt because the PBX gave no time of its own (AMI without Timestamp: set timestampevents = yes in manager.conf), by source.";
+    SOURCE_UNMAPPED = "callwatch_source_unmapped_agents_total", Counter, "Events naming a PBX member that the source's agents table does not list (kept under the PBX's name), by source.";
     SOURCE_PENDING = "callwatch_source_pending_messages", Gauge, "Messages on the stream not yet delivered to this daemon's consumer (JetStream), by source.";
     PUBLISH_BUFFERED = "callwatch_publish_buffered_events", Gauge, "Events the edge publisher holds in its local buffer, not yet acknowledged by the broker.";
     PUBLISH_SENT = "callwatch_publish_sent_total", Counter, "Events the edge publisher had acknowledged by the broker (duplicates included).";
@@ -747,6 +748,7 @@ impl Telemetry {
             SOURCE_RECONNECTS,
             SOURCE_CORRECTIONS,
             SOURCE_RECEIPT_TIMED,
+            SOURCE_UNMAPPED,
             PUBLISH_SENT,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
@@ -911,6 +913,11 @@ impl Telemetry {
             .increment(n);
     }
 
+    /// Events naming a member missing from the source's agent table.
+    pub fn unmapped_agents(&self, source: &'static str, n: u64) {
+        self.one_label_n(&SOURCE_UNMAPPED, "source", source, n);
+    }
+
     /// Events timed by their receipt (the PBX gave no time).
     pub fn receipt_timed(&self, source: &'static str, n: u64) {
         self.one_label_n(&SOURCE_RECEIPT_TIMED, "source", source, n);
@@ -1018,7 +1025,8 @@ pub fn labels_of(f: &Family) -> &'static str {
         | "callwatch_source_reconnects_total"
         | "callwatch_source_lag_seconds"
         | "callwatch_source_pending_messages"
-        | "callwatch_source_receipt_timed_events_total" => "source",
+        | "callwatch_source_receipt_timed_events_total"
+        | "callwatch_source_unmapped_agents_total" => "source",
         "callwatch_events_rejected_total" | "callwatch_source_skipped_total" => "source, reason",
         "callwatch_source_resync_corrections_total" => "source, kind",
         "callwatch_build_info" => "version",

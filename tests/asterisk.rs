@@ -402,3 +402,50 @@ async fn ami_sessions_resync_survive_drops_and_refused_logins() {
     // The caller number is a customer reference, not a label.
     assert!(!metrics_text(&d).await.contains("4989123456"));
 }
+
+#[tokio::test]
+async fn the_agent_table_gives_pbx_members_their_agent_id_name_and_team() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("queue_log");
+    std::fs::copy(format!("{FIXTURES}/queue_log.xalakox-asterisk2slack"), &log)
+        .expect("copy fixture");
+    let cfg = config(&format!(
+        "[[sources]]\ntype = \"asterisk_queue_log\"\nname = \"pbx1\"\npath = \"{}\"\nfrom_start = true\npoll_interval = \"50ms\"\n\
+         [sources.agents.\"Paty Marin\"]\nagent = \"a-107\"\nname = \"Paty Marin\"\nteam = \"service\"\n",
+        log.display()
+    ));
+    let d = Daemon::start(&cfg);
+    let src = r#"source="asterisk_queue_log""#;
+    let m = wait_for(30, "the sample to be read", || async {
+        let m = counters(&d).await;
+        (m.get(&format!("callwatch_events_received_total{{{src}}}")) == Some(&23.0)).then_some(m)
+    })
+    .await;
+    // Paty Marin's lines (3 CONNECT, 1 COMPLETECALLER, 4 COMPLETEAGENT of
+    // which 3 repeated) are hers; the other members are not in the table.
+    assert!(
+        metric(
+            &m,
+            &format!("callwatch_source_unmapped_agents_total{{{src}}}")
+        ) >= 4.0,
+        "John Rembold, Tania, Sara and Vanessa Flores are counted as unmapped"
+    );
+    let snap = wait_for(20, "the agents", || async {
+        let s = get_json(&d, "/api/v1/snapshot").await;
+        let found = s["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["agent"] == "a-107"));
+        found.then_some(s)
+    })
+    .await;
+    let agents = snap["agents"].as_array().expect("agents");
+    assert!(
+        !agents.iter().any(|a| a["agent"] == "Paty Marin"),
+        "the PBX name is replaced by the agent id"
+    );
+    let paty = agents
+        .iter()
+        .find(|a| a["agent"] == "a-107")
+        .expect("a-107");
+    assert_eq!(paty["talk_s"], 122.0 + 228.0);
+}

@@ -70,6 +70,45 @@ pub struct Mapper {
     /// theirs says nothing (Asterisk logs it), it must not make them
     /// available again.
     logged_off: std::collections::HashSet<String>,
+    /// The source's agent table: PBX member or interface → agent.
+    agents: std::sync::Arc<AgentTable>,
+    /// Events naming a member the table does not have (with a table).
+    unmapped: std::cell::Cell<u64>,
+}
+
+/// One row of a source's `agents` table (docs/sources/asterisk.md).
+#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// The callwatch agent id (default: the PBX's name, unchanged).
+    pub agent: Option<String>,
+    pub name: Option<String>,
+    pub team: Option<String>,
+}
+
+/// PBX member names / interfaces (`SIP/201`, `PJSIP/anna`, `Agent/402`,
+/// a queue_log agent column) to agents.
+pub type AgentTable = HashMap<String, AgentEntry>;
+
+/// The table's mistakes, by key (`agents."SIP/201".agent`).
+pub fn agent_table_problems(t: &AgentTable) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    for (member, e) in t {
+        for (key, v) in [("agent", &e.agent), ("name", &e.name), ("team", &e.team)] {
+            if let Some(v) = v {
+                if v.is_empty()
+                    || v.len() > crate::event::MAX_TEXT
+                    || v.chars().any(char::is_control)
+                {
+                    p.push((
+                        format!("agents.{member:?}.{key}"),
+                        format!("{v:?} is empty, too long or has control characters"),
+                    ));
+                }
+            }
+        }
+    }
+    p
 }
 
 /// What the PBX says about a call it connects or ends: enough to rebuild
@@ -152,7 +191,61 @@ impl Mapper {
         }
     }
 
-    fn event(&self, id: Text, ms: i64, body: Body) -> Event {
+    /// Maps members to agents through `table` (empty: names unchanged).
+    pub fn with_agents(mut self, table: AgentTable) -> Mapper {
+        self.agents = std::sync::Arc::new(table);
+        self
+    }
+
+    /// Events that named a member missing from the agent table, since
+    /// last asked.
+    pub fn take_unmapped(&mut self) -> u64 {
+        self.unmapped.take()
+    }
+
+    /// The agent a PBX member is, and its table row.
+    fn agent_of(&self, member: &Text) -> (Text, Option<&AgentEntry>) {
+        if self.agents.is_empty() {
+            return (member.clone(), None);
+        }
+        match self.agents.get(member.as_str()) {
+            Some(e) => (
+                e.agent
+                    .as_deref()
+                    .map(Text::from)
+                    .unwrap_or_else(|| member.clone()),
+                Some(e),
+            ),
+            None => {
+                self.unmapped.set(self.unmapped.get() + 1);
+                (member.clone(), None)
+            }
+        }
+    }
+
+    /// Every event leaves through here: members become agents.
+    fn event(&self, id: Text, ms: i64, mut body: Body) -> Event {
+        match &mut body {
+            Body::CallAnswered { agent, .. }
+            | Body::CallMissed { agent, .. }
+            | Body::AgentState { agent, .. }
+            | Body::AgentLogout { agent, .. } => *agent = self.agent_of(agent).0,
+            Body::AgentLogin {
+                agent, name, team, ..
+            } => {
+                let (id, row) = self.agent_of(agent);
+                *agent = id;
+                if let Some(row) = row {
+                    if name.is_none() {
+                        *name = row.name.as_deref().map(Text::from);
+                    }
+                    if team.is_none() {
+                        *team = row.team.as_deref().map(Text::from);
+                    }
+                }
+            }
+            _ => {}
+        }
         Event {
             id,
             ts: ts_of(ms),

@@ -17,7 +17,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::event::Event;
-use crate::source::pbx::{customer, stable_id, Figures, Mapper, Skip, Throttle};
+use crate::source::pbx::{
+    agent_table_problems, customer, stable_id, AgentTable, Figures, Mapper, Skip, Throttle,
+};
 use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
 pub const NAME: &str = "asterisk_ami";
@@ -35,6 +37,9 @@ pub struct AmiConfig {
     pub username: String,
     pub secret: String,
     pub site: Option<String>,
+    /// Member name / interface → agent id, name and team.
+    #[serde(default)]
+    pub agents: AgentTable,
 }
 
 fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
@@ -44,6 +49,10 @@ fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
             "address".into(),
             format!("{:?} is not host:port", c.address),
         )]);
+    }
+    let p = agent_table_problems(&c.agents);
+    if !p.is_empty() {
+        return Err(p);
     }
     let name = source::default_name(c.name.clone(), NAME, setup.index);
     Ok(Built {
@@ -344,7 +353,9 @@ async fn session(
         }
         cx.received(1);
         let now = chrono::Utc::now().timestamp_millis();
-        match map_event(mapper, &b, now) {
+        let mapped = map_event(mapper, &b, now);
+        cx.telemetry().unmapped_agents(NAME, mapper.take_unmapped());
+        match mapped {
             Ok(events) => {
                 // Without `Timestamp` (timestampevents = no in
                 // manager.conf) the time is this daemon's receipt time:
@@ -365,7 +376,8 @@ impl Source for AmiSource {
     fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
-            let mut mapper = Mapper::new(o.site.clone());
+            let mut mapper = Mapper::new(o.site.clone()).with_agents(o.agents.clone());
+            cx.telemetry().unmapped_agents(NAME, 0);
             cx.telemetry().receipt_timed(NAME, 0);
             let mut throttle = Throttle::default();
             let mut sessions = 0u64;

@@ -18,7 +18,10 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use crate::event::Event;
-use crate::source::pbx::{customer, stable_id, Figures, Mapper, OpenCalls, Skip, Throttle};
+use crate::source::pbx::{
+    agent_table_problems, customer, stable_id, AgentTable, Figures, Mapper, OpenCalls, Skip,
+    Throttle,
+};
 use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
 pub const NAME: &str = "asterisk_queue_log";
@@ -43,12 +46,19 @@ pub struct QueueLogConfig {
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
     pub site: Option<String>,
+    /// Agent column → agent id, name and team (docs/sources/asterisk.md).
+    #[serde(default)]
+    pub agents: AgentTable,
 }
 
 fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
     let c: QueueLogConfig = source::parse(table)?;
     if c.poll_interval.is_zero() {
         return Err(vec![("poll_interval".into(), "must be > 0".into())]);
+    }
+    let p = agent_table_problems(&c.agents);
+    if !p.is_empty() {
+        return Err(p);
     }
     let name = source::default_name(c.name.clone(), NAME, setup.index);
     Ok(Built {
@@ -240,7 +250,10 @@ impl Source for QueueLogSource {
     fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
-            let mut mapper = Mapper::new(o.site.clone()).reconstructing();
+            let mut mapper = Mapper::new(o.site.clone())
+                .with_agents(o.agents.clone())
+                .reconstructing();
+            cx.telemetry().unmapped_agents(NAME, 0);
             cx.telemetry()
                 .corrected(NAME, "call_started_before_source", 0);
             let mut skipped = Throttle::default();
@@ -313,6 +326,7 @@ impl Source for QueueLogSource {
                             Err(why) => skipped.skip(&cx, why, line),
                         }
                         cx.corrected("call_started_before_source", mapper.take_reconstructed());
+                        cx.telemetry().unmapped_agents(NAME, mapper.take_unmapped());
                     }
                     if cx.submit(events, None).await.is_err() {
                         return Ok(());
@@ -429,6 +443,51 @@ mod tests {
             .find(|a| a.agent == "SIP/7")
             .expect("agent");
         assert_eq!(a.state, crate::event::AgentStatus::Paused);
+    }
+
+    #[test]
+    fn the_agent_table_maps_members_to_agents_names_and_teams() {
+        let mut table = AgentTable::new();
+        table.insert(
+            "SIP/201".into(),
+            crate::source::pbx::AgentEntry {
+                agent: Some("anna".into()),
+                name: Some("Anna Schmidt".into()),
+                team: Some("sales".into()),
+            },
+        );
+        let mut m = Mapper::new(None).with_agents(table);
+        let login =
+            map_line(&mut m, "1546015400|MANAGER|orders|SIP/201|ADDMEMBER|").expect("login");
+        assert!(
+            matches!(&login[0].body, Body::AgentLogin { agent, name: Some(n), team: Some(t), queues }
+                if agent == "anna" && n == "Anna Schmidt" && t == "sales" && queues[0] == "orders"),
+            "{login:?}"
+        );
+        map_line(&mut m, "1546015410|c1|orders|NONE|ENTERQUEUE||+4930|1").expect("enter");
+        let ans =
+            map_line(&mut m, "1546015420|c1|orders|SIP/201|CONNECT|10|c1.2|3").expect("connect");
+        assert!(
+            matches!(&ans[0].body, Body::CallAnswered { agent, .. } if agent == "anna"),
+            "{ans:?}"
+        );
+        assert_eq!(m.take_unmapped(), 0);
+        // A member the table lacks keeps its PBX name, and is counted.
+        let p = map_line(&mut m, "1546015430|NONE|NONE|SIP/999|PAUSE|lunch").expect("pause");
+        assert!(matches!(&p[0].body, Body::AgentState { agent, .. } if agent == "SIP/999"));
+        assert_eq!(m.take_unmapped(), 1);
+        // A bad row is refused with its key path.
+        let cfg = crate::config::Config::parse(
+            "[[sources]]\ntype = \"asterisk_queue_log\"\npath = \"/x\"\n[sources.agents.\"SIP/7\"]\nagent = \"\"\n",
+            "t",
+        )
+        .expect("parses");
+        let err = crate::source::validate(&cfg).expect_err("empty agent id");
+        assert!(
+            err.to_string()
+                .contains(r#"sources[0].agents."SIP/7".agent"#),
+            "{err}"
+        );
     }
 
     #[test]
