@@ -230,22 +230,48 @@ fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. SIGHUP (a systemd `ExecReload`) must
+/// not kill the daemon: until configuration reload exists (issue 18) it
+/// is logged and ignored. The handlers are installed at once, not when
+/// the future is first polled, so a signal during start-up is handled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, hup) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::hangup()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(unix)]
+        let hup = async move {
+            let Some(mut s) = hup else {
+                return std::future::pending::<()>().await;
+            };
+            while s.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP: configuration reload is not supported yet; running on with the configuration loaded at start"
+                );
+            }
+            std::future::pending::<()>().await
+        };
+        #[cfg(not(unix))]
+        let (term, hup) = (std::future::pending::<()>(), std::future::pending::<()>());
+        tokio::select! { _ = ctrl_c => {}, _ = term => {}, _ = hup => {} }
+    }
 }
 
 fn main() -> ExitCode {

@@ -773,6 +773,27 @@ fn sigterm_shuts_down_cleanly() {
 }
 
 #[tokio::test]
+async fn sighup_does_not_kill_the_daemon() {
+    // systemd's usual `ExecReload=kill -HUP $MAINPID` took the service
+    // down: SIGHUP had no handler.
+    let d = Daemon::start(&config(""));
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    d.log_until("SIGHUP", 10);
+    let (status, _) = post(
+        &d,
+        ev("hup-1", "08:00:00", "agent_login", r#""agent":"a1""#),
+    )
+    .await;
+    assert_eq!(status, 200, "still serving after SIGHUP");
+    let st = d.terminate();
+    assert!(st.success(), "exit status {st:?}");
+}
+
+#[tokio::test]
 async fn replay_to_a_daemon_and_simulate_live() {
     let d = Daemon::start(&config(""));
     let file = d.dir.path().join("day.ndjson");
