@@ -369,79 +369,78 @@ mod tests {
         map_line(&mut Mapper::new(None), line)
     }
 
+    fn event_clock_engine() -> crate::engine::Engine {
+        let mut cfg = crate::config::Config::embedded().expect("config");
+        cfg.clock.mode = crate::config::ClockMode::Event;
+        crate::engine::Engine::new(crate::engine::settings::Settings::from_config(&cfg))
+    }
+
+    fn apply_lines(engine: &mut crate::engine::Engine, m: &mut Mapper, lines: &[&str]) {
+        for line in lines {
+            for ev in map_line(m, line).expect("mapped") {
+                engine.apply(&ev, None).expect("applied");
+            }
+        }
+    }
+
+    fn agent(engine: &crate::engine::Engine, id: &str) -> crate::snapshot::AgentView {
+        let snap = crate::snapshot::build(engine, engine.clock_ms());
+        snap.agents
+            .into_iter()
+            .find(|a| a.agent == id)
+            .expect("agent")
+    }
+
     /// ADDMEMBER to two queues, REMOVEMEMBER from one: the agent stays a
     /// member of the other, and available (issue 12).
     #[test]
     fn membership_follows_add_and_remove_per_queue() {
-        use crate::config::Config;
-        use crate::engine::{settings::Settings, Engine};
-        let mut cfg = Config::embedded().expect("config");
-        cfg.clock.mode = crate::config::ClockMode::Event;
-        let mut engine = Engine::new(Settings::from_config(&cfg));
+        let mut engine = event_clock_engine();
         let mut m = Mapper::new(None);
-        for line in [
-            "1546015400|MANAGER|q1|SIP/7|ADDMEMBER|",
-            "1546015401|MANAGER|q2|SIP/7|ADDMEMBER|",
-            "1546015402|MANAGER|q2|SIP/7|REMOVEMEMBER|",
-        ] {
-            for ev in map_line(&mut m, line).expect("mapped") {
-                engine.apply(&ev, None).expect("applied");
-            }
-        }
-        let snap = crate::snapshot::build(&engine, engine.clock_ms());
-        let a = snap
-            .agents
-            .iter()
-            .find(|a| a.agent == "SIP/7")
-            .expect("agent");
+        apply_lines(
+            &mut engine,
+            &mut m,
+            &[
+                "1546015400|MANAGER|q1|SIP/7|ADDMEMBER|",
+                "1546015401|MANAGER|q2|SIP/7|ADDMEMBER|",
+                "1546015402|MANAGER|q2|SIP/7|REMOVEMEMBER|",
+            ],
+        );
+        let a = agent(&engine, "SIP/7");
         assert_eq!(a.queues, ["q1"]);
         assert_eq!(a.state, crate::event::AgentStatus::Available);
     }
 
     #[test]
     fn a_logged_off_member_stays_offline_on_a_later_unpause() {
-        use crate::config::Config;
-        use crate::engine::{settings::Settings, Engine};
-        let mut cfg = Config::embedded().expect("config");
-        cfg.clock.mode = crate::config::ClockMode::Event;
-        let mut engine = Engine::new(Settings::from_config(&cfg));
+        let mut engine = event_clock_engine();
         let mut m = Mapper::new(None);
-        for line in [
-            "1546015400|MANAGER|q1|SIP/7|ADDMEMBER|",
-            "1546015401|NONE|NONE|SIP/7|PAUSE|lunch",
-            "1546015402|NONE|NONE|SIP/7|AGENTLOGOFF|SIP/7|60",
-        ] {
-            for ev in map_line(&mut m, line).expect("mapped") {
-                engine.apply(&ev, None).expect("applied");
-            }
-        }
+        apply_lines(
+            &mut engine,
+            &mut m,
+            &[
+                "1546015400|MANAGER|q1|SIP/7|ADDMEMBER|",
+                "1546015401|NONE|NONE|SIP/7|PAUSE|lunch",
+                "1546015402|NONE|NONE|SIP/7|AGENTLOGOFF|SIP/7|60",
+            ],
+        );
         assert_eq!(
             map_line(&mut m, "1546015403|NONE|NONE|SIP/7|UNPAUSE|"),
             Err(Skip::Passed),
             "passed over (and counted as such)"
         );
-        let snap = crate::snapshot::build(&engine, engine.clock_ms());
-        let a = snap
-            .agents
-            .iter()
-            .find(|a| a.agent == "SIP/7")
-            .expect("agent");
+        let a = agent(&engine, "SIP/7");
         assert_eq!(a.state, crate::event::AgentStatus::Offline);
         // Logging in again makes the pause lines count again.
-        for line in [
-            "1546015500|MANAGER|q1|SIP/7|ADDMEMBER|",
-            "1546015501|NONE|NONE|SIP/7|PAUSE|coaching",
-        ] {
-            for ev in map_line(&mut m, line).expect("mapped") {
-                engine.apply(&ev, None).expect("applied");
-            }
-        }
-        let snap = crate::snapshot::build(&engine, engine.clock_ms());
-        let a = snap
-            .agents
-            .iter()
-            .find(|a| a.agent == "SIP/7")
-            .expect("agent");
+        apply_lines(
+            &mut engine,
+            &mut m,
+            &[
+                "1546015500|MANAGER|q1|SIP/7|ADDMEMBER|",
+                "1546015501|NONE|NONE|SIP/7|PAUSE|coaching",
+            ],
+        );
+        let a = agent(&engine, "SIP/7");
         assert_eq!(a.state, crate::event::AgentStatus::Paused);
     }
 
