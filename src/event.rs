@@ -217,6 +217,64 @@ impl Tag {
     }
 }
 
+/// Why a caller left a queue without an agent (`call_exited`), or was
+/// turned away before entering it (`call_refused`). The names are
+/// Asterisk's (docs/events.md maps the other platforms onto them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// The queue's maximum wait passed (EXITWITHTIMEOUT).
+    Timeout,
+    /// The caller pressed an exit key (EXITWITHKEY).
+    Key,
+    /// The queue had no members left while the caller waited (EXITEMPTY).
+    Empty,
+    /// The leaveempty rule removed the caller (members unavailable).
+    Leaveempty,
+    /// Turned away: the queue was full.
+    Full,
+    /// Turned away: the joinempty rule (no, or no available, members).
+    Joinempty,
+    /// Turned away: the queue was closed (outside opening hours).
+    Closed,
+}
+
+impl ExitReason {
+    pub const ALL: [ExitReason; 7] = [
+        ExitReason::Timeout,
+        ExitReason::Key,
+        ExitReason::Empty,
+        ExitReason::Leaveempty,
+        ExitReason::Full,
+        ExitReason::Joinempty,
+        ExitReason::Closed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Timeout => "timeout",
+            ExitReason::Key => "key",
+            ExitReason::Empty => "empty",
+            ExitReason::Leaveempty => "leaveempty",
+            ExitReason::Full => "full",
+            ExitReason::Joinempty => "joinempty",
+            ExitReason::Closed => "closed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ExitReason> {
+        ExitReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    /// A refusal happens before the caller enters the queue.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            ExitReason::Full | ExitReason::Joinempty | ExitReason::Closed
+        )
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// One item of a QA form: `score` of `max` points.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QaItemScore {
@@ -265,8 +323,23 @@ pub enum Body {
     CallResume {
         call: Text,
     },
+    /// The caller hung up while waiting.
     CallAbandoned {
         call: Text,
+    },
+    /// The waiting caller left the queue without an agent for a reason
+    /// other than hanging up (a timeout, an exit key, an empty queue).
+    CallExited {
+        call: Text,
+        reason: ExitReason,
+    },
+    /// A caller turned away before entering the queue (full, joinempty,
+    /// closed). `call` names the channel when the platform gives one.
+    CallRefused {
+        queue: Text,
+        reason: ExitReason,
+        call: Option<Text>,
+        customer: Option<Text>,
     },
     /// The call rang at an agent who did not take it (Asterisk
     /// RINGNOANSWER): the caller keeps waiting.
@@ -366,6 +439,8 @@ impl Body {
             Body::CallHold { .. } => "call_hold",
             Body::CallResume { .. } => "call_resume",
             Body::CallAbandoned { .. } => "call_abandoned",
+            Body::CallExited { .. } => "call_exited",
+            Body::CallRefused { .. } => "call_refused",
             Body::CallMissed { .. } => "call_missed",
             Body::CallTransferred { .. } => "call_transferred",
             Body::CallEnded { .. } => "call_ended",
@@ -385,7 +460,7 @@ impl Body {
 }
 
 /// Every event type name, in documentation order.
-pub const TYPES: [&str; 22] = [
+pub const TYPES: [&str; 24] = [
     "agent_login",
     "agent_state",
     "agent_logout",
@@ -394,6 +469,8 @@ pub const TYPES: [&str; 22] = [
     "call_hold",
     "call_resume",
     "call_abandoned",
+    "call_exited",
+    "call_refused",
     "call_missed",
     "call_transferred",
     "call_ended",
@@ -531,6 +608,16 @@ fn check_text(field: &str, value: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// The `reason` of an exit or a refusal: required, one of the list.
+fn exit_reason(ty: &str, reason: Option<Text>) -> Result<ExitReason, Rejection> {
+    let r = reason.ok_or_else(|| missing("reason", ty))?;
+    ExitReason::parse(&r).ok_or_else(|| {
+        invalid(format!(
+            "`reason` {r:?} is not one of timeout, key, empty, leaveempty, full, joinempty, closed"
+        ))
+    })
+}
+
 /// The queues an agent joins or leaves: bounded, each a valid name.
 fn check_queues(queues: Option<Vec<Text>>) -> Result<Vec<Text>, Rejection> {
     let queues = queues.unwrap_or_default();
@@ -643,6 +730,34 @@ impl<'a> Wire<'a> {
             "call_abandoned" => Body::CallAbandoned {
                 call: Self::take("call", t, self.call)?,
             },
+            "call_exited" => {
+                let reason = exit_reason(t, self.reason)?;
+                if reason.is_refusal() {
+                    return Err(invalid(format!(
+                        "`reason` {:?} turns a caller away before the queue: send call_refused",
+                        reason.as_str()
+                    )));
+                }
+                Body::CallExited {
+                    call: Self::take("call", t, self.call)?,
+                    reason,
+                }
+            }
+            "call_refused" => {
+                let reason = exit_reason(t, self.reason)?;
+                if !reason.is_refusal() {
+                    return Err(invalid(format!(
+                        "`reason` {:?} is for a caller who was in the queue: send call_exited",
+                        reason.as_str()
+                    )));
+                }
+                Body::CallRefused {
+                    queue: Self::take("queue", t, self.queue)?,
+                    reason,
+                    call: Self::opt("call", self.call)?,
+                    customer: Self::opt("customer", self.customer)?,
+                }
+            }
             "call_missed" => Body::CallMissed {
                 call: Self::take("call", t, self.call)?,
                 agent: Self::take("agent", t, self.agent)?,
@@ -1021,6 +1136,21 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
         }
         Body::CallHold { call } | Body::CallResume { call } | Body::CallAbandoned { call } => {
             w.call = Some(call.clone())
+        }
+        Body::CallExited { call, reason } => {
+            w.call = Some(call.clone());
+            w.reason = Some(Text::from(reason.as_str()));
+        }
+        Body::CallRefused {
+            queue,
+            reason,
+            call,
+            customer,
+        } => {
+            w.queue = Some(queue.clone());
+            w.reason = Some(Text::from(reason.as_str()));
+            w.call = call.clone();
+            w.customer = customer.clone();
         }
         Body::CallTransferred { call, to } => {
             w.call = Some(call.clone());

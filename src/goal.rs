@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::goals::{GuardrailConfig, GuardrailMode};
 use crate::config::{Category, Config, GoalConfig, Period, Severity, Target};
-use crate::kpi::{self, Abandons, Better, ScopeKind};
+use crate::kpi::{self, Abandons, Better, Exits, ScopeKind};
 
 /// A scope a goal can be overridden for and a scorecard drawn up for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -129,6 +129,7 @@ pub struct Goal {
     pub period: Period,
     pub why: Option<String>,
     pub abandons: Abandons,
+    pub exits: Exits,
     pub alert: Option<Alerting>,
     pub alert_scope: Option<ScopeKind>,
     #[serde(serialize_with = "scope_keys")]
@@ -300,6 +301,7 @@ fn goal(id: &str, g: &GoalConfig) -> Option<Goal> {
         period: g.period,
         why: g.why.clone(),
         abandons: g.abandons.unwrap_or_default(),
+        exits: g.exits.unwrap_or_default(),
         alert: g.alert.then_some(Alerting {
             after: g.alert_for.0,
             severity: g.severity,
@@ -350,6 +352,7 @@ fn legacy(c: &Config) -> Matrix {
                     period: Period::Today,
                     why: None,
                     abandons: Abandons::Long,
+                    exits: Exits::Waiting,
                     alert: (id == "oldest_wait").then_some(Alerting {
                         after: Duration::from_secs(60),
                         severity: Severity::Critical,

@@ -111,6 +111,21 @@ pub enum Abandons {
     None,
 }
 
+/// Which callers who left without an agent the service level counts (a
+/// goal option): exits are timeouts, exit keys and empty queues; refusals
+/// are callers turned away before the queue (full, joinempty, closed).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Exits {
+    /// Exits count as not answered in threshold; refusals do not count.
+    #[default]
+    Waiting,
+    /// Exits and refusals count as not answered in threshold.
+    All,
+    /// Neither counts.
+    None,
+}
+
 /// The raw sums of one scope over one period, and the scope's values now.
 /// Filled by `scorecard.rs` from the engine's ledger and the snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -120,6 +135,10 @@ pub struct Inputs {
     pub answered_in_sl: u64,
     pub abandoned: u64,
     pub abandoned_short: u64,
+    /// Callers who left the queue without an agent, not by hanging up.
+    pub exited: u64,
+    /// Callers turned away before the queue.
+    pub refused: u64,
     /// Sum of the waits of answered calls.
     pub wait_ms: i64,
     /// Longest wait of a call answered or abandoned in the period.
@@ -154,6 +173,8 @@ impl std::ops::AddAssign<&Inputs> for Inputs {
         i.answered_in_sl += x.answered_in_sl;
         i.abandoned += x.abandoned;
         i.abandoned_short += x.abandoned_short;
+        i.exited += x.exited;
+        i.refused += x.refused;
         i.wait_ms += x.wait_ms;
         i.max_wait_ms = i.max_wait_ms.max(x.max_wait_ms);
         i.contacts += x.contacts;
@@ -227,6 +248,7 @@ fn plain(v: Option<f64>) -> Measured {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Params {
     pub abandons: Abandons,
+    pub exits: Exits,
 }
 
 /// How a KPI's value is measured over a period (`now` is `None` when
@@ -267,7 +289,13 @@ pub struct Def {
 /// Quality management's events (docs/quality.md): a KPI fed only by
 /// these is shown only to roles allowed to see QA data.
 pub const QUALITY_EVENTS: &[&str] = &["qa_scored", "contact_tagged"];
-const CALL_EVENTS: &[&str] = &["call_offered", "call_answered", "call_abandoned"];
+const CALL_EVENTS: &[&str] = &[
+    "call_offered",
+    "call_answered",
+    "call_abandoned",
+    "call_exited",
+    "call_refused",
+];
 const CONTACT_EVENTS: &[&str] = &["call_ended", "wrap_ended", "task_completed"];
 const SALE_EVENTS: &[&str] = &["sale", "sale_cancelled"];
 const TASK_EVENTS: &[&str] = &["task_created", "task_completed", "task_cancelled"];
@@ -287,7 +315,7 @@ pub static REGISTRY: &[Def] = &[
         better: Better::Higher,
         basis: Basis::Period,
         numerator: "calls answered within the queue's service-level threshold",
-        denominator: Some("calls answered + abandoned (short abandons per the goal's `abandons`)"),
+        denominator: Some("calls answered + abandoned (short abandons per the goal's `abandons`) + exited (timeout, key, empty; and refused, per the goal's `exits`)"),
         scopes: ALL_SCOPES,
         events: CALL_EVENTS,
         needs_kind: false,
@@ -298,7 +326,12 @@ pub static REGISTRY: &[Def] = &[
                 Abandons::All => i.answered + i.abandoned,
                 Abandons::None => i.answered,
             };
-            ratio(i.answered_in_sl, den)
+            let left = match p.exits {
+                Exits::Waiting => i.exited,
+                Exits::All => i.exited + i.refused,
+                Exits::None => 0,
+            };
+            ratio(i.answered_in_sl, den + left)
         },
     },
     Def {
@@ -332,7 +365,9 @@ pub static REGISTRY: &[Def] = &[
         callback_kind: false,
         compute: |i, _| match i.now {
             Some(n) => plain(Some(n.oldest_wait_s)),
-            None => plain((i.answered + i.abandoned > 0).then(|| i.max_wait_ms as f64 / 1000.0)),
+            None => plain(
+                (i.answered + i.abandoned + i.exited > 0).then(|| i.max_wait_ms as f64 / 1000.0),
+            ),
         },
     },
     Def {
@@ -667,11 +702,26 @@ mod tests {
             abandoned_short: 2,
             ..Inputs::default()
         };
-        let sl = |abandons| (get("service_level").expect("kpi").compute)(&i, Params { abandons });
-        assert_eq!(sl(Abandons::Long).value, Some(0.6));
-        assert_eq!(sl(Abandons::All).value, Some(0.5));
-        assert_eq!(sl(Abandons::None).value, Some(0.75));
-        assert_eq!(sl(Abandons::Long).denominator, Some(10.0));
+        let sl = |abandons, exits| {
+            (get("service_level").expect("kpi").compute)(&i, Params { abandons, exits })
+        };
+        assert_eq!(sl(Abandons::Long, Exits::Waiting).value, Some(0.6));
+        assert_eq!(sl(Abandons::All, Exits::Waiting).value, Some(0.5));
+        assert_eq!(sl(Abandons::None, Exits::Waiting).value, Some(0.75));
+        assert_eq!(sl(Abandons::Long, Exits::Waiting).denominator, Some(10.0));
+        // Two timeouts and two callers turned away at a full queue.
+        let i = Inputs {
+            exited: 2,
+            refused: 2,
+            ..i
+        };
+        let sl = |abandons, exits| {
+            (get("service_level").expect("kpi").compute)(&i, Params { abandons, exits })
+        };
+        assert_eq!(sl(Abandons::Long, Exits::Waiting).denominator, Some(12.0));
+        assert_eq!(sl(Abandons::Long, Exits::Waiting).value, Some(0.5));
+        assert_eq!(sl(Abandons::Long, Exits::All).denominator, Some(14.0));
+        assert_eq!(sl(Abandons::Long, Exits::None).value, Some(0.6));
     }
 
     #[test]

@@ -58,11 +58,12 @@ families! {
     CALLS_ANSWERED = "callwatch_calls_answered_total", Counter, "Inbound calls answered by an agent.";
     CALLS_ANSWERED_IN_SL = "callwatch_calls_answered_in_sl_total", Counter, "Inbound calls answered within the queue's service-level threshold.";
     CALLS_ABANDONED = "callwatch_calls_abandoned_total", Counter, "Inbound calls the caller gave up while waiting.";
+    CALLS_EXITED = "callwatch_calls_exited_total", Counter, "Callers who left the queue without an agent other than by hanging up (timeout, key, empty, leaveempty), or were turned away before it (full, joinempty, closed).";
     CALLS_MISSED = "callwatch_calls_missed_total", Counter, "Rings at an agent that were not taken while the caller waited (Asterisk RINGNOANSWER).";
     CALLS_ABANDONED_SHORT = "callwatch_calls_abandoned_short_total", Counter, "Abandoned calls that waited less than the short-abandon threshold.";
     CALLS_TRANSFERRED_OUT = "callwatch_calls_transferred_out_total", Counter, "Waiting calls transferred to another queue before an answer.";
     CALLS_OUTBOUND = "callwatch_calls_outbound_total", Counter, "Outbound calls placed from the queue.";
-    QUEUE_SL = "callwatch_queue_service_level_ratio", Gauge, "Answered within threshold / (answered + abandoned - short abandons); absent while undefined.";
+    QUEUE_SL = "callwatch_queue_service_level_ratio", Gauge, "Answered within threshold / (answered + abandoned - short abandons + exited by timeout, key, empty or leaveempty); absent while undefined.";
     CALL_WAIT = "callwatch_call_wait_seconds", Histogram, "Wait of answered inbound calls, from offer (or transfer in) to answer.";
     CALL_TALK = "callwatch_call_talk_seconds", Histogram, "Talk time per call, hold excluded.";
     CALL_HOLD = "callwatch_call_hold_seconds", Histogram, "Hold time per call.";
@@ -301,6 +302,17 @@ pub fn render_state(
         |q| [("queue", q.name.as_str())],
         q.totals.counts.abandoned as f64
     );
+    o.head(&CALLS_EXITED);
+    for q in qs {
+        for (reason, n) in &q.exits {
+            o.sample(
+                CALLS_EXITED.name,
+                "",
+                &[("queue", q.name.as_str()), ("reason", reason)],
+                *n as f64,
+            );
+        }
+    }
     each!(
         CALLS_MISSED,
         qs,
@@ -985,6 +997,9 @@ pub fn labels_of(f: &Family) -> &'static str {
     match f.name {
         "callwatch_queue_service_level_ratio" => "queue, window (today, 60m)",
         "callwatch_queue_info" => "queue, site, team",
+        "callwatch_calls_exited_total" => {
+            "queue, reason (timeout, key, empty, leaveempty, full, joinempty, closed)"
+        }
         n if n.starts_with("callwatch_queue_") || n.starts_with("callwatch_calls_") => "queue",
         n if n.starts_with("callwatch_call_") => "queue, le",
         "callwatch_agents" => "state, team, site",

@@ -236,7 +236,8 @@ impl<'a> Gen<'a> {
         );
         let _ = write!(
             o,
-            "      # Service level over the last hour, default formula (short abandons excluded).
+            "      # Service level over the last hour, default formula (short abandons excluded,
+      # callers who left by a timeout, an exit key or an empty queue counted as not in time).
       - record: callwatch:queue_service_level:ratio_rate1h
         expr: |
           sum by ({by}) (increase(callwatch_calls_answered_in_sl_total{s0}[1h]))
@@ -245,6 +246,7 @@ impl<'a> Gen<'a> {
             sum by ({by}) (increase(callwatch_calls_answered_total{s0}[1h]))
             + sum by ({by}) (increase(callwatch_calls_abandoned_total{s0}[1h]))
             - sum by ({by}) (increase(callwatch_calls_abandoned_short_total{s0}[1h]))
+            + sum by ({by}) (increase(callwatch_calls_exited_total{left}[1h]))
           ) > -1
       # Share of callbacks completed by their deadline, over 4 hours.
       - record: callwatch:callback_sla_attainment:ratio_rate4h
@@ -273,6 +275,7 @@ impl<'a> Gen<'a> {
         expr: sum by (job, instance, reason) (rate(callwatch_events_rejected_total{s0}[5m]))
 ",
             s0 = s(""),
+            left = s(r#"reason!~"full|joinempty|closed""#),
             met = s(r#"kind="callback", sla="met""#),
             cb = s(r#"kind="callback""#),
             avail = s(r#"state="available""#),

@@ -303,6 +303,8 @@ fn add(i: &mut Inputs, d: &mut Durations, slot: &Slot, kind: Option<u8>) {
         answered_in_sl: c.answered_in_sl,
         abandoned: c.abandoned,
         abandoned_short: c.abandoned_short,
+        exited: c.exited,
+        refused: c.refused,
         wait_ms: slot.wait_ms,
         max_wait_ms: slot.max_wait_ms,
         qa: slot.qa,
@@ -431,6 +433,7 @@ fn interval_fails(
 fn params(g: &Goal) -> Params {
     Params {
         abandons: g.abandons,
+        exits: g.exits,
     }
 }
 

@@ -166,6 +166,8 @@ pub struct QueueCountsView {
     pub transferred_out: u64,
     pub outbound: u64,
     pub missed: u64,
+    pub exited: u64,
+    pub refused: u64,
 }
 
 impl From<&QueueCounts> for CountsView {
@@ -180,6 +182,8 @@ impl From<&QueueCounts> for CountsView {
                 transferred_out: c.transferred_out,
                 outbound: c.outbound,
                 missed: c.missed,
+                exited: c.exited,
+                refused: c.refused,
             },
             service_level: c.service_level(),
         }
@@ -196,6 +200,9 @@ pub struct QueueView {
     pub waiting: u64,
     pub oldest_wait_s: f64,
     pub totals: CountsView,
+    /// Exits and refusals since the start, by reason (every reason, so
+    /// that sums over them in PromQL never lack a series).
+    pub exits: BTreeMap<&'static str, u64>,
     pub today: CountsView,
     pub today_contacts: TallyView,
     pub last_60m: CountsView,
@@ -356,13 +363,7 @@ pub fn build_parts(engine: &Engine, now_ms: i64) -> (Snapshot, Vec<Overdue<'_>>)
             let today_counts = q.today.get(now_ms).map(|d| d.counts).unwrap_or_default();
             let tally = q.today.get(now_ms).map(|d| d.tally).unwrap_or_default();
             let hour = q.hour.fold(now_ms, QueueCounts::default(), |mut a, m| {
-                a.offered += m.offered;
-                a.answered += m.answered;
-                a.answered_in_sl += m.answered_in_sl;
-                a.abandoned += m.abandoned;
-                a.abandoned_short += m.abandoned_short;
-                a.transferred_out += m.transferred_out;
-                a.outbound += m.outbound;
+                a += *m;
                 a
             });
             let p = &q.params;
@@ -376,6 +377,10 @@ pub fn build_parts(engine: &Engine, now_ms: i64) -> (Snapshot, Vec<Overdue<'_>>)
                 waiting,
                 oldest_wait_s: oldest_s,
                 totals: (&q.totals).into(),
+                exits: crate::event::ExitReason::ALL
+                    .iter()
+                    .map(|r| (r.as_str(), q.exits[r.index()]))
+                    .collect(),
                 today: (&today_counts).into(),
                 today_contacts: (&tally).into(),
                 last_60m: (&hour).into(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Config, HumanDuration};
-use crate::kpi::{self, Abandons, Better, ScopeKind, Unit};
+use crate::kpi::{self, Abandons, Better, Exits, ScopeKind, Unit};
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -180,6 +180,9 @@ pub struct GoalConfig {
     pub why: Option<String>,
     /// Service level only: which abandons count.
     pub abandons: Option<Abandons>,
+    /// Service level only: whether callers who left without an agent
+    /// (timeouts, exit keys; refusals with `all`) count against it.
+    pub exits: Option<Exits>,
     /// Generate an alert rule for this goal.
     #[serde(default)]
     pub alert: bool,
@@ -314,6 +317,12 @@ pub(super) fn validate(c: &Config, push: &mut impl FnMut(String, String)) {
             push(
                 format!("{at}.abandons"),
                 "only a service_level goal chooses which abandons count".into(),
+            );
+        }
+        if goal.exits.is_some() && def.id != "service_level" {
+            push(
+                format!("{at}.exits"),
+                "only a service_level goal chooses whether exits count".into(),
             );
         }
         check_weight(push, &format!("{at}.weight"), goal.weight);

@@ -10,7 +10,7 @@
 use super::room::Room;
 use super::tally::DayTally;
 use super::{CloseReason, Engine};
-use crate::event::{AgentStatus, Direction, Text, TransferTarget};
+use crate::event::{AgentStatus, Direction, ExitReason, Text, TransferTarget};
 use crate::reject::{Reason, Rejection};
 
 /// A contact's link to sales, for conversion.
@@ -289,7 +289,14 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn call_abandoned(&mut self, t: i64, call: &Text) -> Result<(), Rejection> {
+    /// The caller hung up while waiting (`exit` is `None`), or left the
+    /// queue for `exit`'s reason; only a hang-up may owe a callback.
+    pub(super) fn call_left(
+        &mut self,
+        t: i64,
+        call: &Text,
+        exit: Option<ExitReason>,
+    ) -> Result<(), Rejection> {
         let c = self.live_call(call)?;
         if !matches!(c.phase, CallPhase::Waiting) {
             return Err(transition(call, "is connected; send call_ended"));
@@ -298,7 +305,8 @@ impl Engine {
         let t = t.max(last);
         let wait = t - c.offered_ms;
         let inbound = c.direction == Direction::Inbound;
-        let owed = inbound
+        let owed = exit.is_none()
+            && inbound
             && self.queues.get(&c.queue).is_some_and(|q| {
                 q.params.abandon_creates_callback && wait >= q.params.abandon_min_wait_ms
             });
@@ -317,7 +325,10 @@ impl Engine {
         };
         if inbound {
             if let Some(q) = self.queues.get_mut(&c.queue) {
-                q.abandoned(t, wait);
+                match exit {
+                    None => q.abandoned(t, wait),
+                    Some(reason) => q.exited(t, wait, reason),
+                }
             }
         }
         if let (Some(plan), Some((queue, customer))) = (plan, owed) {
@@ -331,6 +342,31 @@ impl Engine {
                 contact: c.contact,
             },
         );
+        Ok(())
+    }
+
+    /// A caller turned away before the queue: counted for the queue. The
+    /// call id, when given, is not reserved: the platform may send the
+    /// same caller on to another queue.
+    pub(super) fn call_refused(
+        &mut self,
+        t: i64,
+        site: Option<&Text>,
+        queue: &Text,
+        reason: ExitReason,
+        call: Option<&Text>,
+    ) -> Result<(), Rejection> {
+        if let Some(call) = call {
+            if self.calls.contains_key(call) {
+                return Err(transition(call, "is in a queue; send call_exited"));
+            }
+        }
+        let mut room = Room::default();
+        self.queue_room(&mut room, queue, site);
+        self.make(room, t)?;
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.refused(t, reason);
+        }
         Ok(())
     }
 
@@ -352,7 +388,10 @@ impl Engine {
         } = &c.phase
         else {
             return Err(match c.phase {
-                CallPhase::Waiting => transition(call, "was never answered; send call_abandoned"),
+                CallPhase::Waiting => transition(
+                    call,
+                    "was never answered; send call_abandoned or call_exited",
+                ),
                 _ => transition(call, "has already ended"),
             });
         };

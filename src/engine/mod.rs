@@ -310,7 +310,14 @@ impl Engine {
             } => self.call_answered(t, site, call, agent, *wait_ms),
             Body::CallHold { call } => self.call_hold(t, call, true),
             Body::CallResume { call } => self.call_hold(t, call, false),
-            Body::CallAbandoned { call } => self.call_abandoned(t, call),
+            Body::CallAbandoned { call } => self.call_left(t, call, None),
+            Body::CallExited { call, reason } => self.call_left(t, call, Some(*reason)),
+            Body::CallRefused {
+                queue,
+                reason,
+                call,
+                ..
+            } => self.call_refused(t, site, queue, *reason, call.as_ref()),
             Body::CallMissed { call, agent, .. } => self.call_missed(t, site, call, agent),
             Body::CallTransferred { call, to } => self.call_transferred(t, site, call, to),
             Body::CallEnded {

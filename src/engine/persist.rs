@@ -19,7 +19,7 @@ use crate::buckets;
 use crate::event::Text;
 
 /// Bumped whenever the layout below changes.
-pub const FORMAT: u32 = 6;
+pub const FORMAT: u32 = 7;
 
 #[derive(Serialize)]
 struct Out<'a> {

@@ -1,7 +1,9 @@
 //! A queue: where calls wait, and the service-level counters about them.
 //!
 //! Service level (default formula) = answered within threshold /
-//! (answered + abandoned − short abandons). The raw counters are kept and
+//! (answered + abandoned − short abandons + exited): a caller who left by
+//! a timeout or an exit key was not answered in time. Refused callers never
+//! entered the queue and are not in it. The raw counters are kept and
 //! exported so other formulas can be computed in PromQL.
 
 use super::histogram::Histogram;
@@ -10,6 +12,7 @@ use super::settings::QueueParams;
 use super::tally::{DayTally, SalesTotals};
 use super::window::{Daily, Rolling};
 use crate::buckets;
+use crate::event::ExitReason;
 
 /// Call counters of a queue (cumulative, or per day / minute).
 #[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -23,12 +26,46 @@ pub struct QueueCounts {
     pub outbound: u64,
     /// Rings at an agent that were not taken (the caller kept waiting).
     pub missed: u64,
+    /// Waiting callers who left without an agent other than by hanging
+    /// up (timeout, exit key, empty queue): not answered in threshold.
+    pub exited: u64,
+    /// Callers turned away before the queue (full, joinempty, closed).
+    pub refused: u64,
+}
+
+impl std::ops::AddAssign for QueueCounts {
+    /// Every field, so that no sum over minutes forgets one.
+    fn add_assign(&mut self, x: QueueCounts) {
+        let QueueCounts {
+            offered,
+            answered,
+            answered_in_sl,
+            abandoned,
+            abandoned_short,
+            transferred_out,
+            outbound,
+            missed,
+            exited,
+            refused,
+        } = x;
+        self.offered += offered;
+        self.answered += answered;
+        self.answered_in_sl += answered_in_sl;
+        self.abandoned += abandoned;
+        self.abandoned_short += abandoned_short;
+        self.transferred_out += transferred_out;
+        self.outbound += outbound;
+        self.missed += missed;
+        self.exited += exited;
+        self.refused += refused;
+    }
 }
 
 impl QueueCounts {
     /// The default service-level formula; `None` when nothing counts yet.
     pub fn service_level(&self) -> Option<f64> {
-        let denom = (self.answered + self.abandoned).saturating_sub(self.abandoned_short);
+        let denom =
+            (self.answered + self.abandoned + self.exited).saturating_sub(self.abandoned_short);
         (denom > 0).then(|| self.answered_in_sl as f64 / denom as f64)
     }
 }
@@ -57,6 +94,9 @@ pub struct Queue {
     pub hold: Histogram,
     pub wrap: Histogram,
     pub sales: SalesTotals,
+    /// Exits and refusals by `ExitReason` index (cumulative).
+    #[serde(default)]
+    pub exits: [u64; 7],
     /// Callbacks owed, created by source (requested, abandoned).
     pub callbacks_created: [u64; 2],
     /// Callbacks closed, by `CloseReason` index.
@@ -79,6 +119,7 @@ impl Queue {
             hold: Histogram::new(&buckets::HOLD),
             wrap: Histogram::new(&buckets::WRAP),
             sales: SalesTotals::default(),
+            exits: [0; 7],
             callbacks_created: [0; 2],
             callbacks_closed: [0; 5],
             last_activity_ms: i64::MIN,
@@ -145,6 +186,18 @@ impl Queue {
         });
         let slot = self.slot(t);
         slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
+    }
+
+    pub fn exited(&mut self, t: i64, wait_ms: i64, reason: ExitReason) {
+        self.count(t, |c| c.exited += 1);
+        self.exits[reason.index()] += 1;
+        let slot = self.slot(t);
+        slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
+    }
+
+    pub fn refused(&mut self, t: i64, reason: ExitReason) {
+        self.count(t, |c| c.refused += 1);
+        self.exits[reason.index()] += 1;
     }
 
     pub fn transferred_out(&mut self, t: i64) {

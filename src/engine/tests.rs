@@ -166,6 +166,99 @@ fn service_level_counts_and_waiting() {
     );
 }
 
+/// Issue 17: callers who left without an agent other than by hanging
+/// up count against the service level, not as abandons; callers turned
+/// away are counted by reason and never offered.
+#[test]
+fn exits_and_refusals_are_counted_apart_from_abandons() {
+    let mut f = Feed::new();
+    for c in ["c1", "c2", "c3"] {
+        f.at(
+            T0,
+            "call_offered",
+            &format!(r#""call":"{c}","queue":"orders""#),
+        );
+    }
+    f.at(T0 + 10 * S, "call_answered", r#""call":"c1","agent":"a1""#);
+    f.at(
+        T0 + 300 * S,
+        "call_exited",
+        r#""call":"c2","reason":"timeout""#,
+    );
+    f.at(T0 + 40 * S, "call_exited", r#""call":"c3","reason":"key""#);
+    f.at(
+        T0 + 50 * S,
+        "call_refused",
+        r#""queue":"orders","reason":"full""#,
+    );
+    let before = f.e.digest();
+    // A refusal of a call that is waiting, and an exit of an answered
+    // call, are refused and change nothing.
+    f.at(
+        T0 + 60 * S,
+        "call_offered",
+        r#""call":"c4","queue":"orders""#,
+    );
+    let before_c4 = f.e.digest();
+    assert_ne!(before, before_c4);
+    let r = f
+        .try_at(
+            T0 + 61 * S,
+            "call_refused",
+            r#""queue":"orders","reason":"full","call":"c4""#,
+        )
+        .expect_err("c4 is waiting");
+    assert!(r.to_string().contains("send call_exited"), "{r}");
+    let r = f
+        .try_at(
+            T0 + 62 * S,
+            "call_exited",
+            r#""call":"c1","reason":"timeout""#,
+        )
+        .expect_err("c1 is connected");
+    assert!(r.to_string().contains("is connected"), "{r}");
+    assert_eq!(f.e.digest(), before_c4);
+    let s = f.snap(T0 + 62 * S);
+    let q = queue(&s, "orders");
+    let c = &q.totals.counts;
+    assert_eq!(
+        (c.offered, c.answered, c.abandoned, c.exited, c.refused),
+        (4, 1, 0, 2, 1)
+    );
+    assert_eq!(
+        (q.exits["timeout"], q.exits["key"], q.exits["full"]),
+        (1, 1, 1)
+    );
+    // 1 / (1 + 0 + 2): the exits were not answered in time.
+    assert_eq!(q.totals.service_level, Some(1.0 / 3.0));
+    // The oldest wait: c4 waits; the timeout's 300 s wait is in the minute.
+    assert_eq!(q.waiting, 1);
+}
+
+#[test]
+fn exit_and_refusal_reasons_are_checked_when_decoding() {
+    for (line, want) in [
+        (r#""type":"call_exited","call":"c1""#, "reason"),
+        (
+            r#""type":"call_exited","call":"c1","reason":"bored""#,
+            "is not one of",
+        ),
+        (
+            r#""type":"call_exited","call":"c1","reason":"full""#,
+            "send call_refused",
+        ),
+        (
+            r#""type":"call_refused","queue":"q","reason":"timeout""#,
+            "send call_exited",
+        ),
+        (r#""type":"call_refused","reason":"full""#, "queue"),
+    ] {
+        let line = format!(r#"{{"id":"x","ts":"2026-03-02T08:00:00+01:00",{line}}}"#);
+        let err = decode(line.as_bytes()).expect_err(&line);
+        assert!(err.to_string().contains(want), "{line}: {err}");
+    }
+}
+
 #[test]
 fn handling_time_parts_and_agent_states() {
     let mut f = Feed::new();

@@ -139,6 +139,13 @@ fn line() -> impl Strategy<Value = (u8, i64, String)> {
             format!(r#""type":"{ty}","call":"{c}""#)
         }),
         call.clone().prop_map(|c| format!(r#""type":"call_abandoned","call":"{c}""#)),
+        (call.clone(), prop_oneof![Just("timeout"), Just("key"), Just("empty"), Just("full")])
+            .prop_map(|(c, r)| format!(r#""type":"call_exited","call":"{c}","reason":"{r}""#)),
+        (queue.clone(), proptest::option::of(call.clone()), prop_oneof![Just("full"), Just("closed"), Just("timeout")])
+            .prop_map(|(q, c, r)| {
+                let c = c.map(|c| format!(r#","call":"{c}""#)).unwrap_or_default();
+                format!(r#""type":"call_refused","queue":"{q}","reason":"{r}"{c}"#)
+            }),
         (call.clone(), prop_oneof![agent.clone().prop_map(|a| format!(r#""to_agent":"{a}""#)), queue.clone().prop_map(|q| format!(r#""to_queue":"{q}""#))])
             .prop_map(|(c, to)| format!(r#""type":"call_transferred","call":"{c}",{to}"#)),
         (call.clone(), talk).prop_map(|(c, t)| format!(r#""type":"call_ended","call":"{c}"{t}"#)),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 
-use crate::event::{AgentStatus, Body, Direction, Event, Text};
+use crate::event::{AgentStatus, Body, Direction, Event, ExitReason, Text};
 use crate::source::Context;
 
 /// Calls tracked at most (oldest forgotten first): bounds memory when a
@@ -74,6 +74,10 @@ pub struct Mapper {
     agents: std::sync::Arc<AgentTable>,
     /// Events naming a member the table does not have (with a table).
     unmapped: std::cell::Cell<u64>,
+    /// PBX call ids queued again after they left or ended (Asterisk keeps
+    /// the uniqueid when a caller goes on to a failover queue): the visit
+    /// number, so that each visit is a call of its own (`<id>#<n>`).
+    visits: HashMap<String, u32>,
 }
 
 /// One row of a source's `agents` table (docs/sources/asterisk.md).
@@ -223,8 +227,28 @@ impl Mapper {
         }
     }
 
-    /// Every event leaves through here: members become agents.
+    /// Every event leaves through here: members become agents, and a
+    /// call queued again becomes its visit.
     fn event(&self, id: Text, ms: i64, mut body: Body) -> Event {
+        if !self.visits.is_empty() {
+            match &mut body {
+                Body::CallOffered { call, .. }
+                | Body::CallAnswered { call, .. }
+                | Body::CallHold { call }
+                | Body::CallResume { call }
+                | Body::CallAbandoned { call }
+                | Body::CallExited { call, .. }
+                | Body::CallMissed { call, .. }
+                | Body::CallEnded { call, .. }
+                | Body::WrapEnded { call, .. }
+                | Body::CallTransferred { call, .. } => {
+                    if let Some(n) = self.visits.get(call.as_str()) {
+                        *call = clip(&format!("{call}#{n}"));
+                    }
+                }
+                _ => {}
+            }
+        }
         match &mut body {
             Body::CallAnswered { agent, .. }
             | Body::CallMissed { agent, .. }
@@ -259,7 +283,25 @@ impl Mapper {
             self.order.push_back(call.to_string());
             while self.order.len() > MAX_CALLS {
                 if let Some(old) = self.order.pop_front() {
-                    self.calls.remove(&old);
+                    if self.calls.remove(&old).is_some() && !self.ended.contains(&old) {
+                        self.visits.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The call is over (ended or left): a later end of it is repeated.
+    fn finish(&mut self, call: &str) {
+        self.calls.remove(call);
+        if self.ended.insert(call.to_string()) {
+            self.ended_order.push_back(call.to_string());
+            while self.ended_order.len() > MAX_CALLS {
+                if let Some(old) = self.ended_order.pop_front() {
+                    self.ended.remove(&old);
+                    if !self.calls.contains_key(&old) {
+                        self.visits.remove(&old);
+                    }
                 }
             }
         }
@@ -273,6 +315,9 @@ impl Mapper {
         queue: &str,
         customer: Option<Text>,
     ) -> Vec<Event> {
+        if !self.calls.contains_key(call) && self.ended.remove(call) {
+            *self.visits.entry(call.to_string()).or_insert(1) += 1;
+        }
         self.track(call, Phase::Waiting);
         vec![self.event(
             id,
@@ -393,15 +438,7 @@ impl Mapper {
                 ));
             }
         }
-        self.calls.remove(call);
-        if self.ended.insert(call.to_string()) {
-            self.ended_order.push_back(call.to_string());
-            while self.ended_order.len() > MAX_CALLS {
-                if let Some(old) = self.ended_order.pop_front() {
-                    self.ended.remove(&old);
-                }
-            }
-        }
+        self.finish(call);
         out.extend([
             self.event(
                 Text::from(format!("{id}:end")),
@@ -449,10 +486,80 @@ impl Mapper {
         )])
     }
 
-    /// The caller left without being connected.
+    /// The caller hung up without being connected.
     pub fn abandoned(&mut self, id: Text, ms: i64, call: &str) -> Vec<Event> {
-        self.calls.remove(call);
-        vec![self.event(id, ms, Body::CallAbandoned { call: clip(call) })]
+        self.left(id, ms, call, Figures::default(), None)
+            .unwrap_or_default()
+    }
+
+    /// The waiting caller left without an agent: hung up (`exit` `None`)
+    /// or for `exit`'s reason. A call that already left or ended is
+    /// `Skip::Repeated`; with reconstruction on, a call never seen is
+    /// offered `f.wait_s` before (the PBX's own figure).
+    pub fn left(
+        &mut self,
+        id: Text,
+        ms: i64,
+        call: &str,
+        f: Figures,
+        exit: Option<ExitReason>,
+    ) -> Result<Vec<Event>, Skip> {
+        let unseen = !self.calls.contains_key(call);
+        if unseen && self.ended.contains(call) {
+            return Err(Skip::Repeated);
+        }
+        let mut out = Vec::new();
+        if unseen {
+            self.offer_before(&id, ms, call, &f, &mut out);
+        }
+        // A leaveempty line names a call that is not waiting here: what
+        // it says, the engine could not use.
+        if unseen && out.is_empty() && exit == Some(ExitReason::Leaveempty) {
+            return Err(Skip::Passed);
+        }
+        self.finish(call);
+        let call = clip(call);
+        let body = match exit {
+            None => Body::CallAbandoned { call },
+            Some(reason) => Body::CallExited { call, reason },
+        };
+        out.push(self.event(id, ms, body));
+        Ok(out)
+    }
+
+    /// A caller turned away before `queue` (full, joinempty, closed).
+    pub fn refused(
+        &mut self,
+        id: Text,
+        ms: i64,
+        call: Option<&str>,
+        queue: &str,
+        reason: ExitReason,
+    ) -> Vec<Event> {
+        vec![self.event(
+            id,
+            ms,
+            Body::CallRefused {
+                queue: clip(queue),
+                reason,
+                call: call.map(clip),
+                customer: None,
+            },
+        )]
+    }
+
+    /// Queued-again calls open now, for the checkpoint.
+    pub fn open_visits(&self) -> Vec<(String, u32)> {
+        self.order
+            .iter()
+            .filter(|c| self.calls.contains_key(*c))
+            .filter_map(|c| self.visits.get(c).map(|n| (c.clone(), *n)))
+            .collect()
+    }
+
+    /// Takes back a checkpoint's visits (after `restore`).
+    pub fn restore_visits(&mut self, visits: Vec<(String, u32)>) {
+        self.visits.extend(visits);
     }
 
     /// The call left the agent: ended if connected, abandoned if waiting.
@@ -464,7 +571,7 @@ impl Mapper {
         talk_s: Option<f64>,
     ) -> Result<Vec<Event>, Skip> {
         match self.calls.get(call) {
-            Some(Phase::Waiting) => Ok(self.abandoned(id, ms, call)),
+            Some(Phase::Waiting) => self.left(id, ms, call, Figures::default(), None),
             _ => self.ended(&id, ms, call, talk_s, Figures::default()),
         }
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
-use crate::event::Event;
+use crate::event::{Event, ExitReason};
 use crate::source::pbx::{
     agent_table_problems, customer, stable_id, AgentTable, Figures, Mapper, OpenCalls, Skip,
     Throttle,
@@ -129,8 +129,35 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
                 .and_then(|i| f[i].trim().parse().ok());
             m.ended(&id, ms, call, talk, Figures::default())?
         }
-        "ABANDON" | "EXITWITHTIMEOUT" | "EXITWITHKEY" | "EXITEMPTY" if has(call) => {
-            m.abandoned(id, ms, call)
+        // data: position, origposition, waittime (EXITWITHKEY: the key
+        // first). Only ABANDON is a caller who hung up.
+        "ABANDON" | "EXITWITHTIMEOUT" | "EXITWITHKEY" | "EXITEMPTY" | "LEAVEEMPTY"
+        | "LEAVEUNAVAIL"
+            if has(call) =>
+        {
+            let (exit, wait_at) = match ev {
+                "ABANDON" => (None, 2),
+                "EXITWITHTIMEOUT" => (Some(ExitReason::Timeout), 2),
+                "EXITWITHKEY" => (Some(ExitReason::Key), 3),
+                "EXITEMPTY" => (Some(ExitReason::Empty), 2),
+                _ => (Some(ExitReason::Leaveempty), 2),
+            };
+            let f = Figures {
+                queue,
+                agent: "",
+                wait_s: num(wait_at),
+            };
+            m.left(id, ms, call, f, exit)?
+        }
+        // Turned away before the queue (the call id, when logged, is the
+        // channel's; it is not a call in the queue).
+        "FULL" | "JOINEMPTY" | "JOINUNAVAIL" | "CLOSED" if has(queue) => {
+            let reason = match ev {
+                "FULL" => ExitReason::Full,
+                "CLOSED" => ExitReason::Closed,
+                _ => ExitReason::Joinempty,
+            };
+            m.refused(id, ms, has(call).then_some(call), queue, reason)
         }
         // data: ring time in milliseconds.
         "RINGNOANSWER" if has(call) && has(agent) => {
@@ -158,6 +185,12 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
         | "EXITWITHTIMEOUT"
         | "EXITWITHKEY"
         | "EXITEMPTY"
+        | "LEAVEEMPTY"
+        | "LEAVEUNAVAIL"
+        | "FULL"
+        | "JOINEMPTY"
+        | "JOINUNAVAIL"
+        | "CLOSED"
         | "AGENTDUMP"
         | "PAUSE"
         | "PAUSEALL"
@@ -169,9 +202,8 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
         | "REMOVEMEMBER"
         | "AGENTLOGOFF"
         | "AGENTCALLBACKLOGOFF" => return Err(Skip::Malformed),
-        "RINGCANCELED" | "CONFIGRELOAD" | "QUEUESTART" | "SYSCOMPAT" | "DID" | "INFO" | "FULL"
-        | "CLOSED" | "JOINEMPTY" | "LEAVEEMPTY" | "JOINUNAVAIL" | "LEAVEUNAVAIL" | "EXITCODE"
-        | "EXITHANGUP" | "PAUSEREASON" | "CALLOUTBOUND" | "AGENTCALLED" => {
+        "RINGCANCELED" | "CONFIGRELOAD" | "QUEUESTART" | "SYSCOMPAT" | "DID" | "INFO"
+        | "EXITCODE" | "EXITHANGUP" | "PAUSEREASON" | "CALLOUTBOUND" | "AGENTCALLED" => {
             return Err(Skip::Passed)
         }
         _ => return Err(Skip::Unknown),
@@ -187,6 +219,9 @@ struct Position {
     offset: u64,
     #[serde(default)]
     calls: OpenCalls,
+    /// Open calls on a later visit (queued again under the same id).
+    #[serde(default)]
+    visits: Vec<(String, u32)>,
 }
 
 pub struct QueueLogSource {
@@ -269,6 +304,7 @@ impl Source for QueueLogSource {
                 })?;
             if let Some(p) = &stored {
                 mapper.restore(p.calls.clone());
+                mapper.restore_visits(p.visits.clone());
             }
             loop {
                 tokio::select! {
@@ -335,6 +371,7 @@ impl Source for QueueLogSource {
                         inode,
                         offset,
                         calls: mapper.open_calls(),
+                        visits: mapper.open_visits(),
                     };
                     save_pos(&cx, &p);
                     stored = Some(p);
@@ -350,6 +387,7 @@ impl Source for QueueLogSource {
                             inode: f.inode,
                             offset: 0,
                             calls: mapper.open_calls(),
+                            visits: mapper.open_visits(),
                         };
                         save_pos(&cx, &p);
                         stored = Some(p);
@@ -529,14 +567,31 @@ mod tests {
                 ..
             }
         ));
-        for exit in [
-            "ABANDON|1|1|13",
-            "EXITWITHTIMEOUT|1|1|300",
-            "EXITWITHKEY|5|1|1|20",
-            "EXITEMPTY|1|1|2",
+        let e = one("1|1.1|q|NONE|ABANDON|1|1|13").expect("abandon");
+        assert!(matches!(e[0].body, Body::CallAbandoned { .. }));
+        for (exit, want) in [
+            ("EXITWITHTIMEOUT|1|1|300", ExitReason::Timeout),
+            ("EXITWITHKEY|5|1|1|20", ExitReason::Key),
+            ("EXITEMPTY|1|1|2", ExitReason::Empty),
         ] {
             let e = one(&format!("1|1.1|q|NONE|{exit}")).expect("exit");
-            assert!(matches!(e[0].body, Body::CallAbandoned { .. }), "{exit}");
+            assert!(
+                matches!(e[0].body, Body::CallExited { reason, .. } if reason == want),
+                "{exit}: {e:?}"
+            );
+        }
+        for (refusal, want) in [
+            ("FULL|", ExitReason::Full),
+            ("JOINEMPTY|", ExitReason::Joinempty),
+            ("JOINUNAVAIL|", ExitReason::Joinempty),
+            ("CLOSED|", ExitReason::Closed),
+        ] {
+            let e = one(&format!("1|1.1|q|NONE|{refusal}")).expect("refusal");
+            assert!(
+                matches!(&e[0].body, Body::CallRefused { reason, queue, call: Some(c), .. }
+                    if *reason == want && queue == "q" && c == "1.1"),
+                "{refusal}: {e:?}"
+            );
         }
         let e = one("1|NONE|q|Agent/1|PAUSE|lunch").expect("pause");
         assert!(matches!(&e[0].body, Body::AgentState { reason: Some(r), .. } if r == "lunch"));
@@ -546,6 +601,72 @@ mod tests {
             one("1|NONE|NONE|Agent/1|AGENTLOGOFF|SIP/1|300").expect("off")[0].body,
             Body::AgentLogout { .. }
         ));
+    }
+
+    fn queue(engine: &crate::engine::Engine, name: &str) -> crate::snapshot::QueueView {
+        let snap = crate::snapshot::build(engine, engine.clock_ms());
+        snap.queues
+            .into_iter()
+            .find(|q| q.name == name)
+            .expect("queue")
+    }
+
+    /// Issue 17: a timeout is not an abandon. The caller who timed out
+    /// of `sales` and went on (same uniqueid, as Asterisk keeps it) to
+    /// `failover` is a second call there; full and closed queues turn
+    /// callers away, counted by reason but never offered.
+    #[test]
+    fn every_caller_who_did_not_get_through_is_counted_by_reason() {
+        let mut cfg = crate::config::Config::embedded().expect("config");
+        cfg.clock.mode = crate::config::ClockMode::Event;
+        cfg.defaults.abandon_creates_callback = true;
+        let mut engine =
+            crate::engine::Engine::new(crate::engine::settings::Settings::from_config(&cfg));
+        let mut m = Mapper::new(None);
+        apply_lines(
+            &mut engine,
+            &mut m,
+            &[
+                "1546015400|MANAGER|sales|SIP/7|ADDMEMBER|",
+                "1546015410|c1|sales|NONE|ENTERQUEUE||+4930111|1",
+                "1546015710|c1|sales|NONE|EXITWITHTIMEOUT|1|1|300",
+                "1546015711|c1|failover|NONE|ENTERQUEUE||+4930111|1",
+                "1546015721|c1|failover|SIP/7|CONNECT|10|c1.9|2",
+                "1546015781|c1|failover|SIP/7|COMPLETECALLER|10|60|1",
+                "1546015800|c2|sales|NONE|ENTERQUEUE||+4930222|1",
+                "1546015805|c2|sales|NONE|EXITWITHKEY|5|1|1|5",
+                "1546015810|c3|sales|NONE|FULL|",
+                "1546015811|NONE|sales|NONE|CLOSED|",
+                "1546015820|c4|sales|NONE|ENTERQUEUE||+4930444|1",
+                "1546015850|c4|sales|NONE|ABANDON|1|1|30",
+            ],
+        );
+        let sales = queue(&engine, "sales");
+        let c = sales.totals.counts;
+        assert_eq!(
+            (c.offered, c.answered, c.abandoned, c.exited, c.refused),
+            (3, 0, 1, 2, 2),
+            "{c:?}"
+        );
+        assert_eq!(sales.exits["timeout"], 1);
+        assert_eq!(sales.exits["key"], 1);
+        assert_eq!(sales.exits["full"], 1);
+        assert_eq!(sales.exits["closed"], 1);
+        assert_eq!(sales.exits["empty"], 0);
+        // Default formula: the two exits and the abandon are not in
+        // time; the refusals are not in the queue.
+        assert_eq!(sales.totals.service_level, Some(0.0));
+        let failover = queue(&engine, "failover");
+        let f = failover.totals.counts;
+        assert_eq!(
+            (f.offered, f.answered, f.answered_in_sl),
+            (1, 1, 1),
+            "{f:?}"
+        );
+        assert_eq!(sales.waiting + failover.waiting, 0);
+        // Only the hang-up (30 s, at the minimum wait) owes a callback;
+        // the timeout after 300 s does not.
+        assert_eq!(sales.callbacks.created.get("abandoned"), Some(&1));
     }
 
     #[test]
