@@ -237,10 +237,14 @@ pub enum ExitReason {
     Joinempty,
     /// Turned away: the queue was closed (outside opening hours).
     Closed,
+    /// Closed by a source's resync: the platform no longer listed the
+    /// waiting call after a reconnect, so how it left is unknown (not in
+    /// the service level).
+    Resync,
 }
 
 impl ExitReason {
-    pub const ALL: [ExitReason; 7] = [
+    pub const ALL: [ExitReason; 8] = [
         ExitReason::Timeout,
         ExitReason::Key,
         ExitReason::Empty,
@@ -248,6 +252,7 @@ impl ExitReason {
         ExitReason::Full,
         ExitReason::Joinempty,
         ExitReason::Closed,
+        ExitReason::Resync,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -258,10 +263,19 @@ impl ExitReason {
             ExitReason::Full => "full",
             ExitReason::Joinempty => "joinempty",
             ExitReason::Closed => "closed",
+            ExitReason::Resync => "resync",
         }
     }
     pub fn parse(s: &str) -> Option<ExitReason> {
         ExitReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    /// A caller who was in the queue and left it unanswered for a known
+    /// reason: not answered in time, for the service level.
+    pub fn counts_against_service_level(self) -> bool {
+        matches!(
+            self,
+            ExitReason::Timeout | ExitReason::Key | ExitReason::Empty | ExitReason::Leaveempty
+        )
     }
     /// A refusal happens before the caller enters the queue.
     pub fn is_refusal(self) -> bool {
@@ -613,7 +627,7 @@ fn exit_reason(ty: &str, reason: Option<Text>) -> Result<ExitReason, Rejection> 
     let r = reason.ok_or_else(|| missing("reason", ty))?;
     ExitReason::parse(&r).ok_or_else(|| {
         invalid(format!(
-            "`reason` {r:?} is not one of timeout, key, empty, leaveempty, full, joinempty, closed"
+            "`reason` {r:?} is not one of timeout, key, empty, leaveempty, full, joinempty, closed, resync"
         ))
     })
 }

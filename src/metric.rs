@@ -58,7 +58,7 @@ families! {
     CALLS_ANSWERED = "callwatch_calls_answered_total", Counter, "Inbound calls answered by an agent.";
     CALLS_ANSWERED_IN_SL = "callwatch_calls_answered_in_sl_total", Counter, "Inbound calls answered within the queue's service-level threshold.";
     CALLS_ABANDONED = "callwatch_calls_abandoned_total", Counter, "Inbound calls the caller gave up while waiting.";
-    CALLS_EXITED = "callwatch_calls_exited_total", Counter, "Callers who left the queue without an agent other than by hanging up (timeout, key, empty, leaveempty), or were turned away before it (full, joinempty, closed).";
+    CALLS_EXITED = "callwatch_calls_exited_total", Counter, "Callers who left the queue without an agent other than by hanging up (timeout, key, empty, leaveempty), were turned away before it (full, joinempty, closed), or were closed by a source's resync (resync).";
     CALLS_MISSED = "callwatch_calls_missed_total", Counter, "Rings at an agent that were not taken while the caller waited (Asterisk RINGNOANSWER).";
     CALLS_ABANDONED_SHORT = "callwatch_calls_abandoned_short_total", Counter, "Abandoned calls that waited less than the short-abandon threshold.";
     CALLS_TRANSFERRED_OUT = "callwatch_calls_transferred_out_total", Counter, "Waiting calls transferred to another queue before an answer.";
@@ -129,7 +129,7 @@ families! {
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
     SOURCE_RECONNECTS = "callwatch_source_reconnects_total", Counter, "Times a source lost its peer (PBX, broker) and connected again, or retried a batch the storage refused, by source.";
     SOURCE_LAG = "callwatch_source_lag_seconds", Gauge, "Receipt time minus the event time of the newest event a source handed in (how far behind its input it is), by source.";
-    SOURCE_CORRECTIONS = "callwatch_source_resync_corrections_total", Counter, "State a source set right from what its PBX says, by source and kind (call_started_before_source: a call whose start the source never saw, rebuilt from the PBX's wait and talk figures).";
+    SOURCE_CORRECTIONS = "callwatch_source_resync_corrections_total", Counter, "State a source set right from what its PBX says, by source and kind (call_started_before_source: a call whose start the source never saw, rebuilt from the PBX's wait and talk figures; call_exited, call_ended, member_removed, pause_cleared: closed by a resync, docs/sources/asterisk.md).";
     SOURCE_RECEIPT_TIMED = "callwatch_source_receipt_timed_events_total", Counter, "Events a source had to time by their receipt because the PBX gave no time of its own (AMI without Timestamp: set timestampevents = yes in manager.conf), by source.";
     SOURCE_UNMAPPED = "callwatch_source_unmapped_agents_total", Counter, "Events naming a PBX member that the source's agents table does not list (kept under the PBX's name), by source.";
     SOURCE_PENDING = "callwatch_source_pending_messages", Gauge, "Messages on the stream not yet delivered to this daemon's consumer (JetStream), by source.";
@@ -998,7 +998,7 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_queue_service_level_ratio" => "queue, window (today, 60m)",
         "callwatch_queue_info" => "queue, site, team",
         "callwatch_calls_exited_total" => {
-            "queue, reason (timeout, key, empty, leaveempty, full, joinempty, closed)"
+            "queue, reason (timeout, key, empty, leaveempty, full, joinempty, closed, resync)"
         }
         n if n.starts_with("callwatch_queue_") || n.starts_with("callwatch_calls_") => "queue",
         n if n.starts_with("callwatch_call_") => "queue, le",

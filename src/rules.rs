@@ -275,7 +275,7 @@ impl<'a> Gen<'a> {
         expr: sum by (job, instance, reason) (rate(callwatch_events_rejected_total{s0}[5m]))
 ",
             s0 = s(""),
-            left = s(r#"reason!~"full|joinempty|closed""#),
+            left = s(r#"reason!~"full|joinempty|closed|resync""#),
             met = s(r#"kind="callback", sla="met""#),
             cb = s(r#"kind="callback""#),
             avail = s(r#"state="available""#),

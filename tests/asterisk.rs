@@ -316,8 +316,9 @@ async fn ami_sessions_resync_survive_drops_and_refused_logins() {
             }
             let _ = w.write_all(CALL_END.as_bytes()).await;
             let _ = done_tx.send(n).await;
-            // Keep the third session open.
-            let _ = read_action(&mut r).await;
+            // Keep the third session open (its CoreShowChannels stays
+            // unanswered: connected calls are then left as they are).
+            while !read_action(&mut r).await.is_empty() {}
         }
     });
     let d = Daemon::start(&config(&format!(
@@ -448,4 +449,137 @@ async fn the_agent_table_gives_pbx_members_their_agent_id_name_and_team() {
         .find(|a| a["agent"] == "a-107")
         .expect("a-107");
     assert_eq!(paty["talk_s"], 122.0 + 228.0);
+}
+
+/// A QueueStatus / CoreShowChannels answer, as Asterisk 16+ sends it.
+fn status_answer(
+    members: &[(&str, &str, bool)],
+    entries: &[(&str, &str)],
+    channels: &[&str],
+) -> String {
+    let mut o = String::from(
+        "Response: Success\r\nActionID: callwatch-resync\r\nEventList: start\r\nMessage: Queue status will follow\r\n\r\n",
+    );
+    for (member, queue, paused) in members {
+        let p = if *paused {
+            "1\r\nPausedReason: lunch"
+        } else {
+            "0"
+        };
+        o += &format!("Event: QueueMember\r\nQueue: {queue}\r\nMemberName: {member}\r\nInterface: {member}\r\nMembership: dynamic\r\nStatus: 1\r\nPaused: {p}\r\nActionID: callwatch-resync\r\n\r\n");
+    }
+    for (i, (call, queue)) in entries.iter().enumerate() {
+        o += &format!("Event: QueueEntry\r\nQueue: {queue}\r\nPosition: {}\r\nChannel: PJSIP/trunk-{call}\r\nUniqueid: {call}\r\nCallerIDNum: +4930{i}\r\nWait: 12\r\nActionID: callwatch-resync\r\n\r\n", i + 1);
+    }
+    o += "Event: QueueStatusComplete\r\nActionID: callwatch-resync\r\nEventList: Complete\r\nListItems: 0\r\n\r\n";
+    o += "Response: Success\r\nActionID: callwatch-channels\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n";
+    for c in channels {
+        o += &format!("Event: CoreShowChannel\r\nActionID: callwatch-channels\r\nChannel: PJSIP/trunk-{c}\r\nUniqueid: {c}\r\nLinkedid: {c}\r\nApplication: Queue\r\n\r\n");
+    }
+    o += &format!("Event: CoreShowChannelsComplete\r\nActionID: callwatch-channels\r\nEventList: Complete\r\nListItems: {}\r\n\r\n", channels.len());
+    o
+}
+
+/// Issue 17: after a reconnect the PBX's lists are the truth. While the
+/// source was disconnected two waiting calls left, the connected call
+/// ended, one member was removed, another left one of its two queues and
+/// the paused one unpaused; the resync closes all of it, and the state
+/// equals what the server lists.
+#[tokio::test]
+async fn an_ami_resync_replaces_what_the_pbx_no_longer_lists() {
+    let server = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let first = status_answer(
+        &[
+            ("PJSIP/anna", "sales", true),
+            ("PJSIP/bob", "sales", false),
+            ("PJSIP/carl", "sales", false),
+            ("PJSIP/carl", "support", false),
+        ],
+        &[("c1", "sales"), ("c2", "sales"), ("c3", "sales"), ("c4", "support")],
+        &["c1", "c2", "c3", "c4"],
+    ) + "Event: AgentConnect\r\nQueue: support\r\nUniqueid: c4\r\nMemberName: PJSIP/carl\r\nHoldTime: 12\r\nRingTime: 2\r\n\r\n";
+    let second = status_answer(
+        &[
+            ("PJSIP/anna", "sales", false),
+            ("PJSIP/carl", "sales", false),
+        ],
+        &[("c3", "sales")],
+        &["c3"],
+    );
+    tokio::spawn(async move {
+        for n in 1u32.. {
+            let Ok((s, _)) = server.accept().await else {
+                return;
+            };
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            let _ = w.write_all(b"Asterisk Call Manager/5.0.1\r\n").await;
+            let _ = read_action(&mut r).await;
+            let _ = w.write_all(b"Response: Success\r\nActionID: callwatch-login\r\nMessage: Authentication accepted\r\n\r\n").await;
+            let status = read_action(&mut r).await;
+            let channels = read_action(&mut r).await;
+            assert!(status.contains("Action: QueueStatus"), "{status}");
+            assert!(channels.contains("Action: CoreShowChannels"), "{channels}");
+            let answer = if n == 1 { &first } else { &second };
+            let _ = w.write_all(answer.as_bytes()).await;
+            if n == 1 {
+                continue; // dropped: the PBX changes while disconnected
+            }
+            while !read_action(&mut r).await.is_empty() {}
+        }
+    });
+    let d = Daemon::start(&config(&format!(
+        "[[sources]]\ntype = \"asterisk_ami\"\nname = \"pbx\"\naddress = \"{addr}\"\nusername = \"callwatch\"\nsecret = \"s3cret\"\n"
+    )).replace("mode = \"event\"", "mode = \"system\""));
+    let kind = |k: &str| {
+        format!(r#"callwatch_source_resync_corrections_total{{source="asterisk_ami",kind="{k}"}}"#)
+    };
+    let m = wait_for(60, "the resync after the reconnect", || async {
+        let m = counters(&d).await;
+        (m.get(&kind("member_removed")) == Some(&2.0) && m.get(&kind("call_ended")) == Some(&1.0))
+            .then_some(m)
+    })
+    .await;
+    assert_eq!(metric(&m, &kind("call_exited")), 2.0);
+    assert_eq!(metric(&m, &kind("pause_cleared")), 1.0);
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_calls_exited_total{queue="sales",reason="resync"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(&m, r#"callwatch_calls_abandoned_total{queue="sales"}"#),
+        0.0
+    );
+    assert_eq!(
+        metric(&m, r#"callwatch_queue_calls_waiting{queue="sales"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, r#"callwatch_queue_calls_waiting{queue="support"}"#),
+        0.0
+    );
+    let refused: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("callwatch_events_rejected_total{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(refused, 0.0, "a resync's events are all accepted");
+    // The agents as the server lists them.
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let agent = |id: &str| {
+        snap["agents"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["agent"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {snap}"))
+    };
+    assert_eq!(agent("PJSIP/anna")["state"], "available");
+    assert_eq!(agent("PJSIP/anna")["queues"], serde_json::json!(["sales"]));
+    assert_eq!(agent("PJSIP/bob")["state"], "offline");
+    assert_eq!(agent("PJSIP/carl")["queues"], serde_json::json!(["sales"]));
+    assert_eq!(agent("PJSIP/carl")["state"], "available", "c4 ended");
 }

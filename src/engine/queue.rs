@@ -96,7 +96,7 @@ pub struct Queue {
     pub sales: SalesTotals,
     /// Exits and refusals by `ExitReason` index (cumulative).
     #[serde(default)]
-    pub exits: [u64; 7],
+    pub exits: [u64; ExitReason::ALL.len()],
     /// Callbacks owed, created by source (requested, abandoned).
     pub callbacks_created: [u64; 2],
     /// Callbacks closed, by `CloseReason` index.
@@ -119,7 +119,7 @@ impl Queue {
             hold: Histogram::new(&buckets::HOLD),
             wrap: Histogram::new(&buckets::WRAP),
             sales: SalesTotals::default(),
-            exits: [0; 7],
+            exits: [0; ExitReason::ALL.len()],
             callbacks_created: [0; 2],
             callbacks_closed: [0; 5],
             last_activity_ms: i64::MIN,
@@ -188,11 +188,15 @@ impl Queue {
         slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
     }
 
+    /// A resync's close is counted by reason only: how that caller left
+    /// is unknown, so neither its wait nor the service level hears of it.
     pub fn exited(&mut self, t: i64, wait_ms: i64, reason: ExitReason) {
-        self.count(t, |c| c.exited += 1);
         self.exits[reason.index()] += 1;
-        let slot = self.slot(t);
-        slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
+        if reason.counts_against_service_level() {
+            self.count(t, |c| c.exited += 1);
+            let slot = self.slot(t);
+            slot.max_wait_ms = slot.max_wait_ms.max(wait_ms);
+        }
     }
 
     pub fn refused(&mut self, t: i64, reason: ExitReason) {

@@ -78,6 +78,11 @@ pub struct Mapper {
     /// the uniqueid when a caller goes on to a failover queue): the visit
     /// number, so that each visit is a call of its own (`<id>#<n>`).
     visits: HashMap<String, u32>,
+    /// Member → the queues it is logged in to (from the member lines),
+    /// so that a resync can remove memberships the PBX no longer lists.
+    members: HashMap<String, std::collections::BTreeSet<String>>,
+    /// Members paused now (PBX names).
+    paused: std::collections::HashSet<String>,
 }
 
 /// One row of a source's `agents` table (docs/sources/asterisk.md).
@@ -548,6 +553,49 @@ impl Mapper {
         )]
     }
 
+    /// Where a call is, if this mapper has it open.
+    pub fn phase(&self, call: &str) -> Option<Phase> {
+        self.calls.get(call).copied()
+    }
+
+    /// The open calls and their phases (a resync's "before").
+    pub fn open_phases(&self) -> HashMap<String, Phase> {
+        self.calls.clone()
+    }
+
+    /// Every (member, queue) logged in (a resync's "before").
+    pub fn memberships(&self) -> Vec<(String, String)> {
+        self.members
+            .iter()
+            .flat_map(|(m, qs)| qs.iter().map(move |q| (m.clone(), q.clone())))
+            .collect()
+    }
+
+    pub fn is_member(&self, member: &str, queue: &str) -> bool {
+        self.members
+            .get(member)
+            .is_some_and(|qs| qs.contains(queue))
+    }
+
+    pub fn is_paused(&self, member: &str) -> bool {
+        self.paused.contains(member)
+    }
+
+    /// Closes an open call the PBX no longer lists (a resync): a waiting
+    /// call exits with reason `resync`, a connected one ends (talk from
+    /// the times, as the PBX's figure is gone with the call).
+    pub fn close_unlisted(&mut self, id: Text, ms: i64, call: &str) -> Vec<Event> {
+        match self.calls.get(call) {
+            Some(Phase::Waiting) => self
+                .left(id, ms, call, Figures::default(), Some(ExitReason::Resync))
+                .unwrap_or_default(),
+            Some(Phase::Connected) => self
+                .ended(&id, ms, call, None, Figures::default())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     /// Queued-again calls open now, for the checkpoint.
     pub fn open_visits(&self) -> Vec<(String, u32)> {
         self.order
@@ -591,6 +639,14 @@ impl Mapper {
 
     pub fn login(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
         self.logged_off.remove(agent);
+        if let Some(q) = queue {
+            if self.members.len() < MAX_CALLS || self.members.contains_key(agent) {
+                self.members
+                    .entry(agent.to_string())
+                    .or_default()
+                    .insert(q.to_string());
+            }
+        }
         vec![self.event(
             id,
             ms,
@@ -607,6 +663,21 @@ impl Mapper {
     pub fn logout(&mut self, id: Text, ms: i64, agent: &str, queue: Option<&str>) -> Vec<Event> {
         if queue.is_none() && self.logged_off.len() < MAX_CALLS {
             self.logged_off.insert(agent.to_string());
+        }
+        match queue {
+            Some(q) => {
+                if let Some(qs) = self.members.get_mut(agent) {
+                    qs.remove(q);
+                    if qs.is_empty() {
+                        self.members.remove(agent);
+                        self.paused.remove(agent);
+                    }
+                }
+            }
+            None => {
+                self.members.remove(agent);
+                self.paused.remove(agent);
+            }
         }
         vec![self.event(
             id,
@@ -628,6 +699,11 @@ impl Mapper {
     ) -> Vec<Event> {
         if self.logged_off.contains(agent) {
             return Vec::new();
+        }
+        if !paused {
+            self.paused.remove(agent);
+        } else if self.paused.len() < MAX_CALLS {
+            self.paused.insert(agent.to_string());
         }
         let (state, reason) = if paused {
             (

@@ -98,19 +98,10 @@ pub fn parse_block(lines: &[String]) -> Block {
     b
 }
 
-/// Maps one AMI event; `now_ms` stands in for a missing `Timestamp`.
-pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, Skip> {
-    let ms = b
-        .get("timestamp")
-        .parse::<f64>()
-        .ok()
-        .and_then(crate::source::pbx::pbx_time_ms)
-        .unwrap_or(now_ms);
-    let id = stable_id("ami", &[&b.raw]);
-    let call = b.get("uniqueid");
-    let queue = b.get("queue");
-    // 12+ MemberName; older Member / Location / Name / Interface.
-    let member = [
+/// The member an event names: 12+ MemberName; older Member / Location /
+/// Name / Interface.
+fn member_of(b: &Block) -> &str {
+    [
         b.get("membername"),
         b.get("member"),
         b.get("name"),
@@ -119,12 +110,34 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
     ]
     .into_iter()
     .find(|s| !s.is_empty())
-    .unwrap_or("");
+    .unwrap_or("")
+}
+
+/// The event's time: its `Timestamp`, else `now_ms` (receipt).
+fn time_of(b: &Block, now_ms: i64) -> i64 {
+    b.get("timestamp")
+        .parse::<f64>()
+        .ok()
+        .and_then(crate::source::pbx::pbx_time_ms)
+        .unwrap_or(now_ms)
+}
+
+/// Maps one AMI event; `now_ms` stands in for a missing `Timestamp`.
+pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, Skip> {
+    let ms = time_of(b, now_ms);
+    let id = stable_id("ami", &[&b.raw]);
+    let call = b.get("uniqueid");
+    let queue = b.get("queue");
+    let member = member_of(b);
     let need = |ok: bool| if ok { Ok(()) } else { Err(Skip::Malformed) };
     let ev = b.get("event");
     Ok(match ev.to_ascii_lowercase().as_str() {
         "queuecallerjoin" | "join" | "queueentry" => {
             need(!call.is_empty() && !queue.is_empty())?;
+            // A resync lists calls this source already follows.
+            if m.phase(call).is_some() {
+                return Err(Skip::Passed);
+            }
             // QueueEntry (a QueueStatus answer) tells how long it waits.
             // Bounded: a wait of more than the longest duration is noise.
             let wait = b
@@ -186,12 +199,15 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         "queuememberadded" | "queuemember" => {
             need(!member.is_empty())?;
             let mut out = m.login(id.clone(), ms, member, (!queue.is_empty()).then_some(queue));
-            if b.get("paused") == "1" {
+            let paused = b.get("paused") == "1";
+            // A member line states the pause either way: an unpause
+            // while disconnected is taken from it.
+            if paused || m.is_paused(member) {
                 out.extend(m.pause(
                     format!("{id}:paused").into(),
                     ms,
                     member,
-                    true,
+                    paused,
                     Some(b.get("pausedreason")),
                 ));
             }
@@ -217,6 +233,8 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         | "queuememberstatus"
         | "queueparams"
         | "queuestatuscomplete"
+        | "coreshowchannel"
+        | "coreshowchannelscomplete"
         | "fullybooted"
         | "successfulauth"
         | "newchannel"
@@ -262,6 +280,105 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
 
 pub struct AmiSource {
     opts: AmiConfig,
+}
+
+/// A resync after (re)connect: what this source believed when it asked
+/// (`QueueStatus`, `CoreShowChannels`), and what the PBX listed. At each
+/// list's end, whatever was believed before and is neither listed nor
+/// changed since is closed by synthetic events (journaled like any
+/// other, so replay is exact): a waiting call exits with reason
+/// `resync`, a connected call whose channel is gone ends, a membership
+/// is logged out of its queue. Calls and members first seen during the
+/// resync are never closed: the list may predate them.
+#[derive(Debug, Default)]
+pub struct Resync {
+    calls: HashMap<String, crate::source::pbx::Phase>,
+    members: Vec<(String, String)>,
+    listed_calls: std::collections::HashSet<String>,
+    listed_members: std::collections::HashSet<(String, String)>,
+    listed_channels: std::collections::HashSet<String>,
+}
+
+/// Corrections of one resync step, by `callwatch_source_resync_corrections_total` kind.
+#[derive(Debug, Default)]
+pub struct Corrections {
+    pub events: Vec<Event>,
+    pub calls_exited: u64,
+    pub calls_ended: u64,
+    pub members_removed: u64,
+}
+
+impl Resync {
+    pub fn begin(m: &Mapper) -> Resync {
+        Resync {
+            calls: m.open_phases(),
+            members: m.memberships(),
+            ..Resync::default()
+        }
+    }
+
+    /// Notes what a list entry says; true when `b` ends a list.
+    pub fn observe(&mut self, b: &Block) -> bool {
+        match b.get("event").to_ascii_lowercase().as_str() {
+            "queueentry" => {
+                self.listed_calls.insert(b.get("uniqueid").to_string());
+            }
+            "queuemember" => {
+                self.listed_members
+                    .insert((member_of(b).to_string(), b.get("queue").to_string()));
+            }
+            "coreshowchannel" => {
+                self.listed_channels.insert(b.get("uniqueid").to_string());
+            }
+            "queuestatuscomplete" | "coreshowchannelscomplete" => return true,
+            _ => {}
+        }
+        false
+    }
+
+    /// The corrections due when the list `b` ends (`ms`: its time).
+    pub fn close(&mut self, m: &mut Mapper, b: &Block, ms: i64) -> Corrections {
+        use crate::source::pbx::Phase;
+        let mut out = Corrections::default();
+        let channels = b
+            .get("event")
+            .eq_ignore_ascii_case("coreshowchannelscomplete");
+        let stamp = ms.to_string();
+        let mut calls: Vec<(&String, &Phase)> = self.calls.iter().collect();
+        calls.sort_by(|a, b| a.0.cmp(b.0));
+        for (call, phase) in calls {
+            let listed = match phase {
+                Phase::Waiting if !channels => self.listed_calls.contains(call),
+                Phase::Connected if channels => self.listed_channels.contains(call),
+                _ => continue,
+            };
+            if listed || m.phase(call) != Some(*phase) {
+                continue;
+            }
+            let id = stable_id("ami-resync", &[call, &stamp]);
+            let evs = m.close_unlisted(id, ms, call);
+            if !evs.is_empty() {
+                match phase {
+                    Phase::Waiting => out.calls_exited += 1,
+                    Phase::Connected => out.calls_ended += 1,
+                }
+            }
+            out.events.extend(evs);
+        }
+        if !channels {
+            self.members.sort();
+            for (member, queue) in &self.members {
+                let key = (member.clone(), queue.clone());
+                if self.listed_members.contains(&key) || !m.is_member(member, queue) {
+                    continue;
+                }
+                let id = stable_id("ami-resync", &[member, queue, &stamp]);
+                out.events.extend(m.logout(id, ms, member, Some(queue)));
+                out.members_removed += 1;
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -340,7 +457,10 @@ async fn session(
         cx.reconnected();
     }
     tracing::info!(source = %cx.name(), address = %o.address, "AMI logged in; resynchronising with QueueStatus");
-    w.write_all(b"Action: QueueStatus\r\nActionID: callwatch-resync\r\n\r\n")
+    // Connected calls are not in QueueStatus: their channels tell
+    // whether they still exist.
+    let mut resync = Resync::begin(mapper);
+    w.write_all(b"Action: QueueStatus\r\nActionID: callwatch-resync\r\n\r\nAction: CoreShowChannels\r\nActionID: callwatch-channels\r\n\r\n")
         .await?;
     loop {
         let lines = tokio::select! {
@@ -353,7 +473,30 @@ async fn session(
         }
         cx.received(1);
         let now = chrono::Utc::now().timestamp_millis();
+        if resync.observe(&b) {
+            let c = resync.close(mapper, &b, time_of(&b, now));
+            cx.corrected("call_exited", c.calls_exited);
+            cx.corrected("call_ended", c.calls_ended);
+            cx.corrected("member_removed", c.members_removed);
+            if !c.events.is_empty() {
+                if b.get("timestamp").is_empty() {
+                    cx.telemetry().receipt_timed(NAME, c.events.len() as u64);
+                }
+                tracing::info!(source = %cx.name(), calls_exited = c.calls_exited, calls_ended = c.calls_ended, members_removed = c.members_removed, "AMI resync closed what the PBX no longer lists");
+                if cx.submit(c.events, None).await.is_err() {
+                    return Err(SessionError::Stop);
+                }
+            }
+        }
+        // A member line with no pause for a member paused here: the
+        // unpause happened while disconnected.
+        let unpaused = b.get("event").eq_ignore_ascii_case("queuemember")
+            && b.get("paused") != "1"
+            && mapper.is_paused(member_of(&b));
         let mapped = map_event(mapper, &b, now);
+        if unpaused && mapped.is_ok() {
+            cx.corrected("pause_cleared", 1);
+        }
         cx.telemetry().unmapped_agents(NAME, mapper.take_unmapped());
         match mapped {
             Ok(events) => {
@@ -379,6 +522,14 @@ impl Source for AmiSource {
             let mut mapper = Mapper::new(o.site.clone()).with_agents(o.agents.clone());
             cx.telemetry().unmapped_agents(NAME, 0);
             cx.telemetry().receipt_timed(NAME, 0);
+            for kind in [
+                "call_exited",
+                "call_ended",
+                "member_removed",
+                "pause_cleared",
+            ] {
+                cx.telemetry().corrected(NAME, kind, 0);
+            }
             let mut throttle = Throttle::default();
             let mut sessions = 0u64;
             loop {
@@ -416,10 +567,56 @@ impl Source for AmiSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Body;
+    use crate::event::{Body, ExitReason};
 
     fn block(text: &str) -> Block {
         parse_block(&text.lines().map(str::to_string).collect::<Vec<_>>())
+    }
+
+    /// What joins or is answered while the lists are being sent may be
+    /// missing from them: only what was believed before, and is
+    /// unchanged, is closed.
+    #[test]
+    fn a_resync_closes_only_what_it_knew_before_and_nothing_changed() {
+        let mut m = Mapper::new(None);
+        for c in ["c1", "c3"] {
+            map_event(
+                &mut m,
+                &block(&format!("Event: QueueCallerJoin\nQueue: q\nUniqueid: {c}")),
+                1000,
+            )
+            .expect("join");
+        }
+        let mut r = Resync::begin(&m);
+        let during = [
+            "Event: QueueCallerJoin\nQueue: q\nUniqueid: c2",
+            "Event: AgentConnect\nQueue: q\nUniqueid: c3\nMemberName: SIP/1\nHoldTime: 4",
+            "Event: QueueEntry\nQueue: q\nUniqueid: c9\nWait: 3",
+        ];
+        for text in during {
+            let b = block(text);
+            assert!(!r.observe(&b));
+            map_event(&mut m, &b, 2000).expect("mapped");
+        }
+        let end = block("Event: QueueStatusComplete");
+        assert!(r.observe(&end));
+        let c = r.close(&mut m, &end, 3000);
+        assert_eq!(c.calls_exited, 1, "{:?}", c.events);
+        assert!(
+            matches!(&c.events[0].body, Body::CallExited { call, reason: ExitReason::Resync } if call == "c1")
+        );
+        assert_eq!(m.phase("c2"), Some(crate::source::pbx::Phase::Waiting));
+        assert_eq!(m.phase("c9"), Some(crate::source::pbx::Phase::Waiting));
+        assert_eq!(m.phase("c3"), Some(crate::source::pbx::Phase::Connected));
+        // A second listing of a call already followed offers nothing.
+        assert_eq!(
+            map_event(
+                &mut m,
+                &block("Event: QueueEntry\nQueue: q\nUniqueid: c9\nWait: 5"),
+                4000
+            ),
+            Err(Skip::Passed)
+        );
     }
 
     #[test]
