@@ -583,3 +583,71 @@ async fn an_ami_resync_replaces_what_the_pbx_no_longer_lists() {
     assert_eq!(agent("PJSIP/carl")["queues"], serde_json::json!(["sales"]));
     assert_eq!(agent("PJSIP/carl")["state"], "available", "c4 ended");
 }
+
+/// A callwatch restart (not only a reconnect): the AMI source stores
+/// what it believes beside the journal, so the first resync after the
+/// restart closes the waiting call that left while callwatch was down.
+#[tokio::test]
+async fn an_ami_resync_after_a_callwatch_restart_closes_what_ended_meanwhile() {
+    let server = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let first = status_answer(
+        &[("PJSIP/anna", "sales", false)],
+        &[("c1", "sales"), ("c2", "sales")],
+        &["c1", "c2"],
+    );
+    let second = status_answer(
+        &[("PJSIP/anna", "sales", false)],
+        &[("c2", "sales")],
+        &["c2"],
+    );
+    tokio::spawn(async move {
+        for n in 1u32.. {
+            let Ok((s, _)) = server.accept().await else {
+                return;
+            };
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            let _ = w.write_all(b"Asterisk Call Manager/5.0.1\r\n").await;
+            let _ = read_action(&mut r).await;
+            let _ = w.write_all(b"Response: Success\r\nActionID: callwatch-login\r\nMessage: Authentication accepted\r\n\r\n").await;
+            let _ = read_action(&mut r).await;
+            let _ = read_action(&mut r).await;
+            let answer = if n == 1 { &first } else { &second };
+            let _ = w.write_all(answer.as_bytes()).await;
+            while !read_action(&mut r).await.is_empty() {}
+        }
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().display().to_string();
+    let cfg = config(&format!(
+        "[[sources]]\ntype = \"asterisk_ami\"\nname = \"pbx\"\naddress = \"{addr}\"\nusername = \"callwatch\"\nsecret = \"s3cret\"\n"
+    )).replace("mode = \"event\"", "mode = \"system\"");
+    let waiting = r#"callwatch_queue_calls_waiting{queue="sales"}"#;
+    let d = Daemon::start_args(&cfg, &["--data-dir", &data]);
+    wait_for(30, "two calls waiting", || async {
+        (counters(&d).await.get(waiting) == Some(&2.0)).then_some(())
+    })
+    .await;
+    assert!(d.terminate().success());
+    let d = Daemon::start_args(&cfg, &["--data-dir", &data]);
+    let m = wait_for(30, "the resync after the restart", || async {
+        let m = counters(&d).await;
+        (m.get(waiting) == Some(&1.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_calls_exited_total{queue="sales",reason="resync"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"callwatch_source_resync_corrections_total{source="asterisk_ami",kind="call_exited"}"#
+        ),
+        1.0
+    );
+}

@@ -134,6 +134,20 @@ pub struct Figures<'a> {
 /// The tracker's open calls, for a checkpoint (in the order seen).
 pub type OpenCalls = Vec<(String, Phase)>;
 
+/// What a mapper believes about the PBX (calls, memberships, pauses), so
+/// that a restarted source's first resync can close what ended meanwhile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Belief {
+    #[serde(default)]
+    pub calls: OpenCalls,
+    #[serde(default)]
+    pub visits: Vec<(String, u32)>,
+    #[serde(default)]
+    pub members: Vec<(String, String)>,
+    #[serde(default)]
+    pub paused: Vec<String>,
+}
+
 /// A PBX string as an event field, cut to the canonical limit.
 pub fn clip(s: &str) -> Text {
     let mut end = s.len().min(crate::event::MAX_TEXT);
@@ -594,6 +608,30 @@ impl Mapper {
                 .unwrap_or_default(),
             None => Vec::new(),
         }
+    }
+
+    /// Everything this mapper believes, for a checkpoint.
+    pub fn belief(&self) -> Belief {
+        let mut members = self.memberships();
+        members.sort();
+        let mut paused: Vec<String> = self.paused.iter().cloned().collect();
+        paused.sort();
+        Belief {
+            calls: self.open_calls(),
+            visits: self.open_visits(),
+            members,
+            paused,
+        }
+    }
+
+    /// Takes back a checkpoint's belief.
+    pub fn restore_belief(&mut self, b: Belief) {
+        self.restore(b.calls);
+        self.restore_visits(b.visits);
+        for (m, q) in b.members {
+            self.members.entry(m).or_default().insert(q);
+        }
+        self.paused.extend(b.paused);
     }
 
     /// Queued-again calls open now, for the checkpoint.

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::event::Event;
 use crate::source::pbx::{
-    agent_table_problems, customer, stable_id, AgentTable, Figures, Mapper, Skip, Throttle,
+    agent_table_problems, customer, stable_id, AgentTable, Belief, Figures, Mapper, Skip, Throttle,
 };
 use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
@@ -420,6 +420,26 @@ async fn read_block<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
+/// Applies `events` durably, then stores `belief`, what the mapper
+/// believes after them (taken before: the mapper is not shared across
+/// the await); a failed store is logged and retried with the next batch.
+async fn submit(
+    cx: &mut Context,
+    belief: Option<Belief>,
+    events: Vec<Event>,
+) -> Result<(), SessionError> {
+    let Some(belief) = belief else {
+        return Ok(());
+    };
+    if cx.submit(events, None).await.is_err() {
+        return Err(SessionError::Stop);
+    }
+    if let Err(e) = cx.checkpoint.save(&belief) {
+        tracing::warn!(source = %cx.name(), error = %e, "cannot store what the AMI source knows");
+    }
+    Ok(())
+}
+
 async fn session(
     o: &AmiConfig,
     cx: &mut Context,
@@ -483,9 +503,8 @@ async fn session(
                     cx.telemetry().receipt_timed(NAME, c.events.len() as u64);
                 }
                 tracing::info!(source = %cx.name(), calls_exited = c.calls_exited, calls_ended = c.calls_ended, members_removed = c.members_removed, "AMI resync closed what the PBX no longer lists");
-                if cx.submit(c.events, None).await.is_err() {
-                    return Err(SessionError::Stop);
-                }
+                let belief = Some(mapper.belief());
+                submit(cx, belief, c.events).await?;
             }
         }
         // A member line with no pause for a member paused here: the
@@ -506,9 +525,8 @@ async fn session(
                 if !events.is_empty() && b.get("timestamp").is_empty() {
                     cx.telemetry().receipt_timed(NAME, events.len() as u64);
                 }
-                if cx.submit(events, None).await.is_err() {
-                    return Err(SessionError::Stop);
-                }
+                let belief = (!events.is_empty()).then(|| mapper.belief());
+                submit(cx, belief, events).await?;
             }
             Err(why) => throttle.skip(cx, why, &b.raw),
         }
@@ -520,6 +538,16 @@ impl Source for AmiSource {
         Box::pin(async move {
             let o = self.opts;
             let mut mapper = Mapper::new(o.site.clone()).with_agents(o.agents.clone());
+            // What the source believed when it stopped: the first resync
+            // closes what ended while it was down. An unreadable file
+            // stops the source rather than forget silently.
+            let belief: Option<Belief> = cx.checkpoint.load().map_err(|e| SourceError::Failed {
+                source_name: cx.name().to_string(),
+                message: e.to_string(),
+            })?;
+            if let Some(b) = belief {
+                mapper.restore_belief(b);
+            }
             cx.telemetry().unmapped_agents(NAME, 0);
             cx.telemetry().receipt_timed(NAME, 0);
             for kind in [
