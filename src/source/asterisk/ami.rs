@@ -167,13 +167,14 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         }
         "agentcomplete" => {
             need(!call.is_empty())?;
-            m.ended(
-                &id,
-                ms,
-                call,
-                b.get("talktime").parse().ok(),
-                Figures::default(),
-            )?
+            // The PBX's figures rebuild a call connected before the
+            // source was (not in QueueStatus, which lists waiting calls).
+            let f = Figures {
+                queue,
+                agent: member,
+                wait_s: b.get("holdtime").parse().ok(),
+            };
+            m.ended(&id, ms, call, b.get("talktime").parse().ok(), f)?
         }
         "agentdump" => {
             need(!call.is_empty())?;
@@ -517,6 +518,7 @@ async fn session(
             cx.corrected("pause_cleared", 1);
         }
         cx.telemetry().unmapped_agents(NAME, mapper.take_unmapped());
+        cx.corrected("call_started_before_source", mapper.take_reconstructed());
         match mapped {
             Ok(events) => {
                 // Without `Timestamp` (timestampevents = no in
@@ -537,7 +539,9 @@ impl Source for AmiSource {
     fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
-            let mut mapper = Mapper::new(o.site.clone()).with_agents(o.agents.clone());
+            let mut mapper = Mapper::new(o.site.clone())
+                .with_agents(o.agents.clone())
+                .reconstructing();
             // What the source believed when it stopped: the first resync
             // closes what ended while it was down. An unreadable file
             // stops the source rather than forget silently.
@@ -551,6 +555,7 @@ impl Source for AmiSource {
             cx.telemetry().unmapped_agents(NAME, 0);
             cx.telemetry().receipt_timed(NAME, 0);
             for kind in [
+                "call_started_before_source",
                 "call_exited",
                 "call_ended",
                 "member_removed",
@@ -645,6 +650,28 @@ mod tests {
             ),
             Err(Skip::Passed)
         );
+    }
+
+    /// Issue 17: a call connected before the source started is not in
+    /// QueueStatus; its AgentComplete rebuilds it from HoldTime and
+    /// TalkTime instead of being refused as an unknown call.
+    #[test]
+    fn a_call_connected_before_the_source_is_rebuilt_from_the_pbx_figures() {
+        let mut m = Mapper::new(None).reconstructing();
+        let evs = map_event(
+            &mut m,
+            &block("Event: AgentComplete\nQueue: q\nUniqueid: c7\nMemberName: SIP/1\nHoldTime: 9\nTalkTime: 95\nTimestamp: 1700000200.0"),
+            0,
+        )
+        .expect("complete");
+        let kinds: Vec<&str> = evs.iter().map(|e| e.body.type_name()).collect();
+        assert_eq!(
+            kinds,
+            ["call_offered", "call_answered", "call_ended", "wrap_ended"]
+        );
+        assert_eq!(evs[0].ts_ms(), 1_700_000_200_000 - 95_000 - 9_000);
+        assert_eq!(evs[1].ts_ms(), 1_700_000_200_000 - 95_000);
+        assert_eq!(m.take_reconstructed(), 1);
     }
 
     #[test]
