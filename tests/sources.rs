@@ -289,6 +289,16 @@ fn queue_log_lines(part: usize, calls: usize) -> Vec<String> {
     v
 }
 
+/// The logins of SIP/200..202, inferred from their first answers (they
+/// logged in before the source started): once, in the first part.
+fn members_inferred(part: usize) -> u64 {
+    if part == 0 {
+        3
+    } else {
+        0
+    }
+}
+
 impl Harness for QueueLog {
     const KIND: &'static str = "asterisk_queue_log";
     const RECONNECTS: bool = true;
@@ -310,7 +320,7 @@ impl Harness for QueueLog {
             .expect("append");
         Expect {
             received: lines.len() as u64,
-            applied: 10 * 4,
+            applied: 10 * 4 + members_inferred(part),
             refused: 0,
             malformed: 1,
         }
@@ -424,7 +434,9 @@ impl Harness for Ami {
         Expect {
             // The QueueStatusComplete of each login is received too.
             received: n + 1,
-            applied: 10 * 4,
+            // The scripted PBX lists no members at the reconnect: the
+            // resync logs the three out, their next answers log them in.
+            applied: 10 * 4 + if part == 0 { 3 } else { 6 },
             refused: 0,
             malformed: 1,
         }
@@ -523,7 +535,7 @@ async fn a_pbx_source_waits_out_a_full_disk_and_loses_no_line() {
     .await;
     assert_eq!(
         counters(&d, QueueLog::KIND).await.applied,
-        40,
+        40 + members_inferred(0),
         "nothing of the refused batch applied"
     );
     std::fs::remove_file(&filler).expect("free the disk");

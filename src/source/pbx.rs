@@ -83,6 +83,8 @@ pub struct Mapper {
     members: HashMap<String, std::collections::BTreeSet<String>>,
     /// Members paused now (PBX names).
     paused: std::collections::HashSet<String>,
+    /// Members inferred from an answer since the last `take_inferred`.
+    inferred: u64,
 }
 
 /// One row of a source's `agents` table (docs/sources/asterisk.md).
@@ -356,6 +358,11 @@ impl Mapper {
         self
     }
 
+    /// Members inferred from an answer since last asked.
+    pub fn take_inferred(&mut self) -> u64 {
+        std::mem::take(&mut self.inferred)
+    }
+
     /// Calls reconstructed since last asked.
     pub fn take_reconstructed(&mut self) -> u64 {
         std::mem::take(&mut self.reconstructed)
@@ -406,6 +413,13 @@ impl Mapper {
         let mut out = Vec::new();
         if !self.calls.contains_key(call) {
             self.offer_before(&id, ms, call, &f, &mut out);
+        }
+        // A member answering a queue's call is a member of it: one that
+        // logged in before the source (or before the read position) gets
+        // its login, with the agent table's name and team.
+        if !self.members.contains_key(agent) && !f.queue.is_empty() && f.queue != "NONE" {
+            out.extend(self.login(Text::from(format!("{id}:member")), ms, agent, Some(f.queue)));
+            self.inferred += 1;
         }
         self.track(call, Phase::Connected);
         out.push(self.event(

@@ -448,6 +448,7 @@ async fn session(
     throttle: &mut Throttle,
     logged_in: &mut bool,
     sessions: &mut u64,
+    last_ts: &mut Option<i64>,
 ) -> Result<(), SessionError> {
     let stream = TcpStream::connect(&o.address).await?;
     let (r, mut w) = stream.into_split();
@@ -494,8 +495,14 @@ async fn session(
         }
         cx.received(1);
         let now = chrono::Utc::now().timestamp_millis();
+        if !b.get("timestamp").is_empty() {
+            *last_ts = Some(time_of(&b, now));
+        }
         if resync.observe(&b) {
-            let c = resync.close(mapper, &b, time_of(&b, now));
+            // A list's end without a Timestamp, from a PBX that stamps
+            // its events, is as old as the PBX's last stamp: receipt time
+            // would put the corrections after every later event.
+            let c = resync.close(mapper, &b, time_of(&b, last_ts.unwrap_or(now)));
             cx.corrected("call_exited", c.calls_exited);
             cx.corrected("call_ended", c.calls_ended);
             cx.corrected("member_removed", c.members_removed);
@@ -519,6 +526,7 @@ async fn session(
         }
         cx.telemetry().unmapped_agents(NAME, mapper.take_unmapped());
         cx.corrected("call_started_before_source", mapper.take_reconstructed());
+        cx.corrected("member_inferred", mapper.take_inferred());
         match mapped {
             Ok(events) => {
                 // Without `Timestamp` (timestampevents = no in
@@ -560,11 +568,13 @@ impl Source for AmiSource {
                 "call_ended",
                 "member_removed",
                 "pause_cleared",
+                "member_inferred",
             ] {
                 cx.telemetry().corrected(NAME, kind, 0);
             }
             let mut throttle = Throttle::default();
             let mut sessions = 0u64;
+            let mut last_ts = None;
             loop {
                 let mut logged_in = false;
                 let result = session(
@@ -574,6 +584,7 @@ impl Source for AmiSource {
                     &mut throttle,
                     &mut logged_in,
                     &mut sessions,
+                    &mut last_ts,
                 )
                 .await;
                 if logged_in {

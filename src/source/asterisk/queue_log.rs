@@ -19,8 +19,7 @@ use serde::Deserialize;
 
 use crate::event::{Event, ExitReason};
 use crate::source::pbx::{
-    agent_table_problems, customer, stable_id, AgentTable, Figures, Mapper, OpenCalls, Skip,
-    Throttle,
+    agent_table_problems, customer, stable_id, AgentTable, Belief, Figures, Mapper, Skip, Throttle,
 };
 use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
@@ -217,11 +216,9 @@ pub fn map_line(m: &mut Mapper, line: &str) -> Result<Vec<Event>, Skip> {
 struct Position {
     inode: u64,
     offset: u64,
-    #[serde(default)]
-    calls: OpenCalls,
-    /// Open calls on a later visit (queued again under the same id).
-    #[serde(default)]
-    visits: Vec<(String, u32)>,
+    /// Open calls, visits, memberships and pauses (older files: calls).
+    #[serde(flatten)]
+    belief: Belief,
 }
 
 pub struct QueueLogSource {
@@ -291,6 +288,7 @@ impl Source for QueueLogSource {
             cx.telemetry().unmapped_agents(NAME, 0);
             cx.telemetry()
                 .corrected(NAME, "call_started_before_source", 0);
+            cx.telemetry().corrected(NAME, "member_inferred", 0);
             let mut skipped = Throttle::default();
             let mut follow: Option<Follow> = None;
             let mut tick = tokio::time::interval(o.poll_interval);
@@ -303,8 +301,7 @@ impl Source for QueueLogSource {
                     message: e.to_string(),
                 })?;
             if let Some(p) = &stored {
-                mapper.restore(p.calls.clone());
-                mapper.restore_visits(p.visits.clone());
+                mapper.restore_belief(p.belief.clone());
             }
             loop {
                 tokio::select! {
@@ -362,6 +359,7 @@ impl Source for QueueLogSource {
                             Err(why) => skipped.skip(&cx, why, line),
                         }
                         cx.corrected("call_started_before_source", mapper.take_reconstructed());
+                        cx.corrected("member_inferred", mapper.take_inferred());
                         cx.telemetry().unmapped_agents(NAME, mapper.take_unmapped());
                     }
                     if cx.submit(events, None).await.is_err() {
@@ -370,8 +368,7 @@ impl Source for QueueLogSource {
                     let p = Position {
                         inode,
                         offset,
-                        calls: mapper.open_calls(),
-                        visits: mapper.open_visits(),
+                        belief: mapper.belief(),
                     };
                     save_pos(&cx, &p);
                     stored = Some(p);
@@ -386,8 +383,7 @@ impl Source for QueueLogSource {
                         let p = Position {
                             inode: f.inode,
                             offset: 0,
-                            calls: mapper.open_calls(),
-                            visits: mapper.open_visits(),
+                            belief: mapper.belief(),
                         };
                         save_pos(&cx, &p);
                         stored = Some(p);
@@ -525,6 +521,40 @@ mod tests {
                 .contains(r#"sources[0].agents."SIP/7".agent"#),
             "{err}"
         );
+    }
+
+    /// Issue 17: an agent seen first on a CONNECT (logged in before the
+    /// read position) lands in the agent table's team, a member of the
+    /// call's queue, instead of team "none".
+    #[test]
+    fn a_member_first_seen_answering_gets_its_team_and_queue() {
+        let mut table = AgentTable::new();
+        table.insert(
+            "SIP/201".into(),
+            crate::source::pbx::AgentEntry {
+                agent: Some("anna".into()),
+                name: None,
+                team: Some("sales".into()),
+            },
+        );
+        let mut engine = event_clock_engine();
+        let mut m = Mapper::new(None).with_agents(table).reconstructing();
+        apply_lines(
+            &mut engine,
+            &mut m,
+            &[
+                "1546015410|c1|orders|NONE|ENTERQUEUE||+4930|1",
+                "1546015420|c1|orders|SIP/201|CONNECT|10|c1.2|3",
+                "1546015480|c1|orders|SIP/201|COMPLETECALLER|10|60|1",
+                "1546015500|c2|orders|NONE|ENTERQUEUE||+4931|1",
+                "1546015505|c2|orders|SIP/201|CONNECT|5|c2.2|3",
+            ],
+        );
+        assert_eq!(m.take_inferred(), 1, "once, not per call");
+        let a = agent(&engine, "anna");
+        assert_eq!(a.team, "sales");
+        assert_eq!(a.queues, ["orders"]);
+        assert_eq!(a.state, crate::event::AgentStatus::OnCall);
     }
 
     #[test]
