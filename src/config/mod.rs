@@ -198,6 +198,17 @@ pub struct ServerConfig {
     pub max_tcp_clients: usize,
     /// Events the TCP source hands to the writer in one batch at most.
     pub tcp_batch: usize,
+    /// A TCP client must send its first line (AUTH, or an event) within
+    /// this: a connection that says nothing does not hold a slot.
+    #[serde(with = "humantime_serde")]
+    pub tcp_first_line_timeout: std::time::Duration,
+    /// A TCP client quiet this long (nothing in flight) is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub tcp_idle_timeout: std::time::Duration,
+    /// A TCP client that does not take an answer (ACK, ERR) within this
+    /// is disconnected: one that never reads cannot hold the daemon.
+    #[serde(with = "humantime_serde")]
+    pub tcp_write_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -211,6 +222,9 @@ impl Default for ServerConfig {
             max_bad_lines: 100,
             max_tcp_clients: 256,
             tcp_batch: 1024,
+            tcp_first_line_timeout: std::time::Duration::from_secs(10),
+            tcp_idle_timeout: std::time::Duration::from_secs(300),
+            tcp_write_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -864,6 +878,15 @@ impl Config {
         let mut p = Vec::new();
         let mut push = |path: String, message: String| p.push(Problem { path, message });
         let s = &self.server;
+        for (key, d) in [
+            ("server.tcp_first_line_timeout", s.tcp_first_line_timeout),
+            ("server.tcp_idle_timeout", s.tcp_idle_timeout),
+            ("server.tcp_write_timeout", s.tcp_write_timeout),
+        ] {
+            if d.is_zero() {
+                push(key.into(), "must be > 0".into());
+            }
+        }
         for (key, v) in [
             ("server.max_body_bytes", s.max_body_bytes),
             ("server.max_events_per_request", s.max_events_per_request),

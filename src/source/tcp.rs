@@ -9,6 +9,7 @@
 //! resends what follows its last ACK after a broken connection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use subtle::ConstantTimeEq;
@@ -35,6 +36,9 @@ pub struct TcpOptions {
     pub max_bad_lines: u32,
     pub max_clients: usize,
     pub batch: usize,
+    pub first_line_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
 }
 
 pub struct TcpSource {
@@ -62,6 +66,9 @@ impl TcpSource {
                     max_bad_lines: s.max_bad_lines,
                     max_clients: s.max_tcp_clients,
                     batch: s.tcp_batch,
+                    first_line_timeout: s.tcp_first_line_timeout,
+                    idle_timeout: s.tcp_idle_timeout,
+                    write_timeout: s.tcp_write_timeout,
                 },
             )),
         }
@@ -77,23 +84,29 @@ impl Source for TcpSource {
             let opts = Arc::new(opts);
             let slots = Arc::new(Semaphore::new(opts.max_clients));
             let conns = TaskTracker::new();
+            let mut accept_backoff = AcceptBackoff::default();
             loop {
-                let (mut stream, peer) = tokio::select! {
+                let (stream, peer) = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     r = listener.accept() => match r {
-                        Ok(c) => c,
+                        Ok(c) => {
+                            accept_backoff.reset();
+                            c
+                        }
                         Err(e) => {
-                            // Out of file descriptors and the like: keep serving.
-                            tracing::warn!(error = %e, "tcp accept failed");
+                            // Out of file descriptors and the like: keep
+                            // serving, but wait before the next accept
+                            // instead of spinning on the same error.
+                            telemetry.disconnected("accept_failed");
+                            accept_backoff.wait(&e, &shutdown).await;
                             continue;
                         }
                     },
                 };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     telemetry.disconnected("too_many_clients");
-                    let _ = stream
-                        .write_all(b"ERR too many clients; try again later\n")
-                        .await;
+                    // Said without waiting for a client that does not read.
+                    let _ = stream.try_write(b"ERR too many clients; try again later\n");
                     continue;
                 };
                 let (ingest, opts, telemetry, shutdown) = (
@@ -120,6 +133,49 @@ impl Source for TcpSource {
     }
 }
 
+/// Waits after a failed accept: 10 ms doubling to 1 s, reset by the next
+/// accepted connection; logs at most once a second.
+#[derive(Default)]
+pub struct AcceptBackoff {
+    delay: Duration,
+    logged: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    pub fn reset(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+
+    pub async fn wait(&mut self, e: &std::io::Error, shutdown: &CancellationToken) {
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.logged = Some(std::time::Instant::now());
+            tracing::warn!(error = %e, retry_in = ?self.delay, "accept failed (out of file descriptors?)");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(self.delay) => {}
+        }
+    }
+}
+
+/// Writes `bytes` unless the client does not take them within the write
+/// timeout. `Err(None)`: the connection broke; `Err(Some(why))`: timed out.
+async fn reply(
+    wr: &mut (impl AsyncWriteExt + Unpin),
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), Option<&'static str>> {
+    match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(None),
+        Err(_) => Err(Some("write_timeout")),
+    }
+}
+
 /// A batch handed to the writer whose outcome is not yet acknowledged.
 struct InFlight {
     pending: Pending,
@@ -134,6 +190,8 @@ enum Wake {
     Read(std::io::Result<usize>),
     Outcome(Result<Vec<Outcome>, IngestError>),
     Shutdown,
+    /// No first line in time, or quiet too long with nothing in flight.
+    Quiet,
 }
 
 /// Serves one client; returns why the daemon hung up, if it did.
@@ -158,14 +216,27 @@ async fn serve(
     let mut out = Vec::with_capacity(256);
     let mut eof = false;
     let mut inflight: Option<InFlight> = None;
+    let wt = opts.write_timeout;
+    // Until the first line, the deadline is fixed from the connect (a
+    // client trickling bytes does not extend it); then it is the idle
+    // timeout from the last read.
+    let first_line_by = tokio::time::Instant::now() + opts.first_line_timeout;
+    let mut heard = false;
+    let mut last_read = tokio::time::Instant::now();
     while !eof {
         // Read in large chunks: more lines per batch means fewer journal
         // syncs per event under fsync = "always".
         lines.buf.reserve(READ_CHUNK);
         let n = loop {
+            let quiet_at = if heard {
+                last_read + opts.idle_timeout
+            } else {
+                first_line_by
+            };
             let wake = tokio::select! {
                 _ = shutdown.cancelled() => Wake::Shutdown,
                 r = rd.read_buf(&mut lines.buf) => Wake::Read(r),
+                _ = tokio::time::sleep_until(quiet_at), if inflight.is_none() => Wake::Quiet,
                 o = async {
                     match inflight.as_mut() {
                         Some(f) => (&mut f.pending).await,
@@ -175,10 +246,31 @@ async fn serve(
             };
             match wake {
                 Wake::Shutdown => {
-                    let _ = wr.write_all(b"ERR shutting down\n").await;
+                    let _ = reply(&mut wr, b"ERR shutting down\n", wt).await;
                     return Some("shutdown");
                 }
-                Wake::Read(Ok(n)) => break n,
+                Wake::Quiet if heard => {
+                    let _ = reply(
+                        &mut wr,
+                        b"ERR closing: idle (server.tcp_idle_timeout)\n",
+                        wt,
+                    )
+                    .await;
+                    return Some("idle_timeout");
+                }
+                Wake::Quiet => {
+                    let _ = reply(
+                        &mut wr,
+                        b"ERR closing: no first line in time (server.tcp_first_line_timeout)\n",
+                        wt,
+                    )
+                    .await;
+                    return Some("first_line_timeout");
+                }
+                Wake::Read(Ok(n)) => {
+                    last_read = tokio::time::Instant::now();
+                    break n;
+                }
                 Wake::Read(Err(_)) => return None,
                 Wake::Outcome(o) => {
                     let f = inflight.take()?;
@@ -203,19 +295,20 @@ async fn serve(
                     },
                     None => break,
                 };
+                heard = true;
                 if !authed {
                     match next {
                         Line::Text(t) if check_auth(&t, opts.token.as_deref()) => {
                             authed = true;
-                            if wr.write_all(b"OK\n").await.is_err() {
-                                return None;
+                            if let Err(why) = reply(&mut wr, b"OK\n", wt).await {
+                                return why;
                             }
                             continue;
                         }
                         _ => {
-                            let _ = wr
-                                .write_all(b"ERR auth required: send AUTH <token> first\n")
-                                .await;
+                            let _ =
+                                reply(&mut wr, b"ERR auth required: send AUTH <token> first\n", wt)
+                                    .await;
                             return Some("auth");
                         }
                     }
@@ -244,7 +337,7 @@ async fn serve(
             let (events, raws, numbers) = batch.into_parts();
             let pending = match ingest.send(NAME, events, Some(raws)).await {
                 Ok(p) => p,
-                Err(e) => return refused(&mut wr, e).await,
+                Err(e) => return refused(&mut wr, e, wt).await,
             };
             // The previous batch is acknowledged first: ACKs stay in order.
             if let Some(mut f) = inflight.take() {
@@ -269,19 +362,21 @@ async fn serve(
 }
 
 /// Answers the writer refusing a whole batch.
-async fn refused(wr: &mut (impl AsyncWriteExt + Unpin), e: IngestError) -> Option<&'static str> {
+async fn refused(
+    wr: &mut (impl AsyncWriteExt + Unpin),
+    e: IngestError,
+    wt: Duration,
+) -> Option<&'static str> {
     match e {
         IngestError::ShuttingDown => {
-            let _ = wr.write_all(b"ERR shutting down\n").await;
+            let _ = reply(wr, b"ERR shutting down\n", wt).await;
             Some("shutdown")
         }
         IngestError::Storage(_) => {
             // No ACK: nothing of this batch was applied; the sender
             // reconnects and resends from its last ACK.
             let msg = e.to_string().replace(['\n', '\r'], " ");
-            let _ = wr
-                .write_all(format!("ERR storage {msg}\n").as_bytes())
-                .await;
+            let _ = reply(wr, format!("ERR storage {msg}\n").as_bytes(), wt).await;
             Some("storage")
         }
     }
@@ -298,7 +393,7 @@ async fn acknowledge(
 ) -> Option<&'static str> {
     let outcomes = match outcome {
         Ok(o) => o,
-        Err(e) => return refused(wr, e).await,
+        Err(e) => return refused(wr, e, opts.write_timeout).await,
     };
     let errors = f.numbers.tally(outcomes).refused;
     out.clear();
@@ -308,15 +403,12 @@ async fn acknowledge(
     }
     *bad = bad.saturating_add(errors.len() as u32);
     out.extend_from_slice(format!("ACK {}\n", f.upto).as_bytes());
-    if wr.write_all(out).await.is_err() {
-        return None;
+    if let Err(why) = reply(wr, out, opts.write_timeout).await {
+        return why;
     }
     if *bad >= opts.max_bad_lines {
-        let _ = wr
-            .write_all(
-                format!("ERR closing: {} bad lines (server.max_bad_lines)\n", *bad).as_bytes(),
-            )
-            .await;
+        let msg = format!("ERR closing: {} bad lines (server.max_bad_lines)\n", *bad);
+        let _ = reply(wr, msg.as_bytes(), opts.write_timeout).await;
         return Some("bad_lines");
     }
     None
