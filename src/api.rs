@@ -803,8 +803,10 @@ async fn ws(
     // short control messages. It also keeps 124 KiB per client unused.
     let upgrade = upgrade
         .read_buffer_size(4 * 1024)
-        .max_message_size(64 * 1024)
-        .max_frame_size(64 * 1024);
+        // Above the feed's own 64 KiB limit, so that a message between
+        // the two gets the documented 1009 close from the feed.
+        .max_message_size(1 << 20)
+        .max_frame_size(1 << 20);
     match feed::admit(&hub) {
         Some(permit) => {
             upgrade.on_upgrade(move |socket| feed::serve(socket, hub, role, scope, permit))

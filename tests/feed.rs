@@ -163,12 +163,14 @@ async fn scope_keeps_other_teams_out() {
     assert_eq!(ds["set"]["agents"]["s1"]["state"], "paused");
     // Re-scoping with a subscribe message, longer than the server's
     // 4 KiB websocket read buffer (padded with teams that do not exist).
-    let padding: Vec<String> = (0..2000).map(|i| format!("\"none-{i:04}\"")).collect();
+    let padding: Vec<String> = (0..63)
+        .map(|i| format!("\"none-{i:02}-{}\"", "x".repeat(200)))
+        .collect();
     let subscribe = format!(
         r#"{{"type":"subscribe","scope":{{"teams":["service",{}]}}}}"#,
         padding.join(",")
     );
-    assert!(subscribe.len() > 16 * 1024);
+    assert!(subscribe.len() > 12 * 1024);
     sales
         .send(Message::Text(subscribe.into()))
         .await
@@ -454,4 +456,48 @@ async fn a_silent_client_is_closed_for_idleness() {
     );
     assert!(!reader.is_finished());
     reader.abort();
+}
+
+/// Issue 18: a message over the feed's 64 KiB limit gets the documented
+/// 1009 close (before, one over tungstenite's limit got a TCP reset),
+/// and a subscribe scope is bounded like the query form: one naming
+/// 5,000 queues is refused whole and the old scope stays.
+#[tokio::test]
+async fn oversized_messages_are_closed_with_1009_and_scopes_are_bounded() {
+    let d = Daemon::start(&config(""));
+    let mut ws = connect(&d, "?queues=orders").await;
+    next(&mut ws, 10).await;
+    let queues: Vec<String> = (0..5000).map(|i| format!("\"q{i}\"")).collect();
+    let huge = format!(
+        r#"{{"type":"subscribe","scope":{{"queues":[{}]}}}}"#,
+        queues.join(",")
+    );
+    assert!(huge.len() < 64 * 1024);
+    ws.send(Message::Text(huge.into())).await.expect("send");
+    let err = until(&mut ws, 10, |m| m["type"] == "error").await;
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("at most 64")),
+        "{err}"
+    );
+    // Still subscribed, to the old scope.
+    ws.send(Message::Text(r#"{"type":"resync"}"#.into()))
+        .await
+        .expect("send");
+    let snap = until(&mut ws, 10, |m| m["type"] == "snapshot").await;
+    assert_eq!(snap["scope"]["queues"], serde_json::json!(["orders"]));
+    for size in [100 * 1024, 2 << 20] {
+        let mut ws = connect(&d, "").await;
+        next(&mut ws, 10).await;
+        let _ = ws.send(Message::Text("x".repeat(size).into())).await;
+        let code = loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Close(Some(f))))) => break u16::from(f.code),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("{size} bytes: no close frame but {other:?}"),
+            }
+        };
+        assert_eq!(code, 1009, "{size} bytes");
+    }
 }

@@ -341,7 +341,39 @@ pub struct Scope {
     pub qa: bool,
 }
 
+/// Most names in each list of a scope, and the longest name: a client
+/// cannot make every delta a search through thousands of names.
+pub const MAX_SCOPE_NAMES: usize = 64;
+pub const MAX_SCOPE_NAME_CHARS: usize = 256;
+
 impl Scope {
+    /// Whether a scope sent in a `subscribe` message is within bounds
+    /// (the query form is cut to them instead).
+    pub fn check(&self) -> Result<(), String> {
+        for (key, list) in [
+            ("queues", &self.queues),
+            ("teams", &self.teams),
+            ("sites", &self.sites),
+            ("kinds", &self.kinds),
+        ] {
+            if list.len() > MAX_SCOPE_NAMES {
+                return Err(format!(
+                    "scope.{key} has {} names; at most {MAX_SCOPE_NAMES}",
+                    list.len()
+                ));
+            }
+            if list
+                .iter()
+                .any(|n| n.chars().count() > MAX_SCOPE_NAME_CHARS)
+            {
+                return Err(format!(
+                    "a name in scope.{key} is longer than {MAX_SCOPE_NAME_CHARS} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses comma-separated query values.
     pub fn from_query(q: &std::collections::HashMap<String, String>) -> Scope {
         let list = |k: &str| -> Vec<String> {
@@ -350,8 +382,8 @@ impl Scope {
                     v.split(',')
                         .map(str::trim)
                         .filter(|s| !s.is_empty())
-                        .take(64)
-                        .map(|s| s.chars().take(256).collect())
+                        .take(MAX_SCOPE_NAMES)
+                        .map(|s| s.chars().take(MAX_SCOPE_NAME_CHARS).collect())
                         .collect()
                 })
                 .unwrap_or_default()

@@ -603,14 +603,34 @@ async fn client_loop(
             m = rx.next() => {
                 last_heard = Instant::now();
                 match m {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return "client_closed",
+                    Some(Err(e)) => {
+                        // Over the protocol's hard limit: still a close
+                        // with a reason, not a reset.
+                        let inner = e.into_inner();
+                        let too_big = inner
+                            .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+                            .is_some_and(|t| matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_)));
+                        if too_big {
+                            let _ = tx.send(close(1009, "message too big")).await;
+                            return "bad_message";
+                        }
+                        return "client_closed";
+                    }
+                    None | Some(Ok(Message::Close(_))) => return "client_closed",
                     Some(Ok(Message::Text(t))) => {
                         if t.len() > 64 * 1024 {
                             let _ = tx.send(close(1009, "message too big")).await;
                             return "bad_message";
                         }
                         match serde_json::from_str::<In>(&t) {
-                            Ok(In::Subscribe { scope: s }) => *scope = s,
+                            Ok(In::Subscribe { scope: s }) => {
+                                if let Err(e) = s.check() {
+                                    // Refused whole: the scope stays as it was.
+                                    send!(Out::Error { error: format!("bad subscribe: {e}") }, "error");
+                                    continue;
+                                }
+                                *scope = s;
+                            }
                             Ok(In::Resync) => {}
                             Err(e) => {
                                 send!(Out::Error { error: format!("bad message: {e}") }, "error");
