@@ -138,12 +138,20 @@ fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Unauthorize
     }
 }
 
+/// `200` once recovery is done, `503` before; the body says what the
+/// last recovery found (docs/api.md).
 async fn readyz(State(app): State<App>) -> Response {
-    if app.shared.is_ready() {
-        "ready\n".into_response()
+    let ready = app.shared.is_ready();
+    let body = serde_json::json!({
+        "ready": ready,
+        "recovery": app.shared.recovery_report(),
+    });
+    let status = if ready {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 #[derive(Serialize)]

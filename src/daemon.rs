@@ -63,6 +63,8 @@ pub enum RunError {
     Storage(std::io::Error),
     #[error("source {0}")]
     Source(String),
+    #[error("{0}")]
+    Recovery(String),
 }
 
 /// Builds the engine and clock the configuration asks for.
@@ -99,6 +101,7 @@ pub async fn run(
             snapshot_interval: st.snapshot_interval,
             keep_snapshots: st.keep_snapshots,
             stream: st.journal == crate::config::JournalMode::Stream,
+            repair: st.repair,
         }),
         None => None,
     };
@@ -200,6 +203,7 @@ pub async fn run(
     tokio::select! {
         _ = shutdown => {}
         _ = running.failure.cancelled() => {}
+        _ = shared.fatal.cancelled() => {}
     }
     tracing::info!("shutting down: draining sources and in-flight batches");
     cancel.cancel();
@@ -209,6 +213,9 @@ pub async fn run(
     // finish its last group and sync.
     timers.cancel();
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    if let Some(why) = shared.failure.get() {
+        return Err(RunError::Recovery(why.clone()));
+    }
     if let Some(e) = failed {
         return Err(RunError::Source(e));
     }

@@ -41,6 +41,12 @@ enum Command {
         /// Keep a journal and snapshots here (overrides storage.data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Start on a damaged data directory that recovery would refuse
+        /// (a journal gap, a journal ending before its snapshot, no
+        /// readable snapshot), accepting exactly the losses it names; the
+        /// originals are kept in <data dir>/quarantine/repair-<ms>/.
+        #[arg(long)]
+        repair: bool,
     },
     /// Run an edge publisher: the sources of the config, sending to
     /// JetStream (`[publish]`) through a local buffer (docs/scale-out.md).
@@ -294,8 +300,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             ingest_tcp,
             demo,
             data_dir,
+            repair,
         } => {
             let mut cfg = load(config.as_deref())?;
+            cfg.storage.repair = repair;
             if let Some(a) = http {
                 cfg.server.http = a;
             }

@@ -126,6 +126,8 @@ families! {
     FEED_MESSAGES = "callwatch_feed_messages_total", Counter, "Feed messages sent, by type.";
     FEED_DISCONNECTS = "callwatch_feed_disconnects_total", Counter, "Feed clients gone, by reason (client_closed, too_slow, idle, too_many_clients, ...).";
     STORAGE_ERRORS = "callwatch_storage_errors_total", Counter, "Journal writes or syncs that failed (ingest is refused until a probe write succeeds).";
+    RECOVERY_SKIPPED = "callwatch_recovery_records_skipped_total", Counter, "Journal records the recoveries of this process could not replay, by reason (torn_tail: an unacknowledged write a crash cut short; damaged, undecodable, missing: docs/design.md#recovery).";
+    RECOVERY_STATUS = "callwatch_recovery_last_status", Gauge, "1 for what the last recovery concluded (status: clean, torn_tail, damaged, repaired, failed), 0 for the others; only with a data directory.";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
     SOURCE_RECONNECTS = "callwatch_source_reconnects_total", Counter, "Times a source lost its peer (PBX, broker) and connected again, or retried a batch the storage refused, by source.";
     SOURCE_LAG = "callwatch_source_lag_seconds", Gauge, "Receipt time minus the event time of the newest event a source handed in (how far behind its input it is), by source.";
@@ -762,6 +764,7 @@ impl Telemetry {
             SOURCE_RECEIPT_TIMED,
             SOURCE_UNMAPPED,
             PUBLISH_SENT,
+            RECOVERY_SKIPPED,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
@@ -772,6 +775,7 @@ impl Telemetry {
             SOURCE_LAG,
             SOURCE_PENDING,
             PUBLISH_BUFFERED,
+            RECOVERY_STATUS,
         ] {
             recorder.describe_gauge(fam.name.into(), None, fam.help.into());
         }
@@ -901,6 +905,17 @@ impl Telemetry {
 
     pub fn storage_error(&self) {
         self.storage_errors.increment(1);
+    }
+
+    /// What a recovery found: records skipped by reason, and its status.
+    pub fn recovered(&self, report: &crate::store::Report) {
+        for (reason, n) in &report.skipped {
+            self.one_label_n(&RECOVERY_SKIPPED, "reason", reason, *n);
+        }
+        for s in crate::store::Status::ALL {
+            let v = if s == report.status { 1.0 } else { 0.0 };
+            self.gauge(&RECOVERY_STATUS, "status", s.as_str(), v);
+        }
     }
 
     pub fn tcp_clients(&self, delta: f64) {
@@ -1047,6 +1062,10 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_build_info" => "version",
         "callwatch_tcp_disconnects_total" | "callwatch_feed_disconnects_total" => "reason",
         "callwatch_feed_messages_total" => "type",
+        "callwatch_recovery_records_skipped_total" => {
+            "reason (torn_tail, damaged, undecodable, missing)"
+        }
+        "callwatch_recovery_last_status" => "status (clean, torn_tail, damaged, repaired, failed)",
         _ => "",
     }
 }

@@ -420,7 +420,12 @@ pub async fn run(
     // acknowledged) stops the start: those events were acknowledged.
     let mut items = VecDeque::new();
     let mut bytes = 0u64;
-    let (next, notes) = crate::journal::replay(&journal_dir, sent, |seq, r| {
+    let quarantine = dir.join("quarantine");
+    let opts = crate::journal::ReplayOptions {
+        from: sent,
+        quarantine: Some(&quarantine),
+    };
+    let scan = crate::journal::replay(&journal_dir, opts, |seq, r| {
         if let Record::Event { event, .. } = r {
             let p = bytes::Bytes::from(crate::event::encode(&event));
             bytes += p.len() as u64;
@@ -428,20 +433,29 @@ pub async fn run(
         }
     })
     .map_err(|e| buffer_err(e.to_string()))?;
-    let fatal: Vec<&String> = notes.iter().filter(|n| !n.contains("torn tail")).collect();
+    let (torn, fatal): (Vec<_>, Vec<_>) = scan
+        .findings
+        .iter()
+        .partition(|f| matches!(f, crate::journal::Finding::TornTail { .. }));
     if !fatal.is_empty() {
         return Err(buffer_err(format!(
-            "damaged, acknowledged events cannot be recovered: {}",
+            "damaged, acknowledged events cannot be recovered (copies in {}): {}",
+            quarantine.display(),
             fatal
                 .iter()
-                .map(|s| s.as_str())
+                .map(|f| f.to_string())
                 .collect::<Vec<_>>()
                 .join("; ")
         )));
     }
-    for n in &notes {
-        tracing::warn!("{n}");
+    for f in torn {
+        tracing::warn!("{f}");
     }
+    if let Some((path, at)) = &scan.cut {
+        crate::journal::cut_tail(path, *at, Some(&quarantine))
+            .map_err(|e| buffer_err(e.to_string()))?;
+    }
+    let next = scan.next;
     let fsync = config.storage.fsync_policy().map_err(&buffer_err)?;
     let journal = Journal::open(
         &journal_dir,

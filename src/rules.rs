@@ -380,7 +380,18 @@ impl<'a> Gen<'a> {
           summary: \"callwatch cannot write its journal\"
           description: \"Ingest at {{{{ $labels.instance }}}} is refused (senders get 503 / ERR storage) until the journal can be written again, e.g. after freeing disk space.\"
           runbook_url: \"{l5}\"
+
+      - alert: CallwatchRecoveryLostRecords
+        expr: max by (job, instance) (callwatch_recovery_last_status{lossy}) == 1
+        labels:
+          severity: critical
+        annotations:
+          summary: \"callwatch started on a damaged data directory\"
+          description: \"The last recovery of {{{{ $labels.instance }}}} read past damage, was repaired or failed: acknowledged events may be missing from its state. /readyz and the log name the records lost; copies are in the quarantine directory.\"
+          runbook_url: \"{l6}\"
 ",
+            lossy = self.s(r#"status=~"damaged|repaired|failed""#),
+            l6 = self.link("recovery-lost-records"),
             cb = self.s(r#"kind="callback""#),
             s0 = self.s(""),
             due = al.due_soon_callbacks,
@@ -625,7 +636,33 @@ impl<'a> Gen<'a> {
               summary: \"callwatch cannot write its journal\"
               description: \"Ingest at cw is refused (senders get 503 / ERR storage) until the journal can be written again, e.g. after freeing disk space.\"
               runbook_url: \"{l5}\"
+
+  - name: recovery lost records
+    interval: 1m
+    input_series:
+      - series: 'callwatch_recovery_last_status{{instance=\"cw\",job=\"{job}\",status=\"clean\"}}'
+        values: '1 1 1 0 0'
+      - series: 'callwatch_recovery_last_status{{instance=\"cw\",job=\"{job}\",status=\"damaged\"}}'
+        values: '0 0 0 1 1'
+      - series: 'callwatch_recovery_last_status{{instance=\"cw\",job=\"{job}\",status=\"torn_tail\"}}'
+        values: '0 0 0 0 0'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: CallwatchRecoveryLostRecords
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: CallwatchRecoveryLostRecords
+        exp_alerts:
+          - exp_labels:
+              severity: critical
+              instance: cw
+              job: {job}
+            exp_annotations:
+              summary: \"callwatch started on a damaged data directory\"
+              description: \"The last recovery of cw read past damage, was repaired or failed: acknowledged events may be missing from its state. /readyz and the log name the records lost; copies are in the quarantine directory.\"
+              runbook_url: \"{l6}\"
 ",
+            l6 = self.link("recovery-lost-records"),
             agents = al.min_available_agents,
             few = al.min_available_agents.saturating_sub(1),
             many = al.min_available_agents + 2,

@@ -41,8 +41,7 @@ pub struct Recovered {
     pub snapshot: u64,
     /// Journal records replayed after it.
     pub replayed: u64,
-    /// Human-readable findings: damage, cuts, fallbacks.
-    pub notes: Vec<String>,
+    pub report: Report,
 }
 
 fn snapshots(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
@@ -164,30 +163,25 @@ pub fn recover_snapshot(
     data: &Path,
     settings: &Settings,
     clock: &dyn Clock,
-) -> io::Result<FromSnapshot> {
+) -> Result<FromSnapshot, RecoveryError> {
     if !journal::segments(&journal_dir(data))?.is_empty() {
-        return Err(io::Error::other(format!(
-            "{} holds a journal: this data directory was used with storage.journal = \"local\"; \
-             start stream mode with an empty one (or set journal = \"local\" again)",
-            data.display()
-        )));
+        return Err(RecoveryError::Refused {
+            dir: data.display().to_string(),
+            problems: "it holds a journal: this data directory was used with storage.journal = \"local\"; \
+                 start stream mode with an empty one (or set journal = \"local\" again)"
+                .into(),
+        });
     }
     let mut notes = Vec::new();
     for (_, path) in snapshots(&snapshot_dir(data))?.into_iter().rev() {
         let side = path.with_extension("positions");
-        let loaded = read_snapshot(&path)
-            .and_then(|(s, c, bytes)| {
-                Engine::load(settings.clone(), &bytes)
-                    .map(|e| (s, c, e))
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|(s, c, e)| {
-                let text = fs::read(&side)
-                    .map_err(|e| format!("its positions {}: {e}", side.display()))?;
-                let p: Positions = serde_json::from_slice(&text)
-                    .map_err(|e| format!("its positions {}: {e}", side.display()))?;
-                Ok((s, c, e, p))
-            });
+        let loaded = load_snapshot(&path, settings)?.and_then(|(s, c, e)| {
+            let text =
+                fs::read(&side).map_err(|e| format!("its positions {}: {e}", side.display()))?;
+            let p: Positions = serde_json::from_slice(&text)
+                .map_err(|e| format!("its positions {}: {e}", side.display()))?;
+            Ok((s, c, e, p))
+        });
         match loaded {
             Ok((seq, c, engine, positions)) => {
                 clock.observe(c);
@@ -205,10 +199,13 @@ pub fn recover_snapshot(
         }
     }
     if !notes.is_empty() {
-        return Err(io::Error::other(format!(
-            "no usable snapshot, and the stream cannot be replayed from a guessed place: {}",
-            notes.join("; ")
-        )));
+        return Err(RecoveryError::Refused {
+            dir: data.display().to_string(),
+            problems: format!(
+                "no usable snapshot, and the stream cannot be replayed from a guessed place: {}",
+                notes.join("; ")
+            ),
+        });
     }
     Ok(FromSnapshot {
         engine: Engine::new(settings.clone()),
@@ -218,46 +215,184 @@ pub fn recover_snapshot(
     })
 }
 
+/// How recovery treats what it cannot recover.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverOptions {
+    /// Start anyway on a data directory that would stop the start (a
+    /// gap, a journal ending before its snapshot, no readable snapshot),
+    /// accepting the losses recovery names; the originals are kept.
+    pub repair: bool,
+}
+
+/// What recovery concluded, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing to report.
+    Clean,
+    /// Only an unacknowledged torn tail was cut (a crash mid-write).
+    TornTail,
+    /// Damage was read past (and kept in quarantine): the records it
+    /// cost are named; the start went on.
+    Damaged,
+    /// `--repair` accepted losses that would have stopped the start.
+    Repaired,
+    /// Recovery failed (the daemon does not start; seen by a rebuild
+    /// after a failed write).
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Clean,
+        Status::TornTail,
+        Status::Damaged,
+        Status::Repaired,
+        Status::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Clean => "clean",
+            Status::TornTail => "torn_tail",
+            Status::Damaged => "damaged",
+            Status::Repaired => "repaired",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// The `reason` values of `callwatch_recovery_records_skipped_total`.
+pub const SKIP_REASONS: [&str; 4] = ["torn_tail", "damaged", "undecodable", "missing"];
+
+/// What recovery found, for the log, `/readyz` and the metrics.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub status: Status,
+    /// Position of the snapshot loaded (0 without one).
+    pub snapshot: u64,
+    /// Journal records replayed after it.
+    pub replayed: u64,
+    /// The number the next journal record gets.
+    pub next: u64,
+    /// Every finding, one sentence each.
+    pub findings: Vec<String>,
+    /// Records lost (or never acknowledged: torn tails), by reason.
+    pub skipped: std::collections::BTreeMap<&'static str, u64>,
+    /// Where copies of damaged files are kept, when any were made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<PathBuf>,
+}
+
+/// Why recovery did not produce a state to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The data directory lost acknowledged records, or cannot show that
+    /// it did not; nothing was changed.
+    #[error(
+        "{dir}: {problems}. Nothing was changed; start with --repair to accept exactly these losses \
+         (the originals are then kept in {dir}/quarantine)"
+    )]
+    Refused { dir: String, problems: String },
+    /// Written by a newer build: never read partially.
+    #[error("{0}")]
+    Newer(String),
+}
+
+pub fn quarantine_dir(data: &Path) -> PathBuf {
+    data.join("quarantine")
+}
+
+/// A snapshot this build cannot use, refusing outright one that a newer
+/// build wrote.
+fn load_snapshot(
+    path: &Path,
+    settings: &Settings,
+) -> Result<Result<(u64, i64, Engine), String>, RecoveryError> {
+    let (seq, clock, bytes) = match read_snapshot(path) {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
+    match Engine::load(settings.clone(), &bytes) {
+        Ok(e) => Ok(Ok((seq, clock, e))),
+        Err(crate::engine::persist::LoadError::Format(f)) if f > crate::engine::persist::FORMAT => {
+            Err(RecoveryError::Newer(format!(
+                "snapshot {} is in state format {f}, written by a newer callwatch; this build ({}) \
+                 reads formats up to {}. Start the newer build again, or restore the data directory \
+                 from before the upgrade (docs/upgrading.md)",
+                path.display(),
+                env!("CARGO_PKG_VERSION"),
+                crate::engine::persist::FORMAT
+            )))
+        }
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
 /// Loads the newest intact snapshot and replays the journal after it.
-pub fn recover(data: &Path, settings: &Settings, clock: &dyn Clock) -> io::Result<Recovered> {
-    let mut notes = Vec::new();
+///
+/// A torn tail is cut, damage is read past and copied to the quarantine
+/// directory, a snapshot that does not read back is moved there and the
+/// one before it used. What would lose acknowledged records without a
+/// trace (a gap in the journal, a journal that ends before the snapshot
+/// it should continue, no readable snapshot where one was written) stops
+/// the start, unless `opts.repair`; a data directory of a newer build
+/// always does.
+pub fn recover(
+    data: &Path,
+    settings: &Settings,
+    clock: &dyn Clock,
+    opts: RecoverOptions,
+) -> Result<Recovered, RecoveryError> {
+    let quarantine = quarantine_dir(data);
     let mut engine = None;
     let mut from = 0;
-    for (seq, path) in snapshots(&snapshot_dir(data))?.into_iter().rev() {
-        match read_snapshot(&path).and_then(|(s, c, bytes)| {
-            Engine::load(settings.clone(), &bytes)
-                .map(|e| (s, c, e))
-                .map_err(|e| e.to_string())
-        }) {
+    let mut bad = Vec::new();
+    for (_, path) in snapshots(&snapshot_dir(data))?.into_iter().rev() {
+        match load_snapshot(&path, settings)? {
             Ok((s, c, e)) => {
                 clock.observe(c);
                 engine = Some(e);
                 from = s;
                 break;
             }
-            Err(why) => notes.push(format!(
-                "snapshot {} is unusable ({why}); falling back to an older one",
-                path.display()
-            )),
+            Err(why) => bad.push((path, why)),
         }
-        let _ = seq;
     }
-    let mut engine = engine.unwrap_or_else(|| {
-        if !notes.is_empty() {
-            notes.push("no intact snapshot: replaying the whole journal".into());
-        }
-        Engine::new(settings.clone())
-    });
+    let mut findings: Vec<String> = bad
+        .iter()
+        .map(|(p, why)| format!("snapshot {} is unusable ({why})", p.display()))
+        .collect();
+    let mut problems = Vec::new();
+    if engine.is_none() && !bad.is_empty() {
+        problems.push(format!(
+            "no readable snapshot, though {} were written ({}); replaying the journal alone would \
+             start from whatever it still holds",
+            bad.len(),
+            bad.iter()
+                .map(|(p, why)| format!("{}: {why}", p.display()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    let mut engine = engine.unwrap_or_else(|| Engine::new(settings.clone()));
     // Reading, checking and decoding records runs on its own thread,
     // applying them on this one: on two cores recovery then costs about
     // what applying alone costs (decode was a third of it).
     let mut replayed = 0;
     let jdir = journal_dir(data);
-    let (next, mut jnotes) = std::thread::scope(|s| {
+    let scan = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+        let q = &quarantine;
         let reader = s.spawn(move || {
             let mut batch = Vec::with_capacity(RECOVERY_BATCH);
-            let r = journal::replay(&jdir, from, |_, rec| {
+            let ropts = journal::ReplayOptions {
+                from,
+                quarantine: Some(q),
+            };
+            let r = journal::replay(&jdir, ropts, |_, rec| {
                 batch.push(rec);
                 if batch.len() == RECOVERY_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(RECOVERY_BATCH));
@@ -288,19 +423,135 @@ pub fn recover(data: &Path, settings: &Settings, clock: &dyn Clock) -> io::Resul
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the journal reader panicked")))
     })?;
-    if from > 0 && next < from {
-        notes.push(format!(
-            "the journal ends at record {next}, before the snapshot's {from}"
-        ));
+    let mut skipped = std::collections::BTreeMap::new();
+    for r in SKIP_REASONS {
+        skipped.insert(r, 0);
     }
-    notes.append(&mut jnotes);
+    for f in &scan.findings {
+        *skipped.entry(f.reason()).or_insert(0) += f.records();
+        if let journal::Finding::Missing { .. } = f {
+            problems.push(f.to_string());
+        }
+        findings.push(f.to_string());
+    }
+    if scan.reach < from {
+        let why = format!(
+            "the journal ends at record {}, before the snapshot's position {from}: it was cut or \
+             segments were deleted, and whatever was acknowledged after the snapshot is gone \
+             (how many records is unknown)",
+            scan.reach
+        );
+        problems.push(why.clone());
+        findings.push(why);
+    }
+    let repaired = !problems.is_empty();
+    if repaired && !opts.repair {
+        return Err(RecoveryError::Refused {
+            dir: data.display().to_string(),
+            problems: problems.join("; "),
+        });
+    }
+    // Decided: from here on the data directory may change.
+    let mut kept_aside = scan.findings.iter().any(|f| {
+        matches!(
+            f,
+            journal::Finding::Damaged { .. } | journal::Finding::TornTail { .. }
+        )
+    });
+    if repaired {
+        let copy = keep_originals(data)?;
+        findings.push(format!(
+            "--repair: the data directory as it was is kept in {}",
+            copy.display()
+        ));
+        kept_aside = true;
+    }
+    if let Some((path, at)) = &scan.cut {
+        journal::cut_tail(path, *at, Some(&quarantine))?;
+    }
+    for (path, _) in &bad {
+        // Out of the way of the snapshots kept and deleted from now on,
+        // never deleted: a later build may read it.
+        fs::create_dir_all(&quarantine)?;
+        let to = quarantine.join(format!("snapshot-{}", journal_file_name(path)));
+        fs::rename(path, &to)?;
+        let side = path.with_extension("positions");
+        if side.exists() {
+            fs::rename(&side, to.with_extension("positions"))?;
+        }
+        journal::sync_dir(&snapshot_dir(data))?;
+        kept_aside = true;
+    }
+    let status = if repaired {
+        Status::Repaired
+    } else if !bad.is_empty()
+        || scan
+            .findings
+            .iter()
+            .any(|f| !matches!(f, journal::Finding::TornTail { .. }))
+    {
+        Status::Damaged
+    } else if scan.findings.is_empty() {
+        Status::Clean
+    } else {
+        Status::TornTail
+    };
+    let next = scan.next.max(from);
     Ok(Recovered {
         engine,
-        next: next.max(from),
+        next,
         snapshot: from,
         replayed,
-        notes,
+        report: Report {
+            status,
+            snapshot: from,
+            replayed,
+            next,
+            findings,
+            skipped,
+            quarantine: kept_aside.then_some(quarantine),
+        },
     })
+}
+
+fn journal_file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `--repair` keeps the journal and snapshots as they were, in
+/// `quarantine/repair-<ms>/`: hard links where the file system allows
+/// (segments other than the last and snapshots are never written again),
+/// copies otherwise and for the last segment.
+fn keep_originals(data: &Path) -> io::Result<PathBuf> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let to = quarantine_dir(data).join(format!("repair-{ms}"));
+    let segs = journal::segments(&journal_dir(data))?;
+    let last = segs.last().map(|s| s.1.clone());
+    for (sub, files) in [
+        ("journal", segs.into_iter().map(|s| s.1).collect::<Vec<_>>()),
+        (
+            "snapshots",
+            fs::read_dir(snapshot_dir(data))
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default(),
+        ),
+    ] {
+        let dir = to.join(sub);
+        fs::create_dir_all(&dir)?;
+        for f in files {
+            let dest = dir.join(journal_file_name(&f));
+            if Some(&f) == last.as_ref() || fs::hard_link(&f, &dest).is_err() {
+                fs::copy(&f, &dest)?;
+            }
+        }
+        journal::sync_dir(&dir)?;
+    }
+    Ok(to)
 }
 
 /// Copies the raw journal segments into `out` (tests and support).

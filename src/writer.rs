@@ -73,6 +73,12 @@ pub struct Shared {
     /// How far each positioned source's input is durable here (the
     /// JetStream stream sequence), for `GET /api/v1/state`.
     pub positions: dashmap::DashMap<String, u64>,
+    /// What the last recovery found (`/readyz` shows it).
+    pub recovery: std::sync::Mutex<Option<store::Report>>,
+    /// Cancelled when the writer cannot go on (recovery refused or
+    /// failed): the daemon then stops with `failure`.
+    pub fatal: tokio_util::sync::CancellationToken,
+    pub failure: std::sync::OnceLock<String>,
 }
 
 impl Shared {
@@ -95,7 +101,15 @@ impl Shared {
             journaled,
             journal_seq: Default::default(),
             positions: Default::default(),
+            recovery: Default::default(),
+            fatal: Default::default(),
+            failure: Default::default(),
         }
+    }
+
+    /// The last recovery's report, if there was one.
+    pub fn recovery_report(&self) -> Option<store::Report> {
+        self.recovery.lock().ok().and_then(|r| r.clone())
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -508,6 +522,8 @@ pub struct StorageOptions {
     /// `storage.journal = "stream"`: no journal, snapshots with the
     /// stream positions they cover.
     pub stream: bool,
+    /// `run --repair`: accept the losses recovery names (store::recover).
+    pub repair: bool,
 }
 
 /// Batches queued to the writer before senders wait.
@@ -670,11 +686,14 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let _ready = NotReadyOnPanic(self.shared.clone());
         if let Some(opts) = self.storage.clone() {
-            if let Err(e) = self.recover(&opts) {
-                // Without a usable data directory nothing can be made
-                // durable: refuse ingest rather than lose acknowledged data.
-                tracing::error!(dir = %opts.dir.display(), error = %e, "recovery failed; ingest disabled");
-                self.degraded = Some(format!("recovery failed: {e}"));
+            if let Err(e) = self.recover(&opts, true) {
+                // Never "ready but not ingesting": the daemon stops and
+                // says why.
+                let why = format!("recovery of {} failed: {e}", opts.dir.display());
+                tracing::error!("{why}");
+                let _ = self.shared.failure.set(why);
+                self.shared.fatal.cancel();
+                return;
             }
         }
         self.publish(true);
@@ -716,7 +735,10 @@ impl Writer {
         tracing::debug!("writer drained");
     }
 
-    fn recover(&mut self, opts: &StorageOptions) -> std::io::Result<()> {
+    /// Recovers the state from the data directory: at start (`first`,
+    /// which also opens the journal) and to rebuild after a failed write
+    /// (the journal stays open as it is).
+    fn recover(&mut self, opts: &StorageOptions, first: bool) -> Result<(), store::RecoveryError> {
         if opts.stream {
             let started = Instant::now();
             let rec =
@@ -749,29 +771,48 @@ impl Writer {
             return Ok(());
         }
         let started = Instant::now();
-        let rec = store::recover(&opts.dir, &self.settings, self.shared.clock.as_ref())?;
-        for note in &rec.notes {
-            tracing::warn!(dir = %opts.dir.display(), "recovery: {note}");
+        let ropts = store::RecoverOptions {
+            repair: opts.repair && first,
+        };
+        let rec = store::recover(&opts.dir, &self.settings, self.shared.clock.as_ref(), ropts)?;
+        let report = &rec.report;
+        for f in &report.findings {
+            match report.status {
+                store::Status::Repaired => {
+                    tracing::error!(dir = %opts.dir.display(), "recovery: {f}")
+                }
+                _ => tracing::warn!(dir = %opts.dir.display(), "recovery: {f}"),
+            }
         }
+        self.shared.telemetry.recovered(report);
         tracing::info!(
             snapshot = rec.snapshot,
             replayed = rec.replayed,
             next = rec.next,
+            status = report.status.as_str(),
             ms = started.elapsed().as_millis() as u64,
             "recovered state from {}",
             opts.dir.display()
         );
-        let journal = Journal::open(
-            &store::journal_dir(&opts.dir),
-            rec.next,
-            opts.fsync,
-            opts.segment_bytes,
-        )?;
+        if let Ok(mut r) = self.shared.recovery.lock() {
+            *r = Some(rec.report.clone());
+        }
+        let journal = match self.durable.as_mut().and_then(|d| d.journal.take()) {
+            Some(j) if !first => j,
+            _ => Journal::open(
+                &store::journal_dir(&opts.dir),
+                rec.next,
+                opts.fsync,
+                opts.segment_bytes,
+            )?,
+        };
         self.engine = rec.engine;
         self.groups += 1;
         let version = self.groups;
         self.publisher.dirty = true;
-        self.shared.journal_seq.store(rec.next, Ordering::Release);
+        self.shared
+            .journal_seq
+            .store(journal.next(), Ordering::Release);
         self.shared.changes.send_replace(version);
         self.publish(true);
         self.durable = Some(Durable {
@@ -874,8 +915,17 @@ impl Writer {
         self.shared.telemetry.storage_error();
         self.degraded = Some(why);
         if let Some(opts) = self.storage.clone() {
-            if let Err(e) = self.recover(&opts) {
+            if let Err(e) = self.recover(&opts, false) {
                 tracing::error!(error = %e, "rebuild after a write failure failed");
+                if let Ok(mut r) = self.shared.recovery.lock() {
+                    if let Some(r) = r.as_mut() {
+                        r.status = store::Status::Failed;
+                        r.skipped.values_mut().for_each(|n| *n = 0);
+                        r.findings
+                            .push(format!("rebuild after a write failure failed: {e}"));
+                        self.shared.telemetry.recovered(r);
+                    }
+                }
             }
         }
     }

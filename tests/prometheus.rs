@@ -31,7 +31,7 @@ fn promtool_checks_and_unit_tests_every_alert() {
         &format!("{p}/alerts.yml"),
     ]));
     assert!(out.contains("SUCCESS: 7 rules found"), "{out}");
-    assert!(out.contains("SUCCESS: 9 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 10 rules found"), "{out}");
     let out = run(Command::new("promtool").args([
         "test",
         "rules",

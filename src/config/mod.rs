@@ -128,6 +128,10 @@ pub struct StorageConfig {
     /// directory, the default) or `stream` (the JetStream stream; only
     /// snapshots are kept here). docs/sources/nats.md.
     pub journal: JournalMode,
+    /// `callwatch run --repair` (a flag, never a setting in the file: a
+    /// repair is decided once, by a person who read what it will cost).
+    #[serde(skip)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
@@ -149,6 +153,7 @@ impl Default for StorageConfig {
             keep_snapshots: 2,
             deadletter_max_bytes: 16 << 20,
             journal: JournalMode::Local,
+            repair: false,
         }
     }
 }
