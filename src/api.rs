@@ -35,9 +35,7 @@ pub const SOURCE: &str = "http";
 /// What the HTTP layer needs besides the shared state.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    pub ingest_token: Option<String>,
-    pub max_body_bytes: usize,
-    pub max_events_per_request: usize,
+    pub limits: IngestLimits,
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
     /// The goal matrix, for the goal sheet.
@@ -187,12 +185,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
             "this daemon takes events from its JetStream stream only (storage.journal = \"stream\"); publish them there",
         );
     }
-    let limits = IngestLimits {
-        token: app.opts.ingest_token.clone(),
-        max_body_bytes: app.opts.max_body_bytes,
-        max_events_per_request: app.opts.max_events_per_request,
-    };
-    ingest_request(&app.ingest, &limits, headers, body).await
+    ingest_request(&app.ingest, &app.opts.limits, headers, body).await
 }
 
 /// What an HTTP ingest request may be.
@@ -201,6 +194,20 @@ pub struct IngestLimits {
     pub token: Option<String>,
     pub max_body_bytes: usize,
     pub max_events_per_request: usize,
+    /// The body must arrive whole within this (`server.http_body_timeout`).
+    pub body_timeout: std::time::Duration,
+}
+
+impl IngestLimits {
+    pub fn of(config: &crate::config::Config) -> IngestLimits {
+        let s = &config.server;
+        IngestLimits {
+            token: config.auth.ingest_token.clone(),
+            max_body_bytes: s.max_body_bytes,
+            max_events_per_request: s.max_events_per_request,
+            body_timeout: s.http_body_timeout,
+        }
+    }
 }
 
 /// `POST /api/v1/events` against any ingest handle (the daemon's writer,
@@ -215,19 +222,30 @@ pub async fn ingest_request(
         return r.into_response();
     }
     let limit = limits.max_body_bytes;
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            ingest.received(SOURCE, 1);
-            let r = Rejection::new(Reason::TooLarge, format!("body larger than {limit} bytes"));
-            ingest.rejected(SOURCE, &r, b"");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Some(Reason::TooLarge),
-                &format!("body larger than {limit} bytes (server.max_body_bytes)"),
-            );
-        }
-    };
+    let bytes =
+        match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(b)) => b,
+            Err(_) => {
+                // Nothing of a body that did not arrive is applied.
+                ingest.telemetry().http_disconnected("body_timeout");
+                let secs = limits.body_timeout.as_secs_f64();
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    None,
+                    &format!("the body did not arrive within {secs} s (server.http_body_timeout)"),
+                );
+            }
+            Ok(Err(_)) => {
+                ingest.received(SOURCE, 1);
+                let r = Rejection::new(Reason::TooLarge, format!("body larger than {limit} bytes"));
+                ingest.rejected(SOURCE, &r, b"");
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Some(Reason::TooLarge),
+                    &format!("body larger than {limit} bytes (server.max_body_bytes)"),
+                );
+            }
+        };
     // A body starting with '[' is a JSON array; anything else is NDJSON
     // (a single object is one line of it).
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());

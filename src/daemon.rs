@@ -4,7 +4,7 @@
 //! cancellation token), let in-flight batches finish and be answered,
 //! then stop the writer once the last ingest handle is gone.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -136,7 +136,6 @@ pub async fn run(
     let (http_addr, tcp_addr) = (listeners.http_addr(), listeners.tcp_addr());
 
     let mut sources = built;
-    let s = &config.server;
     if let Some(l) = listeners.ingest_tcp {
         sources.push(TcpSource::built(l, &config));
     }
@@ -174,9 +173,7 @@ pub async fn run(
         shared.clone(),
         ingest,
         HttpOptions {
-            ingest_token: config.auth.ingest_token.clone(),
-            max_body_bytes: s.max_body_bytes,
-            max_events_per_request: s.max_events_per_request,
+            limits: api::IngestLimits::of(&config),
             auth: config.auth.clone(),
             privacy: config.privacy.clone(),
             matrix: Arc::new(crate::goal::Matrix::from_config(&config)),
@@ -188,11 +185,13 @@ pub async fn run(
         hub,
     );
     let http_cancel = cancel.clone();
-    let server = tokio::spawn(
-        axum::serve(listeners.http, app)
-            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
-            .into_future(),
-    );
+    let server = tokio::spawn(crate::http::serve(
+        listeners.http,
+        app,
+        crate::http::HttpLimits::of(&config),
+        telemetry.clone(),
+        http_cancel,
+    ));
     tracing::info!(
         http = %http_addr.map(|a| a.to_string()).unwrap_or_default(),
         ingest_tcp = %tcp_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
@@ -219,9 +218,5 @@ pub async fn run(
     if let Some(e) = failed {
         return Err(RunError::Source(e));
     }
-    match served {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(RunError::Http(e)),
-        Err(e) => Err(RunError::Http(std::io::Error::other(e))),
-    }
+    served.map_err(|e| RunError::Http(std::io::Error::other(e)))
 }

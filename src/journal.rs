@@ -514,6 +514,11 @@ impl Journal {
         self.pending += 1;
     }
 
+    /// Bytes appended since the last commit.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Number of the next record to be appended (= records committed).
     pub fn next(&self) -> u64 {
         self.next

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod event;
 pub mod feed;
 pub mod goal;
+pub mod http;
 pub mod journal;
 pub mod kpi;
 pub mod metric;

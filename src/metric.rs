@@ -129,6 +129,8 @@ families! {
     RECOVERY_SKIPPED = "callwatch_recovery_records_skipped_total", Counter, "Journal records the recoveries of this process could not replay, by reason (torn_tail: an unacknowledged write a crash cut short; damaged, undecodable, missing: docs/design.md#recovery).";
     RECOVERY_STATUS = "callwatch_recovery_last_status", Gauge, "1 for what the last recovery concluded (status: clean, torn_tail, damaged, repaired, failed), 0 for the others; only with a data directory.";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
+    HTTP_CONNECTIONS = "callwatch_http_connections", Gauge, "HTTP connections open now (websockets stop counting once upgraded).";
+    HTTP_DISCONNECTS = "callwatch_http_disconnects_total", Counter, "HTTP connections or requests the daemon refused or cut, by reason (too_many_connections, header_timeout, body_timeout, accept_failed).";
     SOURCE_RECONNECTS = "callwatch_source_reconnects_total", Counter, "Times a source lost its peer (PBX, broker) and connected again, or retried a batch the storage refused, by source.";
     SOURCE_LAG = "callwatch_source_lag_seconds", Gauge, "Receipt time minus the event time of the newest event a source handed in (how far behind its input it is), by source.";
     SOURCE_CORRECTIONS = "callwatch_source_resync_corrections_total", Counter, "State a source set right from what its PBX says, by source and kind (call_started_before_source: a call whose start the source never saw, rebuilt from the PBX's wait and talk figures; member_inferred: a login inferred from a member answering a queue's call; call_exited, call_ended, member_removed, pause_cleared: closed by a resync, docs/sources/asterisk.md).";
@@ -720,6 +722,12 @@ const FEED_DISCONNECT_REASONS: [&str; 8] = [
     "shutdown",
     "encode",
 ];
+const HTTP_DISCONNECT_REASONS: [&str; 4] = [
+    "too_many_connections",
+    "header_timeout",
+    "body_timeout",
+    "accept_failed",
+];
 
 pub struct Telemetry {
     process: metrics_process::Collector,
@@ -765,6 +773,7 @@ impl Telemetry {
             SOURCE_UNMAPPED,
             PUBLISH_SENT,
             RECOVERY_SKIPPED,
+            HTTP_DISCONNECTS,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
@@ -776,6 +785,7 @@ impl Telemetry {
             SOURCE_PENDING,
             PUBLISH_BUFFERED,
             RECOVERY_STATUS,
+            HTTP_CONNECTIONS,
         ] {
             recorder.describe_gauge(fam.name.into(), None, fam.help.into());
         }
@@ -828,6 +838,10 @@ impl Telemetry {
         for reason in FEED_DISCONNECT_REASONS {
             t.one_label_n(&FEED_DISCONNECTS, "reason", reason, 0);
         }
+        for reason in HTTP_DISCONNECT_REASONS {
+            t.one_label_n(&HTTP_DISCONNECTS, "reason", reason, 0);
+        }
+        t.http_connections(0.0);
         Arc::new(t)
     }
 
@@ -916,6 +930,17 @@ impl Telemetry {
             let v = if s == report.status { 1.0 } else { 0.0 };
             self.gauge(&RECOVERY_STATUS, "status", s.as_str(), v);
         }
+    }
+
+    /// An HTTP connection or request refused or cut, by reason.
+    pub fn http_disconnected(&self, reason: &'static str) {
+        self.one_label(&HTTP_DISCONNECTS, "reason", reason);
+    }
+
+    pub fn http_connections(&self, delta: f64) {
+        self.recorder
+            .register_gauge(&Key::from_name(HTTP_CONNECTIONS.name), &META)
+            .increment(delta);
     }
 
     pub fn tcp_clients(&self, delta: f64) {
@@ -1060,7 +1085,9 @@ pub fn labels_of(f: &Family) -> &'static str {
         "callwatch_events_rejected_total" | "callwatch_source_skipped_total" => "source, reason",
         "callwatch_source_resync_corrections_total" => "source, kind",
         "callwatch_build_info" => "version",
-        "callwatch_tcp_disconnects_total" | "callwatch_feed_disconnects_total" => "reason",
+        "callwatch_tcp_disconnects_total"
+        | "callwatch_feed_disconnects_total"
+        | "callwatch_http_disconnects_total" => "reason",
         "callwatch_feed_messages_total" => "type",
         "callwatch_recovery_records_skipped_total" => {
             "reason (torn_tail, damaged, undecodable, missing)"

@@ -14,7 +14,6 @@
 //! never dropped. docs/scale-out.md has the topology.
 
 use std::collections::VecDeque;
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -498,7 +497,6 @@ pub async fn run(
         connected,
     ));
     let mut sources = built;
-    let s = &config.server;
     let tcp_addr = listeners.tcp_addr();
     if let Some(l) = listeners.ingest_tcp {
         sources.push(TcpSource::built(l, &config));
@@ -518,21 +516,19 @@ pub async fn run(
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .with_state(Edge {
             ingest,
-            limits: crate::api::IngestLimits {
-                token: config.auth.ingest_token.clone(),
-                max_body_bytes: s.max_body_bytes,
-                max_events_per_request: s.max_events_per_request,
-            },
-            telemetry,
+            limits: crate::api::IngestLimits::of(&config),
+            telemetry: telemetry.clone(),
             ready,
         });
     let http_addr = listeners.http.local_addr().ok();
     let http_cancel = cancel.clone();
-    let server = tokio::spawn(
-        axum::serve(listeners.http, app)
-            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
-            .into_future(),
-    );
+    let server = tokio::spawn(crate::http::serve(
+        listeners.http,
+        app,
+        crate::http::HttpLimits::of(&config),
+        telemetry.clone(),
+        http_cancel,
+    ));
     tracing::info!(
         http = %http_addr.map(|a| a.to_string()).unwrap_or_default(),
         ingest_tcp = %tcp_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
@@ -559,9 +555,5 @@ pub async fn run(
     if let Some(e) = failed {
         return Err(PublishError::Source(e));
     }
-    match served {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(PublishError::Http(e)),
-        Err(e) => Err(PublishError::Http(std::io::Error::other(e))),
-    }
+    served.map_err(|e| PublishError::Http(std::io::Error::other(e)))
 }

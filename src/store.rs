@@ -104,29 +104,16 @@ pub fn write_snapshot(
 ) -> io::Result<u64> {
     let dir = snapshot_dir(data);
     fs::create_dir_all(&dir)?;
-    // The sources' positions the state covers, before the snapshot that
-    // claims them (a snapshot never exists without its positions).
-    if !positions.is_empty() {
-        let side = dir.join(format!("{seq:020}.positions"));
-        let tmp = dir.join(format!("{seq:020}.positions.tmp"));
-        let mut f = File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(positions).map_err(io::Error::other)?)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &side)?;
-    }
+    let side_tmp = dir.join(format!("{seq:020}.positions.tmp"));
     let tmp = dir.join(format!("{seq:020}.snap.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(MAGIC)?;
-    f.write_all(&seq.to_le_bytes())?;
-    f.write_all(&(clock_ms as u64).to_le_bytes())?;
-    f.write_all(&(state.len() as u64).to_le_bytes())?;
-    f.write_all(&crc32fast::hash(state).to_le_bytes())?;
-    f.write_all(state)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(format!("{seq:020}.snap")))?;
-    journal::sync_dir(&dir)?;
+    let written = write_snapshot_files(&dir, seq, clock_ms, state, positions, &side_tmp, &tmp);
+    if written.is_err() {
+        // A failed snapshot leaves nothing behind (a full disk gets its
+        // space back at once).
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(&side_tmp);
+    }
+    written?;
     let all = snapshots(&dir)?;
     let cut = all.len().saturating_sub(keep.max(1));
     for (_, path) in &all[..cut] {
@@ -139,9 +126,72 @@ pub fn write_snapshot(
     Ok(all.get(cut).map(|s| s.0).unwrap_or(0))
 }
 
+/// Writes and syncs `bytes` bytes in `<data>/probe.tmp` and removes it:
+/// whether the file system takes that much now.
+pub fn probe(data: &Path, bytes: usize) -> io::Result<()> {
+    let path = data.join("probe.tmp");
+    let res = File::create(&path).and_then(|mut f| {
+        f.write_all(&vec![0u8; bytes])?;
+        f.sync_all()
+    });
+    let _ = fs::remove_file(&path);
+    res
+}
+
+/// Removes what a write interrupted by a crash or a full disk left:
+/// temporary snapshot and positions files (never a snapshot: those are
+/// renamed into place only once whole) and the storage probe.
+fn remove_leftovers(data: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut gone = Vec::new();
+    let _ = fs::remove_file(data.join("probe.tmp"));
+    let Ok(rd) = fs::read_dir(snapshot_dir(data)) else {
+        return Ok(gone);
+    };
+    for e in rd {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "tmp") {
+            fs::remove_file(&path)?;
+            gone.push(path);
+        }
+    }
+    Ok(gone)
+}
+
 /// How far each positioned source's input a snapshot covers (JetStream:
 /// stream sequence), by source name.
 pub type Positions = std::collections::BTreeMap<String, u64>;
+
+fn write_snapshot_files(
+    dir: &Path,
+    seq: u64,
+    clock_ms: i64,
+    state: &[u8],
+    positions: &Positions,
+    side_tmp: &Path,
+    tmp: &Path,
+) -> io::Result<()> {
+    // The sources' positions the state covers, before the snapshot that
+    // claims them (a snapshot never exists without its positions).
+    if !positions.is_empty() {
+        let side = dir.join(format!("{seq:020}.positions"));
+        let mut f = File::create(side_tmp)?;
+        f.write_all(&serde_json::to_vec(positions).map_err(io::Error::other)?)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(side_tmp, &side)?;
+    }
+    let mut f = File::create(tmp)?;
+    f.write_all(MAGIC)?;
+    f.write_all(&seq.to_le_bytes())?;
+    f.write_all(&(clock_ms as u64).to_le_bytes())?;
+    f.write_all(&(state.len() as u64).to_le_bytes())?;
+    f.write_all(&crc32fast::hash(state).to_le_bytes())?;
+    f.write_all(state)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(tmp, dir.join(format!("{seq:020}.snap")))?;
+    journal::sync_dir(dir)
+}
 
 /// What `recover_snapshot` found.
 #[derive(Debug)]
@@ -173,6 +223,12 @@ pub fn recover_snapshot(
         });
     }
     let mut notes = Vec::new();
+    for p in remove_leftovers(data)? {
+        notes.push(format!(
+            "removed {}, left by an interrupted snapshot",
+            p.display()
+        ));
+    }
     for (_, path) in snapshots(&snapshot_dir(data))?.into_iter().rev() {
         let side = path.with_extension("positions");
         let loaded = load_snapshot(&path, settings)?.and_then(|(s, c, e)| {
@@ -452,6 +508,12 @@ pub fn recover(
         });
     }
     // Decided: from here on the data directory may change.
+    for p in remove_leftovers(data)? {
+        findings.push(format!(
+            "removed {}, left by an interrupted snapshot",
+            p.display()
+        ));
+    }
     let mut kept_aside = scan.findings.iter().any(|f| {
         matches!(
             f,

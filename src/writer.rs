@@ -262,6 +262,10 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.shared.telemetry
+    }
+
     /// Counts events a source received, valid or not.
     pub fn received(&self, source: &'static str, n: usize) {
         self.shared.telemetry.received(source, n as u64);
@@ -652,6 +656,11 @@ struct Writer {
     durable: Option<Durable>,
     /// Set after a failed commit; ingest is refused until a probe succeeds.
     degraded: Option<String>,
+    /// Bytes of the group whose commit failed: the probe writes as many
+    /// before ingest is tried again.
+    probe_bytes: usize,
+    /// The probe succeeded; ingest is resumed once a real group commits.
+    resuming: bool,
 }
 
 impl Writer {
@@ -680,6 +689,8 @@ impl Writer {
             storage,
             durable: None,
             degraded: None,
+            probe_bytes: 0,
+            resuming: false,
         }
     }
 
@@ -863,13 +874,23 @@ impl Writer {
             self.groups += 1;
             self.groups
         };
+        let mut bytes = 0;
         let committed = self
             .durable
             .as_mut()
             .and_then(|d| d.journal.as_mut())
-            .map(|j| j.commit().map(|()| j.next()));
+            .map(|j| {
+                bytes = j.pending_bytes();
+                j.commit().map(|()| j.next())
+            });
         if let Some(Ok(next)) = committed {
             self.shared.journal_seq.store(next, Ordering::Release);
+            if std::mem::take(&mut self.resuming) && bytes > 0 {
+                tracing::info!("storage writable again; ingest resumed");
+            }
+        }
+        if let Some(Err(_)) = committed {
+            self.probe_bytes = bytes;
         }
         if let Some(Err(e)) = committed {
             self.storage_failed(e);
@@ -961,17 +982,20 @@ impl Writer {
     fn tick(&mut self) {
         let now = self.shared.now_ms();
         if self.degraded.is_some() {
-            // Probe: a tick record is harmless to write and replay.
-            let ok = match self.durable.as_mut().and_then(|d| d.journal.as_mut()) {
-                Some(j) => {
-                    j.append_tick(now);
-                    j.commit().and_then(|()| j.sync()).is_ok()
-                }
-                None => false,
-            };
+            // Probe with as many bytes as the group that failed (a few
+            // bytes fit long before a batch does), in a file of its own
+            // that nothing reads: only a real commit declares ingest
+            // resumed.
+            let size = self.probe_bytes.max(64 << 10);
+            let ok = self
+                .durable
+                .as_ref()
+                .filter(|d| d.journal.is_some())
+                .is_some_and(|d| store::probe(&d.opts.dir, size).is_ok());
             if ok {
-                tracing::info!("storage writable again; ingest resumed");
+                tracing::info!(bytes = size, "storage probe succeeded; trying ingest again");
                 self.degraded = None;
+                self.resuming = true;
             }
             return;
         }

@@ -464,7 +464,8 @@ async fn a_corrupt_snapshot_falls_back_to_the_one_before() {
 async fn disk_full_refuses_ingest_keeps_reads_and_recovers_by_itself() {
     let fs = Tmpfs::mount("3m");
     let data = fs.0.join("data");
-    let cfg = durable_config("").replace("snapshot_every = 700", "snapshot_every = 1000000");
+    // Snapshots often: some are attempted while the disk is full.
+    let cfg = durable_config("").replace("snapshot_every = 700", "snapshot_every = 300");
     let d = start(&cfg, &data);
     // Leave about 200 KB free.
     let filler = fs.0.join("filler");
@@ -523,6 +524,47 @@ async fn disk_full_refuses_ingest_keeps_reads_and_recovers_by_itself() {
     );
     let m = parse_metrics(&metrics_text(&d).await);
     assert!(metric(&m, "callwatch_storage_errors_total") >= 1.0);
+    let leftovers = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir.join("snapshots"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".tmp"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        leftovers(&data),
+        Vec::<String>::new(),
+        "failed snapshots leave nothing"
+    );
+    // A little space comes back: enough for a few bytes, not for a batch.
+    // The probe must not declare ingest resumed on that (it did, every
+    // second, each time followed by a failed batch and a full rebuild).
+    let len = std::fs::metadata(&filler).expect("filler").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .expect("filler")
+        .set_len(len - 8192)
+        .expect("shrink");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut refused = 0;
+    while std::time::Instant::now() < until {
+        let (status, _) = post(&d, events[acked..acked + 200].join("\n")).await;
+        assert_eq!(status, 503, "a batch does not fit yet");
+        refused += 1;
+    }
+    assert!(refused > 0);
+    let log = d.drain_log().join("\n");
+    assert_eq!(log.matches("ingest resumed").count(), 0, "{log}");
+    assert_eq!(
+        log.matches("rebuilding state from the data directory")
+            .count(),
+        1,
+        "one failed group, one rebuild: {log}"
+    );
     // Free the space: ingest resumes by itself.
     std::fs::remove_file(&filler).expect("free space");
     wait_for(30, "ingest to resume", || async {
@@ -533,6 +575,8 @@ async fn disk_full_refuses_ingest_keeps_reads_and_recovers_by_itself() {
     for chunk in events[acked..].chunks(500) {
         assert_eq!(post(&d, chunk.join("\n")).await.0, 200);
     }
+    let log = d.log_until("ingest resumed", 10);
+    assert_eq!(log.matches("ingest resumed").count(), 1, "{log}");
     // Nothing acknowledged was lost, across a restart too.
     assert!(d.terminate().success());
     let d = start(&cfg, &data);

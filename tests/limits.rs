@@ -207,3 +207,159 @@ async fn the_accept_loop_backs_off_at_the_file_descriptor_limit() {
     // spinning loop fails millions of times a second).
     assert!((1.0..1000.0).contains(&failed), "{failed}");
 }
+
+/// The test config with `server` lines for the HTTP listener.
+fn http_limited(server: &str) -> String {
+    limited(server)
+}
+
+async fn http_disconnects(d: &Daemon, reason: &str) -> f64 {
+    let text = wait_for(20, "a metrics scrape", || async {
+        // A fresh client each time: no pooled connection holds a slot.
+        let r = reqwest::Client::new()
+            .get(d.url("/metrics"))
+            .send()
+            .await
+            .ok()?;
+        (r.status().as_u16() == 200).then_some(r.text().await.ok()?)
+    })
+    .await;
+    let m = parse_metrics(&text);
+    metric(
+        &m,
+        &format!(r#"callwatch_http_disconnects_total{{reason="{reason}"}}"#),
+    )
+}
+
+/// A reader is served (on a fresh connection) before the deadline.
+async fn http_served(d: &Daemon, secs: u64) {
+    wait_for(secs, "a reader to be served", || async {
+        let r = reqwest::Client::new()
+            .get(d.url("/api/v1/snapshot"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        (r.status().as_u16() == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn http_slowloris_idle_and_surplus_connections_do_not_lock_readers_out() {
+    let d = Daemon::start(&http_limited(
+        "max_http_connections = 8\nhttp_header_timeout = \"500ms\"",
+    ));
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(d.http).await.expect("connect"));
+    }
+    // Slowloris: a request line, then a header byte every 100 ms.
+    let mut trickling = Vec::new();
+    for _ in 0..4 {
+        let s = TcpStream::connect(d.http).await.expect("connect");
+        let (r, mut w) = s.into_split();
+        tokio::spawn(async move {
+            if w.write_all(b"GET /api/v1/snapshot HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            while w.write_all(b"X").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        trickling.push(r);
+    }
+    // Every slot is held: one more connection is told so at once.
+    let surplus = wait_for(10, "a surplus connection turned away", || async {
+        let s = TcpStream::connect(d.http).await.ok()?;
+        let said = until_closed(s, 10).await;
+        said.starts_with("HTTP/1.1 503").then_some(said)
+    })
+    .await;
+    assert!(surplus.contains("Retry-After: 1"), "{surplus}");
+    assert!(surplus.contains("too many connections"), "{surplus}");
+    // The held slots are freed by the header timeout; a reader gets in.
+    http_served(&d, 30).await;
+    for s in silent {
+        until_closed(s, 10).await;
+    }
+    for mut r in trickling {
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut out))
+            .await
+            .expect("a trickle does not extend the deadline")
+            .ok();
+    }
+    assert!(http_disconnects(&d, "too_many_connections").await >= 1.0);
+    assert!(http_disconnects(&d, "header_timeout").await >= 4.0);
+    // An idle keep-alive connection is closed too.
+    let mut s = TcpStream::connect(d.http).await.expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let said = until_closed(s, 10).await;
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408_and_changes_nothing() {
+    let d = Daemon::start(&http_limited("http_body_timeout = \"500ms\""));
+    let before = get_json(&d, "/api/v1/snapshot").await;
+    let mut s = TcpStream::connect(d.http).await.expect("connect");
+    let line = ev("late", "08:00:00", "agent_login", r#""agent":"a1""#);
+    s.write_all(
+        format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
+            line.len() + 100,
+            line
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let said = String::from_utf8_lossy(&buf[..n]);
+    assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    assert!(said.contains("server.http_body_timeout"), "{said}");
+    assert_eq!(http_disconnects(&d, "body_timeout").await, 1.0);
+    let after = get_json(&d, "/api/v1/snapshot").await;
+    assert_eq!(after["digest"], before["digest"], "nothing of it applied");
+}
+
+#[tokio::test]
+async fn the_http_accept_loop_backs_off_at_the_file_descriptor_limit() {
+    let d = Daemon::start(&http_limited("http_header_timeout = \"1s\""));
+    let pid = d.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .count();
+    let limit = open + 4;
+    let st = std::process::Command::new("prlimit")
+        .args([
+            &format!("--pid={pid}"),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .expect("prlimit");
+    assert!(st.success());
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(TcpStream::connect(d.http).await.expect("connect"));
+    }
+    d.log_until("accept failed", 30);
+    drop(held);
+    // Descriptors come back as the held connections time out.
+    let _ = std::process::Command::new("prlimit")
+        .args([&format!("--pid={pid}"), "--nofile=4096:4096"])
+        .status();
+    http_served(&d, 30).await;
+    let failed = http_disconnects(&d, "accept_failed").await;
+    assert!((1.0..1000.0).contains(&failed), "{failed}");
+}

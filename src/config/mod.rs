@@ -214,6 +214,16 @@ pub struct ServerConfig {
     /// is disconnected: one that never reads cannot hold the daemon.
     #[serde(with = "humantime_serde")]
     pub tcp_write_timeout: std::time::Duration,
+    /// HTTP connections open at once; more are answered 503 and closed.
+    pub max_http_connections: usize,
+    /// A request's headers must arrive within this (counted from the
+    /// connection's first byte, or from the end of its last response):
+    /// a slowloris or an idle keep-alive connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub http_header_timeout: std::time::Duration,
+    /// A request body must arrive whole within this (408 otherwise).
+    #[serde(with = "humantime_serde")]
+    pub http_body_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -230,6 +240,9 @@ impl Default for ServerConfig {
             tcp_first_line_timeout: std::time::Duration::from_secs(10),
             tcp_idle_timeout: std::time::Duration::from_secs(300),
             tcp_write_timeout: std::time::Duration::from_secs(30),
+            max_http_connections: 512,
+            http_header_timeout: std::time::Duration::from_secs(10),
+            http_body_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -887,6 +900,8 @@ impl Config {
             ("server.tcp_first_line_timeout", s.tcp_first_line_timeout),
             ("server.tcp_idle_timeout", s.tcp_idle_timeout),
             ("server.tcp_write_timeout", s.tcp_write_timeout),
+            ("server.http_header_timeout", s.http_header_timeout),
+            ("server.http_body_timeout", s.http_body_timeout),
         ] {
             if d.is_zero() {
                 push(key.into(), "must be > 0".into());
@@ -897,6 +912,7 @@ impl Config {
             ("server.max_events_per_request", s.max_events_per_request),
             ("server.max_line_bytes", s.max_line_bytes),
             ("server.max_tcp_clients", s.max_tcp_clients),
+            ("server.max_http_connections", s.max_http_connections),
             ("server.tcp_batch", s.tcp_batch),
             ("limits.max_queues", self.limits.max_queues),
             ("limits.max_agents", self.limits.max_agents),
