@@ -160,14 +160,13 @@ async fn a_client_that_never_reads_is_cut_off_by_the_write_timeout() {
     served(&d, "legit-4", 30).await;
 }
 
-#[tokio::test]
-async fn the_accept_loop_backs_off_at_the_file_descriptor_limit() {
-    let d = Daemon::start(&limited("tcp_first_line_timeout = \"1s\""));
+/// Leaves the daemon room for a few more file descriptors only; returns
+/// its pid.
+fn squeeze_fds(d: &Daemon) -> u32 {
     let pid = d.pid();
     let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fds")
         .count();
-    // Room for a few more descriptors only.
     let limit = open + 4;
     let st = std::process::Command::new("prlimit")
         .args([
@@ -177,6 +176,13 @@ async fn the_accept_loop_backs_off_at_the_file_descriptor_limit() {
         .status()
         .expect("prlimit");
     assert!(st.success());
+    pid
+}
+
+#[tokio::test]
+async fn the_accept_loop_backs_off_at_the_file_descriptor_limit() {
+    let d = Daemon::start(&limited("tcp_first_line_timeout = \"1s\""));
+    squeeze_fds(&d);
     let mut held = Vec::new();
     for _ in 0..32 {
         held.push(
@@ -336,19 +342,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_changes_nothing() {
 #[tokio::test]
 async fn the_http_accept_loop_backs_off_at_the_file_descriptor_limit() {
     let d = Daemon::start(&http_limited("http_header_timeout = \"1s\""));
-    let pid = d.pid();
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fds")
-        .count();
-    let limit = open + 4;
-    let st = std::process::Command::new("prlimit")
-        .args([
-            &format!("--pid={pid}"),
-            &format!("--nofile={limit}:{limit}"),
-        ])
-        .status()
-        .expect("prlimit");
-    assert!(st.success());
+    let pid = squeeze_fds(&d);
     let mut held = Vec::new();
     for _ in 0..32 {
         held.push(TcpStream::connect(d.http).await.expect("connect"));
