@@ -1,8 +1,11 @@
 //! Start-up and shutdown: wires the writer, the sources and the HTTP API.
 //!
 //! Shutdown drains in order: stop accepting (sources and HTTP stop on the
-//! cancellation token), let in-flight batches finish and be answered,
-//! then stop the writer once the last ingest handle is gone.
+//! cancellation token), let in-flight batches finish and be answered (a
+//! TCP client gets the ACK of what was read before `ERR shutting down`),
+//! close every feed client with 1001 "shutting down", then stop the
+//! writer once the last ingest handle is gone (it syncs and, if
+//! configured, snapshots) — all within `server.shutdown_timeout`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -65,6 +68,8 @@ pub enum RunError {
     Source(String),
     #[error("{0}")]
     Recovery(String),
+    #[error("shutdown did not finish within server.shutdown_timeout ({0:?}); exiting anyway")]
+    Drain(std::time::Duration),
 }
 
 /// Builds the engine and clock the configuration asks for.
@@ -102,6 +107,7 @@ pub async fn run(
             keep_snapshots: st.keep_snapshots,
             stream: st.journal == crate::config::JournalMode::Stream,
             repair: st.repair,
+            snapshot_on_shutdown: st.snapshot_on_shutdown,
         }),
         None => None,
     };
@@ -169,6 +175,7 @@ pub async fn run(
         Policy::new(&config.privacy),
         cancel.clone(),
     );
+    let feed = hub.clone();
     let app = api::router(
         shared.clone(),
         ingest,
@@ -206,12 +213,24 @@ pub async fn run(
     }
     tracing::info!("shutting down: draining sources and in-flight batches");
     cancel.cancel();
-    let failed = running.finish().await;
-    let served = server.await;
-    // Every ingest handle is gone now; stop the timers and let the writer
-    // finish its last group and sync.
-    timers.cancel();
-    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    let drain = async {
+        // Wallboards get their close frame (and go to a replica) while
+        // the sources drain.
+        let (failed, ()) = tokio::join!(running.finish(), feed.drained());
+        let served = server.await;
+        // Every ingest handle is gone now; stop the timers and let the
+        // writer finish its last group, sync and (if configured) snapshot.
+        timers.cancel();
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        (failed, served)
+    };
+    let limit = config.server.shutdown_timeout;
+    let Ok((failed, served)) = tokio::time::timeout(limit, drain).await else {
+        // What was acknowledged is durable already; what is still in
+        // flight is not acknowledged, and senders resend it.
+        return Err(RunError::Drain(limit));
+    };
+    tracing::info!("drained; exiting");
     if let Some(why) = shared.failure.get() {
         return Err(RunError::Recovery(why.clone()));
     }

@@ -236,47 +236,48 @@ fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM. SIGHUP (a systemd `ExecReload`) must
-/// not kill the daemon: until configuration reload exists (issue 18) it
-/// is logged and ignored. The handlers are installed at once, not when
-/// the future is first polled, so a signal during start-up is handled.
+/// Resolves on SIGINT or SIGTERM; a second one ends the process at once
+/// (what was acknowledged is durable already). SIGHUP (a systemd
+/// `ExecReload`) must not kill the daemon: until configuration reload
+/// exists (issue 18) it is logged and ignored. The handlers are installed
+/// at once, not when the future is first polled, so a signal during
+/// start-up is handled.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let (term, hup) = {
-        use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::terminate()).ok(),
-            signal(SignalKind::hangup()).ok(),
-        )
-    };
-    async move {
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        #[cfg(unix)]
-        let term = async move {
-            match term {
-                Some(mut s) => {
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        let hup = signal(SignalKind::hangup()).ok();
+        async fn recv(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
                     s.recv().await;
                 }
                 None => std::future::pending::<()>().await,
             }
-        };
-        #[cfg(unix)]
-        let hup = async move {
-            let Some(mut s) = hup else {
-                return std::future::pending::<()>().await;
-            };
-            while s.recv().await.is_some() {
-                tracing::warn!(
-                    "SIGHUP: configuration reload is not supported yet; running on with the configuration loaded at start"
-                );
+        }
+        async move {
+            if let Some(mut hup) = hup {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::warn!(
+                            "SIGHUP: configuration reload is not supported yet; running on with the configuration loaded at start"
+                        );
+                    }
+                });
             }
-            std::future::pending::<()>().await
-        };
-        #[cfg(not(unix))]
-        let (term, hup) = (std::future::pending::<()>(), std::future::pending::<()>());
-        tokio::select! { _ = ctrl_c => {}, _ = term => {}, _ = hup => {} }
+            tokio::select! { _ = recv(&mut term) => {}, _ = recv(&mut int) => {} }
+            tokio::spawn(async move {
+                tokio::select! { _ = recv(&mut term) => {}, _ = recv(&mut int) => {} }
+                eprintln!("callwatch: second signal: exiting without finishing the drain");
+                std::process::exit(1);
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    async move {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -528,6 +528,8 @@ pub struct StorageOptions {
     pub stream: bool,
     /// `run --repair`: accept the losses recovery names (store::recover).
     pub repair: bool,
+    /// `storage.snapshot_on_shutdown`.
+    pub snapshot_on_shutdown: bool,
 }
 
 /// Batches queued to the writer before senders wait.
@@ -738,9 +740,14 @@ impl Writer {
                 tracing::error!(error = %e, "final journal sync failed");
             }
         }
-        if self.storage.as_ref().is_some_and(|o| o.stream) {
+        if self
+            .storage
+            .as_ref()
+            .is_some_and(|o| o.stream || o.snapshot_on_shutdown)
+        {
             // Stream mode keeps only snapshots: one more on the way out
-            // makes the next start replay less of the stream.
+            // makes the next start replay less of the stream (and of the
+            // journal, where configured).
             self.maybe_snapshot_now(true);
         }
         tracing::debug!("writer drained");

@@ -128,6 +128,9 @@ pub struct StorageConfig {
     /// directory, the default) or `stream` (the JetStream stream; only
     /// snapshots are kept here). docs/sources/nats.md.
     pub journal: JournalMode,
+    /// Write a snapshot when the daemon stops (the next start replays
+    /// less journal).
+    pub snapshot_on_shutdown: bool,
     /// `callwatch run --repair` (a flag, never a setting in the file: a
     /// repair is decided once, by a person who read what it will cost).
     #[serde(skip)]
@@ -153,6 +156,7 @@ impl Default for StorageConfig {
             keep_snapshots: 2,
             deadletter_max_bytes: 16 << 20,
             journal: JournalMode::Local,
+            snapshot_on_shutdown: false,
             repair: false,
         }
     }
@@ -224,6 +228,10 @@ pub struct ServerConfig {
     /// A request body must arrive whole within this (408 otherwise).
     #[serde(with = "humantime_serde")]
     pub http_body_timeout: std::time::Duration,
+    /// On SIGTERM, how long sources, connections and the writer may take
+    /// to finish what they hold before the process exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -243,6 +251,7 @@ impl Default for ServerConfig {
             max_http_connections: 512,
             http_header_timeout: std::time::Duration::from_secs(10),
             http_body_timeout: std::time::Duration::from_secs(60),
+            shutdown_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -902,6 +911,7 @@ impl Config {
             ("server.tcp_write_timeout", s.tcp_write_timeout),
             ("server.http_header_timeout", s.http_header_timeout),
             ("server.http_body_timeout", s.http_body_timeout),
+            ("server.shutdown_timeout", s.shutdown_timeout),
         ] {
             if d.is_zero() {
                 push(key.into(), "must be > 0".into());

@@ -251,6 +251,13 @@ impl Hub {
     pub fn clients(&self) -> usize {
         self.opts.max_clients - self.slots.available_permits()
     }
+
+    /// Resolves once every feed client is gone (after the shutdown each
+    /// was sent its close frame).
+    pub async fn drained(&self) {
+        let n = u32::try_from(self.opts.max_clients).unwrap_or(u32::MAX);
+        let _ = self.slots.acquire_many(n).await;
+    }
 }
 
 async fn run_hub(
@@ -598,7 +605,10 @@ async fn client_loop(
                     seq += 1;
                     send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last.board }, "snapshot");
                 }
-                Err(broadcast::error::RecvError::Closed) => return "shutdown",
+                Err(broadcast::error::RecvError::Closed) => {
+                    let _ = tx.send(close(1001, "shutting down")).await;
+                    return "shutdown";
+                }
             },
             m = rx.next() => {
                 last_heard = Instant::now();

@@ -246,6 +246,15 @@ async fn serve(
             };
             match wake {
                 Wake::Shutdown => {
+                    // Drain: what was read is answered before the door
+                    // closes (the writer runs until every source is done).
+                    if let Some(mut f) = inflight.take() {
+                        let o = (&mut f.pending).await;
+                        let why = acknowledge(&mut wr, f, o, &mut bad, &mut out, opts).await;
+                        if why.is_some() {
+                            return why;
+                        }
+                    }
                     let _ = reply(&mut wr, b"ERR shutting down\n", wt).await;
                     return Some("shutdown");
                 }

@@ -225,19 +225,29 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit status (deadline 30 s).
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(30)
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, ...) and returns at once.
+    pub fn signal(&self, name: &str) {
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+    }
+
+    /// Waits (up to `secs`) for the process to exit.
+    pub fn wait_exit(mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return st;
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("callwatch did not exit after SIGTERM");
+                panic!("callwatch did not exit in time");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
