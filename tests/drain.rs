@@ -104,17 +104,7 @@ async fn sigterm_acknowledges_what_was_read_and_loses_nothing() {
     // Exactly the acknowledged lines are in the state, from the snapshot
     // written on the way out.
     let d = Daemon::start_args(&cfg, &["--data-dir", &dir]);
-    let ready: serde_json::Value = serde_json::from_str(
-        &client()
-            .get(d.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz")
-            .text()
-            .await
-            .expect("body"),
-    )
-    .expect("json");
+    let ready = readyz(&d).await;
     assert_eq!(ready["recovery"]["snapshot"], acked, "{ready}");
     assert_eq!(ready["recovery"]["replayed"], 0, "{ready}");
     let acked = acked as usize;

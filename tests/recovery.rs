@@ -69,10 +69,8 @@ async fn resend(d: &Daemon, events: &[String]) -> u64 {
 }
 
 async fn recovery(d: &Daemon) -> serde_json::Value {
-    let r = client().get(d.url("/readyz")).send().await.expect("readyz");
-    assert_eq!(r.status().as_u16(), 200);
-    let text = r.text().await.expect("body");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let v = readyz(d).await;
+    assert_eq!(v["ready"], true);
     v["recovery"].clone()
 }
 

@@ -42,17 +42,7 @@ async fn the_0_1_0_data_directory_starts_with_the_same_state() {
     let events = fixture.join("events.ndjson");
     let offline = replay_offline(&d.dir.path().join("callwatch.toml"), &events);
     assert_eq!(offline["digest"], snap["digest"]);
-    let ready: serde_json::Value = serde_json::from_str(
-        &client()
-            .get(d.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz")
-            .text()
-            .await
-            .expect("body"),
-    )
-    .expect("json");
+    let ready = readyz(&d).await;
     assert_eq!(ready["recovery"]["status"], "clean", "{ready}");
     assert_eq!(ready["recovery"]["snapshot"], 1800);
     assert_eq!(ready["recovery"]["replayed"], 600);

@@ -309,6 +309,19 @@ pub async fn get_json_as(d: &Daemon, path: &str, token: &str) -> serde_json::Val
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
 }
 
+/// `GET /readyz` as JSON (whatever the status).
+pub async fn readyz(d: &Daemon) -> serde_json::Value {
+    let text = client()
+        .get(d.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .text()
+        .await
+        .expect("body");
+    serde_json::from_str(&text).expect("json")
+}
+
 pub async fn metrics_text(d: &Daemon) -> String {
     client()
         .get(d.url("/metrics"))
