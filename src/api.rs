@@ -54,11 +54,21 @@ pub struct HttpOptions {
 struct App {
     shared: Arc<Shared>,
     ingest: Ingest,
-    opts: Arc<HttpOptions>,
+    /// Loaded per request: a reload swaps it.
+    opts: Arc<arc_swap::ArcSwap<HttpOptions>>,
     hub: Arc<Hub>,
+    reload: Option<tokio::sync::mpsc::Sender<crate::reload::Request>>,
 }
 
-pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<Hub>) -> Router {
+/// The API. `opts` may be swapped while it serves (a reload); `reload`
+/// carries `POST /api/v1/admin/reload` to the daemon.
+pub fn router(
+    shared: Arc<Shared>,
+    ingest: Ingest,
+    opts: Arc<arc_swap::ArcSwap<HttpOptions>>,
+    hub: Arc<Hub>,
+    reload: Option<tokio::sync::mpsc::Sender<crate::reload::Request>>,
+) -> Router {
     Router::new()
         .route("/", get(wallboard_page))
         .route("/wallboard", get(wallboard_page))
@@ -80,11 +90,13 @@ pub fn router(shared: Arc<Shared>, ingest: Ingest, opts: HttpOptions, hub: Arc<H
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/api/v1/admin/reload", post(post_reload))
         .with_state(App {
             shared,
             ingest,
-            opts: Arc::new(opts),
+            opts,
             hub,
+            reload,
         })
 }
 
@@ -136,6 +148,31 @@ fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Unauthorize
     }
 }
 
+/// `POST /api/v1/admin/reload` (the supervisor role): re-reads the
+/// configuration file as SIGHUP does; 200 with what was applied, 422 with
+/// why nothing was.
+async fn post_reload(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = reader(&app, &headers, None, Endpoint::Admin) {
+        return r.into_response();
+    }
+    let Some(tx) = app.reload.clone() else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            None,
+            "this process cannot reload its configuration",
+        );
+    };
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    if tx.send(reply).await.is_err() {
+        return busy();
+    }
+    match rx.await {
+        Ok(Ok(done)) => Json(done).into_response(),
+        Ok(Err(why)) => error(StatusCode::UNPROCESSABLE_ENTITY, None, &why),
+        Err(_) => busy(),
+    }
+}
+
 /// `200` once recovery is done, `503` before; the body says what the
 /// last recovery found (docs/api.md).
 async fn readyz(State(app): State<App>) -> Response {
@@ -143,6 +180,7 @@ async fn readyz(State(app): State<App>) -> Response {
     let body = serde_json::json!({
         "ready": ready,
         "recovery": app.shared.recovery_report(),
+        "config": app.shared.reload_status(),
     });
     let status = if ready {
         StatusCode::OK
@@ -178,14 +216,15 @@ fn id_of(raw: &[u8]) -> Option<String> {
 }
 
 async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    if app.opts.stream_only {
+    let opts = app.opts.load();
+    if opts.stream_only {
         return error(
             StatusCode::CONFLICT,
             None,
             "this daemon takes events from its JetStream stream only (storage.journal = \"stream\"); publish them there",
         );
     }
-    ingest_request(&app.ingest, &app.opts.limits, headers, body).await
+    ingest_request(&app.ingest, &opts.limits, headers, body).await
 }
 
 /// What an HTTP ingest request may be.
@@ -344,7 +383,8 @@ fn role_of(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
     let token = header.or(query_token.map(str::as_bytes));
-    privacy::resolve(token, &app.opts.auth, &app.opts.privacy).map_err(|_| Unauthorized)
+    let opts = app.opts.load();
+    privacy::resolve(token, &opts.auth, &opts.privacy).map_err(|_| Unauthorized)
 }
 
 /// Why a read request is not answered.
@@ -383,7 +423,7 @@ fn reader(
     e: Endpoint,
 ) -> Result<Role, Refused> {
     let role = role_of(app, headers, query_token).map_err(|_| Refused::Unauthorized)?;
-    if !app.hub.policy.allows(role, e) {
+    if !app.hub.policy().allows(role, e) {
         return Err(Refused::Forbidden);
     }
     if !app.shared.is_ready() {
@@ -410,7 +450,7 @@ async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
     };
     let mut snap = app
         .hub
-        .policy
+        .policy()
         .snapshot(&view.snapshot, role, view.at_ms)
         .into_owned();
     // The digest is of the state, not of this (redacted) view.
@@ -451,7 +491,7 @@ async fn cards_for(
         (Some((p, c)), Some(asked)) if *p == asked => c.clone(),
         _ => view.scorecards.clone(),
     };
-    app.hub.policy.scorecards(&mut cards, role);
+    app.hub.policy().scorecards(&mut cards, role);
     Some((view, cards))
 }
 
@@ -471,7 +511,7 @@ async fn qa_view<Q>(
     let Query(q) = query.map_err(|e| error(StatusCode::BAD_REQUEST, None, &e.body_text()))?;
     let period = parse_period(period(&q))
         .map_err(|e| error(StatusCode::BAD_REQUEST, None, &e))?
-        .unwrap_or(app.opts.qa_period);
+        .unwrap_or(app.opts.load().qa_period);
     let want = Wanted {
         qa: Some(period),
         qa_parts: parts,
@@ -510,7 +550,7 @@ async fn get_qa_scores(
     let Some(mut scores) = view.qa.clone() else {
         return busy();
     };
-    app.hub.policy.quality_rows(&mut scores.scores, role);
+    app.hub.policy().quality_rows(&mut scores.scores, role);
     if let Some(sc) = &q.scope {
         scores.scores.retain(|s| &s.scope == sc);
         if scores.scores.is_empty() {
@@ -557,7 +597,7 @@ async fn get_qa_signals(
     let Some(mut signals) = view.signals.clone() else {
         return busy();
     };
-    app.hub.policy.quality_rows(&mut signals.signals, role);
+    app.hub.policy().quality_rows(&mut signals.signals, role);
     signals.signals.retain(|s| {
         q.team.as_ref().is_none_or(|t| &s.team == t)
             && q.agent.as_ref().is_none_or(|a| &s.agent == a)
@@ -613,7 +653,7 @@ async fn get_qa_samples(
         return busy();
     };
     let mut samples = if previous { before } else { current };
-    app.hub.policy.quality_rows(&mut samples.agents, role);
+    app.hub.policy().quality_rows(&mut samples.agents, role);
     samples.agents.retain(|a| {
         q.team.as_ref().is_none_or(|t| &a.team == t)
             && q.agent.as_ref().is_none_or(|x| &a.agent == x)
@@ -653,7 +693,7 @@ async fn get_coaching(
     let Some(mut c) = view.coaching.clone() else {
         return busy();
     };
-    app.hub.policy.quality_rows(&mut c.rows, role);
+    app.hub.policy().quality_rows(&mut c.rows, role);
     c.rows.retain(|r| {
         use crate::quality::TeamRow;
         q.team.as_deref().is_none_or(|t| r.team() == Some(t))
@@ -781,7 +821,7 @@ async fn get_goals(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = reader(&app, &headers, None, Endpoint::Goals) {
         return r.into_response();
     }
-    Json(&*app.opts.matrix).into_response()
+    Json(&*app.opts.load().matrix).into_response()
 }
 
 async fn goals_page(State(app): State<App>, headers: HeaderMap) -> Response {
@@ -790,7 +830,7 @@ async fn goals_page(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        crate::sheet::html(&app.opts.matrix, &app.opts.currency),
+        crate::sheet::html(&app.opts.load().matrix, &app.opts.load().currency),
     )
         .into_response()
 }
@@ -850,7 +890,7 @@ async fn wallboard_page(State(app): State<App>) -> Response {
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        app.opts.wallboard.clone(),
+        app.opts.load().wallboard.clone(),
     )
         .into_response()
 }
@@ -940,7 +980,7 @@ async fn get_backlog(
         return busy();
     };
     let mut list = view.backlog_list(&q);
-    app.hub.policy.backlog(&mut list, role, view.at_ms);
+    app.hub.policy().backlog(&mut list, role, view.at_ms);
     Json(list).into_response()
 }
 
@@ -950,14 +990,14 @@ async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         Err(r) => return r.into_response(),
     };
     let want = Wanted {
-        signals: app.hub.policy.sees_quality(role),
+        signals: app.hub.policy().sees_quality(role),
         ..Wanted::default()
     };
     let Some(view) = app.ingest.view(want, FRESH_WAIT).await else {
         return busy();
     };
     let mut buf = String::with_capacity(64 * 1024);
-    let policy = &app.hub.policy;
+    let policy = app.hub.policy();
     let snap = policy.snapshot(&view.snapshot, role, view.at_ms);
     let mut cards = view.scorecards.clone();
     policy.metric_scorecards(&mut cards, role);

@@ -81,11 +81,168 @@ pub fn engine_for(config: &Config) -> (Engine, SharedClock) {
     (Engine::new(Settings::from_config(config)), clock)
 }
 
+/// Reads the configuration again.
+pub type LoadConfig = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+/// Applies a new `log.level`.
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// How a running daemon is told to reload its configuration.
+#[derive(Default)]
+pub struct Control {
+    /// Reads the configuration again (the file, with the command line's
+    /// overrides); without it the daemon cannot reload.
+    pub load: Option<LoadConfig>,
+    /// One message per SIGHUP.
+    pub hup: Option<tokio::sync::mpsc::Receiver<()>>,
+    /// Applies a new `log.level`.
+    pub log_level: Option<SetLogLevel>,
+}
+
+/// The HTTP layer's options for a configuration.
+fn http_options(config: &Config) -> HttpOptions {
+    HttpOptions {
+        limits: api::IngestLimits::of(config),
+        auth: config.auth.clone(),
+        privacy: config.privacy.clone(),
+        matrix: Arc::new(crate::goal::Matrix::from_config(config)),
+        currency: config.sales.currency.clone(),
+        wallboard: crate::wallboard::page(config).into(),
+        qa_period: config.quality.period,
+        stream_only: config.storage.journal == crate::config::JournalMode::Stream,
+    }
+}
+
+/// Warnings a configuration deserves, at start and at each reload.
+fn warn_about(config: &Config) {
+    for w in crate::privacy::warnings(&config.auth, &config.privacy) {
+        tracing::warn!("{w}");
+    }
+    if crate::config::goals::legacy_targets_set(config) {
+        tracing::warn!(
+            "[targets] is deprecated: it is mapped onto the goal matrix ([goals], docs/goals.md); \
+             run `callwatch goals` to see the result and move it into [goals.matrix]"
+        );
+    }
+}
+
+/// What a reload may change while the daemon runs.
+struct Live {
+    /// The configuration loaded at start (what restart-only settings
+    /// are compared with).
+    started: Config,
+    /// The configuration in force.
+    current: Config,
+    ingest: crate::writer::Ingest,
+    http: Arc<arc_swap::ArcSwap<HttpOptions>>,
+    hub: Arc<Hub>,
+    /// The `[[sources]]` entries, stopped and started again when they
+    /// change (the built-in TCP ingest and the demo keep running).
+    configured: Running,
+    configured_stop: CancellationToken,
+    cancel: CancellationToken,
+    telemetry: Arc<Telemetry>,
+    shared: Arc<Shared>,
+}
+
+impl Live {
+    async fn reload(&mut self, control: &Control) -> Result<crate::reload::Done, String> {
+        let result = self.try_reload(control).await;
+        let t = &self.telemetry;
+        let mut status = self
+            .shared
+            .reload
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        status.reloads += 1;
+        match &result {
+            Ok(done) => {
+                let now = chrono::Utc::now().timestamp_millis();
+                status.last_success_ms = now;
+                status.last_error = None;
+                t.config_reloaded(true, now);
+                tracing::info!(applied = ?done.applied, "configuration reloaded");
+                if !done.restart_needed.is_empty() {
+                    tracing::warn!(
+                        settings = ?done.restart_needed,
+                        "these settings changed in the file but take effect only at a restart"
+                    );
+                }
+            }
+            Err(why) => {
+                status.last_error = Some(why.clone());
+                t.config_reloaded(false, 0);
+                tracing::error!(
+                    "configuration reload refused, the running configuration stays: {why}"
+                );
+            }
+        }
+        if let Ok(mut s) = self.shared.reload.lock() {
+            *s = status;
+        }
+        result
+    }
+
+    async fn try_reload(&mut self, control: &Control) -> Result<crate::reload::Done, String> {
+        let load = control
+            .load
+            .as_ref()
+            .ok_or("no configuration file to reload (started with the embedded one)")?;
+        // Whole or nothing: every check before any part changes.
+        let new = load().map_err(|e| e.to_string())?;
+        crate::source::validate(&new).map_err(|e| e.to_string())?;
+        let built =
+            crate::source::build_all(&new).map_err(|p| ConfigError::Invalid(p).to_string())?;
+        let restart_needed = crate::reload::restart_needed(&self.started, &new);
+        let mut applied = vec!["goals, targets, calendars and holidays"];
+        self.ingest.reload(Settings::from_config(&new)).await?;
+        self.http.store(Arc::new(http_options(&new)));
+        applied.push("auth, privacy, goal sheet and wallboard page");
+        self.hub.reconfigure(
+            FeedOptions::from_config(&new.feed),
+            Policy::new(&new.privacy),
+        );
+        applied.push("feed and privacy policy");
+        if new.sources != self.current.sources {
+            // Stopped sources have stored their positions; the new set
+            // starts from them.
+            self.configured_stop.cancel();
+            let old = std::mem::replace(&mut self.configured, Running::idle());
+            if let Some(e) = old.finish().await {
+                return Err(format!("a source failed while stopping: {e}"));
+            }
+            self.configured_stop = self.cancel.child_token();
+            let state_dir = new.storage.data_dir.as_ref().map(|d| d.join("sources"));
+            self.configured = Running::start(
+                built,
+                &self.ingest,
+                &self.configured_stop,
+                &self.telemetry,
+                state_dir,
+            );
+            applied.push("sources");
+        }
+        if new.log.level != self.current.log.level {
+            if let Some(set) = &control.log_level {
+                set(&new.log.level)?;
+                applied.push("log level");
+            }
+        }
+        warn_about(&new);
+        self.current = new;
+        Ok(crate::reload::Done {
+            applied,
+            restart_needed,
+        })
+    }
+}
+
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    mut control: Control,
 ) -> Result<(), RunError> {
     crate::source::validate(&config)?;
     let built = crate::source::build_all(&config).map_err(ConfigError::Invalid)?;
@@ -141,12 +298,21 @@ pub async fn run(
     .map_err(RunError::Storage)?;
     let (http_addr, tcp_addr) = (listeners.http_addr(), listeners.tcp_addr());
 
-    let mut sources = built;
+    let state_dir = config.storage.data_dir.as_ref().map(|d| d.join("sources"));
+    let configured_stop = cancel.child_token();
+    let configured = Running::start(
+        built,
+        &ingest,
+        &configured_stop,
+        &telemetry,
+        state_dir.clone(),
+    );
+    let mut builtin = Vec::new();
     if let Some(l) = listeners.ingest_tcp {
-        sources.push(TcpSource::built(l, &config));
+        builtin.push(TcpSource::built(l, &config));
     }
     if config.demo.enabled {
-        sources.push(Built {
+        builtin.push(Built {
             kind: crate::source::simulator::NAME,
             name: "simulator".into(),
             checkpoint_file: String::new(),
@@ -158,38 +324,22 @@ pub async fn run(
             })),
         });
     }
-    let state_dir = config.storage.data_dir.as_ref().map(|d| d.join("sources"));
-    let running = Running::start(sources, &ingest, &cancel, &telemetry, state_dir);
-
-    for w in crate::privacy::warnings(&config.auth, &config.privacy) {
-        tracing::warn!("{w}");
-    }
-    if crate::config::goals::legacy_targets_set(&config) {
-        tracing::warn!(
-            "[targets] is deprecated: it is mapped onto the goal matrix ([goals], docs/goals.md);              run `callwatch goals` to see the result and move it into [goals.matrix]"
-        );
-    }
+    let running = Running::start(builtin, &ingest, &cancel, &telemetry, state_dir);
+    warn_about(&config);
     let hub = Hub::start(
         shared.clone(),
         FeedOptions::from_config(&config.feed),
         Policy::new(&config.privacy),
         cancel.clone(),
     );
-    let feed = hub.clone();
+    let http = Arc::new(arc_swap::ArcSwap::from_pointee(http_options(&config)));
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<crate::reload::Request>(4);
     let app = api::router(
         shared.clone(),
-        ingest,
-        HttpOptions {
-            limits: api::IngestLimits::of(&config),
-            auth: config.auth.clone(),
-            privacy: config.privacy.clone(),
-            matrix: Arc::new(crate::goal::Matrix::from_config(&config)),
-            currency: config.sales.currency.clone(),
-            wallboard: crate::wallboard::page(&config).into(),
-            qa_period: config.quality.period,
-            stream_only: st.journal == crate::config::JournalMode::Stream,
-        },
-        hub,
+        ingest.clone(),
+        http.clone(),
+        hub.clone(),
+        Some(reload_tx),
     );
     let http_cancel = cancel.clone();
     let server = tokio::spawn(crate::http::serve(
@@ -205,18 +355,53 @@ pub async fn run(
         demo = config.demo.enabled,
         "callwatch listening"
     );
-
-    tokio::select! {
-        _ = shutdown => {}
-        _ = running.failure.cancelled() => {}
-        _ = shared.fatal.cancelled() => {}
+    if let Ok(mut s) = shared.reload.lock() {
+        s.last_success_ms = chrono::Utc::now().timestamp_millis();
+        telemetry.config_loaded(s.last_success_ms);
     }
+    let limit = config.server.shutdown_timeout;
+    let mut live = Live {
+        started: config.clone(),
+        current: config,
+        ingest,
+        http,
+        hub: hub.clone(),
+        configured,
+        configured_stop,
+        cancel: cancel.clone(),
+        telemetry: telemetry.clone(),
+        shared: shared.clone(),
+    };
+    let mut hup = control.hup.take();
+    tokio::pin!(shutdown);
+    loop {
+        let failure = live.configured.failure.clone();
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = running.failure.cancelled() => break,
+            _ = failure.cancelled() => break,
+            _ = shared.fatal.cancelled() => break,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                let _ = live.reload(&control).await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let _ = reply.send(live.reload(&control).await);
+            }
+        }
+    }
+    let Live {
+        configured, ingest, ..
+    } = live;
+    drop(ingest);
+    let feed = hub;
     tracing::info!("shutting down: draining sources and in-flight batches");
     cancel.cancel();
     let drain = async {
         // Wallboards get their close frame (and go to a replica) while
         // the sources drain.
-        let (failed, ()) = tokio::join!(running.finish(), feed.drained());
+        let (failed, other, ()) =
+            tokio::join!(running.finish(), configured.finish(), feed.drained());
+        let failed = failed.or(other);
         let served = server.await;
         // Every ingest handle is gone now; stop the timers and let the
         // writer finish its last group, sync and (if configured) snapshot.
@@ -224,7 +409,6 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         (failed, served)
     };
-    let limit = config.server.shutdown_timeout;
     let Ok((failed, served)) = tokio::time::timeout(limit, drain).await else {
         // What was acknowledged is durable already; what is still in
         // flight is not acknowledged, and senders resend it.

@@ -216,16 +216,47 @@ fn raise_fd_limit() {
     }
 }
 
-fn init_logging(format: LogFormat, level: &str) {
+/// Installs the log subscriber; returns how to change its level later
+/// (a reload). `RUST_LOG`, when set, wins over the configuration.
+fn init_logging(format: LogFormat, level: &str) -> callwatch::daemon::SetLogLevel {
+    let from_env = std::env::var_os("RUST_LOG").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    fn setter<L, S>(
+        handle: tracing_subscriber::reload::Handle<L, S>,
+        from_env: bool,
+    ) -> callwatch::daemon::SetLogLevel
+    where
+        L: From<tracing_subscriber::EnvFilter> + Send + Sync + 'static,
+        S: 'static,
+    {
+        Box::new(move |level: &str| {
+            if from_env {
+                tracing::info!("log.level changed; RUST_LOG is set and stays in force");
+                return Ok(());
+            }
+            let f = tracing_subscriber::EnvFilter::try_new(level)
+                .map_err(|e| format!("log.level {level:?}: {e}"))?;
+            handle.reload(f).map_err(|e| e.to_string())
+        })
+    }
     match format {
-        LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => {
+            let b = builder.with_filter_reloading();
+            let h = b.reload_handle();
+            b.init();
+            setter(h, from_env)
+        }
+        LogFormat::Json => {
+            let b = builder.json().with_filter_reloading();
+            let h = b.reload_handle();
+            b.init();
+            setter(h, from_env)
+        }
     }
 }
 
@@ -238,11 +269,14 @@ fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 
 /// Resolves on SIGINT or SIGTERM; a second one ends the process at once
 /// (what was acknowledged is durable already). SIGHUP (a systemd
-/// `ExecReload`) must not kill the daemon: until configuration reload
-/// exists (issue 18) it is logged and ignored. The handlers are installed
+/// `ExecReload`) never kills the daemon: it asks `reload` to re-read the
+/// configuration, or is logged and ignored where nothing reloads (the
+/// edge publisher). The handlers are installed
 /// at once, not when the future is first polled, so a signal during
 /// start-up is handled.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+fn shutdown_signal(
+    reload: Option<tokio::sync::mpsc::Sender<()>>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -261,9 +295,15 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
             if let Some(mut hup) = hup {
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        tracing::warn!(
-                            "SIGHUP: configuration reload is not supported yet; running on with the configuration loaded at start"
-                        );
+                        match &reload {
+                            Some(tx) => {
+                                tracing::info!("SIGHUP: reloading the configuration");
+                                let _ = tx.try_send(());
+                            }
+                            None => tracing::warn!(
+                                "SIGHUP: this process does not reload its configuration; running on"
+                            ),
+                        }
                     }
                 });
             }
@@ -277,6 +317,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     }
     #[cfg(not(unix))]
     async move {
+        let _ = reload;
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -303,30 +344,44 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             repair,
         } => {
-            let mut cfg = load(config.as_deref())?;
-            cfg.storage.repair = repair;
-            if let Some(a) = http {
-                cfg.server.http = a;
-            }
-            if let Some(a) = ingest_tcp {
-                cfg.server.ingest_tcp = Some(a);
-            }
-            cfg.demo.enabled |= demo;
-            if cfg.demo.enabled && cfg.quality.sample.secret.is_none() {
-                // The demo draws a QA sample; a desk sets its own secret.
-                cfg.quality.sample.secret = Some("callwatch-demo-sample-secret".into());
-            }
-            if data_dir.is_some() {
-                cfg.storage.data_dir = data_dir;
-            }
-            init_logging(cfg.log.format, &cfg.log.level);
+            // The file as given plus the command line: read at start and
+            // again at each reload.
+            let overrides = move |path: Option<&Path>| -> Result<Config, ConfigError> {
+                let mut cfg = load(path)?;
+                cfg.storage.repair = repair;
+                if let Some(a) = http {
+                    cfg.server.http = a;
+                }
+                if let Some(a) = ingest_tcp {
+                    cfg.server.ingest_tcp = Some(a);
+                }
+                cfg.demo.enabled |= demo;
+                if cfg.demo.enabled && cfg.quality.sample.secret.is_none() {
+                    // The demo draws a QA sample; a desk sets its own secret.
+                    cfg.quality.sample.secret = Some("callwatch-demo-sample-secret".into());
+                }
+                if data_dir.is_some() {
+                    cfg.storage.data_dir = data_dir.clone();
+                }
+                Ok(cfg)
+            };
+            let cfg = overrides(config.as_deref())?;
+            let log_level = init_logging(cfg.log.format, &cfg.log.level);
             callwatch::source::validate(&cfg)?;
             raise_fd_limit();
             rt.block_on(async move {
                 let listeners = callwatch::Listeners::bind(&cfg)
                     .await
                     .context("binding the listen addresses")?;
-                callwatch::run(cfg, listeners, shutdown_signal()).await?;
+                let (hup_tx, hup) = tokio::sync::mpsc::channel(4);
+                let control = callwatch::Control {
+                    load: config.map(|p| {
+                        Box::new(move || overrides(Some(&p))) as callwatch::daemon::LoadConfig
+                    }),
+                    hup: Some(hup),
+                    log_level: Some(log_level),
+                };
+                callwatch::run(cfg, listeners, shutdown_signal(Some(hup_tx)), control).await?;
                 Ok(ExitCode::SUCCESS)
             })
         }
@@ -346,13 +401,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if data_dir.is_some() {
                 cfg.storage.data_dir = data_dir;
             }
-            init_logging(cfg.log.format, &cfg.log.level);
+            let _ = init_logging(cfg.log.format, &cfg.log.level);
             raise_fd_limit();
             rt.block_on(async move {
                 let listeners = callwatch::Listeners::bind(&cfg)
                     .await
                     .context("binding the listen addresses")?;
-                callwatch::publish::run(cfg, listeners, shutdown_signal()).await?;
+                callwatch::publish::run(cfg, listeners, shutdown_signal(None)).await?;
                 Ok(ExitCode::SUCCESS)
             })
         }
@@ -416,7 +471,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Replay(a) => {
-            init_logging(LogFormat::Plain, "warn");
+            let _ = init_logging(LogFormat::Plain, "warn");
             let file = std::fs::File::open(&a.file)
                 .with_context(|| format!("opening {}", a.file.display()))?;
             let input = BufReader::new(file);
@@ -442,12 +497,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tail { url, scope, token } => {
-            init_logging(LogFormat::Plain, "warn");
+            let _ = init_logging(LogFormat::Plain, "warn");
             rt.block_on(tail(url, scope, token))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { quick, json, only } => {
-            init_logging(LogFormat::Plain, "warn");
+            let _ = init_logging(LogFormat::Plain, "warn");
             raise_fd_limit();
             let r = callwatch::bench::run(callwatch::bench::BenchOptions { quick, only })?;
             if json {
@@ -458,7 +513,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(a) => {
-            init_logging(LogFormat::Plain, "warn");
+            let _ = init_logging(LogFormat::Plain, "warn");
             let opts = SimOptions {
                 agents: a.agents,
                 rate: a.rate,
@@ -499,7 +554,7 @@ async fn simulate_live(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown_signal() => return Ok(()),
+            _ = shutdown_signal(None) => return Ok(()),
         }
         let now = start + origin.elapsed().as_millis() as i64;
         let (mut body, mut n) = (String::new(), 0);

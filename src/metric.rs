@@ -126,6 +126,8 @@ families! {
     FEED_MESSAGES = "callwatch_feed_messages_total", Counter, "Feed messages sent, by type.";
     FEED_DISCONNECTS = "callwatch_feed_disconnects_total", Counter, "Feed clients gone, by reason (client_closed, too_slow, idle, too_many_clients, ...).";
     STORAGE_ERRORS = "callwatch_storage_errors_total", Counter, "Journal writes or syncs that failed (ingest is refused until a probe write succeeds).";
+    CONFIG_RELOADS = "callwatch_config_reload_total", Counter, "Configuration reloads (SIGHUP, POST /api/v1/admin/reload), by result (success, failure: the running configuration stayed).";
+    CONFIG_LAST_RELOAD = "callwatch_config_last_reload_success_timestamp_seconds", Gauge, "When the configuration last loaded or reloaded successfully (Unix time).";
     RECOVERY_SKIPPED = "callwatch_recovery_records_skipped_total", Counter, "Journal records the recoveries of this process could not replay, by reason (torn_tail: an unacknowledged write a crash cut short; damaged, undecodable, missing: docs/design.md#recovery).";
     RECOVERY_STATUS = "callwatch_recovery_last_status", Gauge, "1 for what the last recovery concluded (status: clean, torn_tail, damaged, repaired, failed), 0 for the others; only with a data directory.";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
@@ -774,6 +776,7 @@ impl Telemetry {
             PUBLISH_SENT,
             RECOVERY_SKIPPED,
             HTTP_DISCONNECTS,
+            CONFIG_RELOADS,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
@@ -786,6 +789,7 @@ impl Telemetry {
             PUBLISH_BUFFERED,
             RECOVERY_STATUS,
             HTTP_CONNECTIONS,
+            CONFIG_LAST_RELOAD,
         ] {
             recorder.describe_gauge(fam.name.into(), None, fam.help.into());
         }
@@ -930,6 +934,28 @@ impl Telemetry {
             let v = if s == report.status { 1.0 } else { 0.0 };
             self.gauge(&RECOVERY_STATUS, "status", s.as_str(), v);
         }
+    }
+
+    /// A configuration reload's result (and, on success, its time).
+    pub fn config_reloaded(&self, ok: bool, now_ms: i64) {
+        self.one_label(
+            &CONFIG_RELOADS,
+            "result",
+            if ok { "success" } else { "failure" },
+        );
+        if ok {
+            self.config_loaded(now_ms);
+        }
+    }
+
+    /// The configuration loaded at start: the reload counters exist at 0.
+    pub fn config_loaded(&self, now_ms: i64) {
+        for r in ["success", "failure"] {
+            self.one_label_n(&CONFIG_RELOADS, "result", r, 0);
+        }
+        self.recorder
+            .register_gauge(&Key::from_name(CONFIG_LAST_RELOAD.name), &META)
+            .set(now_ms as f64 / 1000.0);
     }
 
     /// An HTTP connection or request refused or cut, by reason.
@@ -1089,6 +1115,7 @@ pub fn labels_of(f: &Family) -> &'static str {
         | "callwatch_feed_disconnects_total"
         | "callwatch_http_disconnects_total" => "reason",
         "callwatch_feed_messages_total" => "type",
+        "callwatch_config_reload_total" => "result (success, failure)",
         "callwatch_recovery_records_skipped_total" => {
             "reason (torn_tail, damaged, undecodable, missing)"
         }

@@ -83,6 +83,8 @@ pub enum Endpoint {
     Scorecards,
     Goals,
     Quality,
+    /// Operating the daemon (configuration reload).
+    Admin,
 }
 
 /// What the wallboard role may read: everything but quality management.
@@ -105,7 +107,7 @@ const QA_ENDPOINTS: [Endpoint; 4] = [
 ];
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Snapshot,
         Endpoint::Backlog,
         Endpoint::State,
@@ -114,6 +116,7 @@ impl Endpoint {
         Endpoint::Scorecards,
         Endpoint::Goals,
         Endpoint::Quality,
+        Endpoint::Admin,
     ];
     pub fn path(self) -> &'static str {
         match self {
@@ -127,6 +130,7 @@ impl Endpoint {
             Endpoint::Quality => {
                 "GET /api/v1/qa/scores, /api/v1/qa/signals, /api/v1/qa/samples, /api/v1/coaching (quality management)"
             }
+            Endpoint::Admin => "POST /api/v1/admin/reload (configuration reload)",
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Shared {
     pub positions: dashmap::DashMap<String, u64>,
     /// What the last recovery found (`/readyz` shows it).
     pub recovery: std::sync::Mutex<Option<store::Report>>,
+    /// What the last configuration reload said (`/readyz` shows it).
+    pub reload: std::sync::Mutex<crate::reload::Status>,
     /// Cancelled when the writer cannot go on (recovery refused or
     /// failed): the daemon then stops with `failure`.
     pub fatal: tokio_util::sync::CancellationToken,
@@ -102,9 +104,15 @@ impl Shared {
             journal_seq: Default::default(),
             positions: Default::default(),
             recovery: Default::default(),
+            reload: Default::default(),
             fatal: Default::default(),
             failure: Default::default(),
         }
+    }
+
+    /// What the last configuration reload said.
+    pub fn reload_status(&self) -> crate::reload::Status {
+        self.reload.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The last recovery's report, if there was one.
@@ -226,6 +234,8 @@ enum Command {
     Tick,
     /// The `interval` fsync policy's timer.
     Sync,
+    /// A configuration reload: the engine's settings from now on.
+    Reload(Box<Settings>, oneshot::Sender<Result<(), String>>),
 }
 
 /// What a reader needs in a view beyond the live figures.
@@ -306,6 +316,17 @@ impl Ingest {
     /// (read-your-writes for a sender that reads after its POST), is at
     /// most a second old, and has what `want` asks for; the writer builds
     /// one if the latest does not do. `None` if none came within `wait`.
+    /// Applies reloaded settings to the engine (goals, targets,
+    /// calendars, holidays, ...), keeping its state.
+    pub async fn reload(&self, settings: Settings) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Reload(Box::new(settings), reply))
+            .await
+            .map_err(|_| "the writer has stopped".to_string())?;
+        rx.await.map_err(|_| "the writer has stopped".to_string())?
+    }
+
     pub async fn view(&self, want: Wanted, wait: Duration) -> Option<Arc<View>> {
         let seq = *self.shared.changes.borrow();
         let now = self.shared.now_ms();
@@ -983,7 +1004,27 @@ impl Writer {
                 }
             }
             Command::Batch(b) => self.apply_group(vec![b]),
+            Command::Reload(settings, reply) => {
+                let _ = reply.send(self.reload(*settings));
+            }
         }
+    }
+
+    /// New settings for the same state: through the snapshot path
+    /// (`save`, then `load` under the new settings), which re-derives what
+    /// the engine keeps of its settings (queue parameters, calendars)
+    /// exactly as a restart would.
+    fn reload(&mut self, settings: Settings) -> Result<(), String> {
+        let bytes = self.engine.save().map_err(|e| e.to_string())?;
+        let engine = Engine::load(settings.clone(), &bytes).map_err(|e| e.to_string())?;
+        self.engine = engine;
+        self.settings = settings;
+        self.groups += 1;
+        self.publisher.dirty = true;
+        self.publisher.digest = None;
+        self.shared.changes.send_replace(self.groups);
+        self.publish(true);
+        Ok(())
     }
 
     fn tick(&mut self) {

@@ -213,8 +213,12 @@ pub struct Hub {
     alerts: broadcast::Sender<Arc<Alert>>,
     slots: Arc<Semaphore>,
     views: Views,
-    pub opts: FeedOptions,
-    pub policy: Policy,
+    /// Swapped by a configuration reload; each use loads the current
+    /// (a connection's rate and timeouts at its start).
+    opts: Arc<arc_swap::ArcSwap<FeedOptions>>,
+    policy: arc_swap::ArcSwap<Policy>,
+    /// `feed.max_clients` as started (the semaphore's size).
+    max_clients: usize,
     shared: Arc<Shared>,
 }
 
@@ -228,18 +232,22 @@ impl Hub {
     ) -> Arc<Hub> {
         let (board_tx, board) = watch::channel(Arc::new(Board::default()));
         let (alerts, _) = broadcast::channel(1024);
+        let max_clients = opts.max_clients;
+        let opts = Arc::new(arc_swap::ArcSwap::from_pointee(opts));
         let hub = Arc::new(Hub {
             board,
             alerts: alerts.clone(),
-            slots: Arc::new(Semaphore::new(opts.max_clients)),
+            slots: Arc::new(Semaphore::new(max_clients)),
             views: Views::default(),
             opts: opts.clone(),
-            policy,
+            policy: arc_swap::ArcSwap::from_pointee(policy),
+            max_clients,
             shared: shared.clone(),
         });
         tokio::spawn(run_hub(
             shared,
             opts,
+            max_clients,
             board_tx,
             alerts,
             hub.slots.clone(),
@@ -249,26 +257,38 @@ impl Hub {
     }
 
     pub fn clients(&self) -> usize {
-        self.opts.max_clients - self.slots.available_permits()
+        self.max_clients - self.slots.available_permits()
+    }
+
+    /// The privacy policy in force.
+    pub fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
+        self.policy.load()
+    }
+
+    /// Applies a reloaded configuration's feed options and privacy
+    /// policy (`feed.max_clients` keeps its value until a restart).
+    pub fn reconfigure(&self, opts: FeedOptions, policy: Policy) {
+        self.opts.store(Arc::new(opts));
+        self.policy.store(Arc::new(policy));
     }
 
     /// Resolves once every feed client is gone (after the shutdown each
     /// was sent its close frame).
     pub async fn drained(&self) {
-        let n = u32::try_from(self.opts.max_clients).unwrap_or(u32::MAX);
+        let n = u32::try_from(self.max_clients).unwrap_or(u32::MAX);
         let _ = self.slots.acquire_many(n).await;
     }
 }
 
 async fn run_hub(
     shared: Arc<Shared>,
-    opts: FeedOptions,
+    options: Arc<arc_swap::ArcSwap<FeedOptions>>,
+    max_clients: usize,
     board_tx: watch::Sender<Arc<Board>>,
     alerts: broadcast::Sender<Arc<Alert>>,
     slots: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
-    let max_clients = opts.max_clients;
     let mut views = shared.view.subscribe();
     let mut prev: Option<Arc<crate::view::View>> = None;
     let mut paused_alerted: HashSet<(String, i64)> = HashSet::new();
@@ -281,6 +301,7 @@ async fn run_hub(
         // only turns them into boards for clients, and alerts start with
         // the first client.
         let view = views.borrow_and_update().clone();
+        let opts = options.load();
         if view.empty || slots.available_permits() == max_clients {
             prev = None;
             continue;
@@ -446,7 +467,7 @@ struct QaInterest<'a> {
 
 impl QaInterest<'_> {
     fn follow(&mut self, role: Role, scope: &Scope) {
-        let want = scope.qa && self.hub.policy.sees_quality(role);
+        let want = scope.qa && self.hub.policy().sees_quality(role);
         let n = &self.hub.shared.qa_feed_clients;
         match (self.counted, want) {
             (false, true) => {
@@ -488,7 +509,7 @@ fn view_for(
 ) -> Arc<View> {
     hub.views.view(board, key, || {
         let mut b = board.scoped(scope);
-        hub.policy.board(&mut b, role, hub.shared.now_ms());
+        hub.policy().board(&mut b, role, hub.shared.now_ms());
         b
     })
 }
@@ -503,7 +524,7 @@ async fn client_loop(
     let (mut tx, mut rx) = socket.split();
     let mut board_rx = hub.board.clone();
     let mut alerts = hub.alerts.subscribe();
-    let opts = &hub.opts;
+    let opts = hub.opts.load_full();
     let telemetry = &hub.shared.telemetry;
     let min_gap = Duration::from_secs(1) / opts.max_rate;
     let mut seq = 0u64;
@@ -591,7 +612,7 @@ async fn client_loop(
                     let b = board_rx.borrow().clone();
                     let mine = alert
                         .in_scope(&b, scope)
-                        .and_then(|name| hub.policy.alert(&alert, role, name, now));
+                        .and_then(|name| hub.policy().alert(&alert, role, name, now));
                     if let Some(mine) = mine {
                         seq += 1;
                         send!(Out::Alert { seq, now, alert: &mine }, "alert");

@@ -221,6 +221,15 @@ impl Running {
         r
     }
 
+    /// No sources (a placeholder while a set is replaced).
+    pub fn idle() -> Running {
+        Running {
+            tasks: TaskTracker::new(),
+            failure: CancellationToken::new(),
+            failed: Arc::default(),
+        }
+    }
+
     /// Waits for every source to finish (after `shutdown`); the first
     /// failure, if one stopped the process.
     pub async fn finish(self) -> Option<String> {
