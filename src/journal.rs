@@ -204,11 +204,14 @@ pub enum Item<'a> {
 /// The format of a segment from its first bytes (an empty file, or one
 /// cut inside its header, is an empty format-2 segment).
 pub fn format_of(bytes: &[u8]) -> u32 {
-    let n = bytes.len().min(SEGMENT_MAGIC.len());
-    if bytes[..n] == SEGMENT_MAGIC[..n] {
-        FORMAT
-    } else {
-        1
+    // "CWJRNL\0" then the format number: a later format keeps the
+    // prefix, so this build can tell it was written by a newer one.
+    let prefix = &SEGMENT_MAGIC[..7];
+    let n = bytes.len().min(prefix.len());
+    match bytes.get(7) {
+        _ if bytes[..n] != prefix[..n] => 1,
+        Some(v) => u32::from(*v),
+        None => FORMAT,
     }
 }
 
@@ -795,7 +798,17 @@ pub fn replay(
             continue;
         }
         let bytes = fs::read(path)?;
-        scan.formats.push((*first, format_of(&bytes)));
+        let format = format_of(&bytes);
+        if format > FORMAT {
+            return Err(io::Error::other(format!(
+                "{} is in journal format {format}, written by a newer callwatch; this build ({}) \
+                 reads formats up to {FORMAT}. Start the newer build again, or restore the data \
+                 directory from before the upgrade (docs/upgrading.md)",
+                path.display(),
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        scan.formats.push((*first, format));
         scan.reach = scan.reach.max(*first);
         let aside = format!("journal-{}", file_name(path));
         if *first > expected && pending.is_none() {
@@ -1275,6 +1288,26 @@ mod tests {
             })
             .collect();
         assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_segment_of_a_newer_format_is_refused_not_misread() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = one_segment(dir.path(), 3);
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[7] = 3;
+        fs::write(&path, &bytes).expect("write");
+        let opts = ReplayOptions {
+            from: 0,
+            quarantine: None,
+        };
+        let e = replay(dir.path(), opts, |_, _| {}).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("journal format 3, written by a newer callwatch"),
+            "{e}"
+        );
+        assert_eq!(fs::read(&path).expect("read"), bytes, "untouched");
     }
 
     #[test]

@@ -63,6 +63,16 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check a data directory: formats, record ranges, damage, and what a
+    /// start of this build would do with it (exit 1 on damage). Changes
+    /// nothing.
+    CheckData {
+        /// The data directory (default: storage.data_dir of --config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// List the dead letters (refused events) kept in a data directory.
     Deadletters {
         /// The data directory (default: storage.data_dir of --config).
@@ -409,6 +419,21 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     .context("binding the listen addresses")?;
                 callwatch::publish::run(cfg, listeners, shutdown_signal(None)).await?;
                 Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::CheckData { data_dir, config } => {
+            let cfg = valid(config.as_deref())?;
+            let dir = data_dir
+                .or(cfg.storage.data_dir.clone())
+                .context("no --data-dir given and no storage.data_dir configured")?;
+            let settings = callwatch::engine::settings::Settings::from_config(&cfg);
+            let mut out = std::io::stdout().lock();
+            let ok = callwatch::store::check(&dir, &settings, &mut out)
+                .with_context(|| format!("checking {}", dir.display()))?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Deadletters { data_dir, config } => {

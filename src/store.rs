@@ -278,6 +278,9 @@ pub struct RecoverOptions {
     /// gap, a journal ending before its snapshot, no readable snapshot),
     /// accepting the losses recovery names; the originals are kept.
     pub repair: bool,
+    /// Read and judge only (`callwatch check-data`): nothing is cut,
+    /// copied, moved or removed.
+    pub dry_run: bool,
 }
 
 /// What recovery concluded, worst last.
@@ -446,7 +449,7 @@ pub fn recover(
             let mut batch = Vec::with_capacity(RECOVERY_BATCH);
             let ropts = journal::ReplayOptions {
                 from,
-                quarantine: Some(q),
+                quarantine: (!opts.dry_run).then_some(q.as_path()),
             };
             let r = journal::replay(&jdir, ropts, |_, rec| {
                 batch.push(rec);
@@ -501,6 +504,19 @@ pub fn recover(
         findings.push(why);
     }
     let repaired = !problems.is_empty();
+    if opts.dry_run {
+        return dry_run_result(
+            data,
+            from,
+            replayed,
+            engine,
+            &scan,
+            bad.is_empty(),
+            findings,
+            skipped,
+            problems,
+        );
+    }
     if repaired && !opts.repair {
         return Err(RecoveryError::Refused {
             dir: data.display().to_string(),
@@ -574,6 +590,164 @@ pub fn recover(
             quarantine: kept_aside.then_some(quarantine),
         },
     })
+}
+
+/// What a start would find, without changing anything.
+#[allow(clippy::too_many_arguments)]
+fn dry_run_result(
+    data: &Path,
+    from: u64,
+    replayed: u64,
+    engine: Engine,
+    scan: &journal::Scan,
+    snapshots_ok: bool,
+    findings: Vec<String>,
+    skipped: std::collections::BTreeMap<&'static str, u64>,
+    problems: Vec<String>,
+) -> Result<Recovered, RecoveryError> {
+    if !problems.is_empty() {
+        return Err(RecoveryError::Refused {
+            dir: data.display().to_string(),
+            problems: problems.join("; "),
+        });
+    }
+    let status = if !snapshots_ok
+        || scan
+            .findings
+            .iter()
+            .any(|f| !matches!(f, journal::Finding::TornTail { .. }))
+    {
+        Status::Damaged
+    } else if scan.findings.is_empty() {
+        Status::Clean
+    } else {
+        Status::TornTail
+    };
+    let next = scan.next.max(from);
+    Ok(Recovered {
+        engine,
+        next,
+        snapshot: from,
+        replayed,
+        report: Report {
+            status,
+            snapshot: from,
+            replayed,
+            next,
+            findings,
+            skipped,
+            quarantine: None,
+        },
+    })
+}
+
+/// `callwatch check-data`: the formats and ranges in a data directory,
+/// and what a start of this build would do with it. `Ok(false)` when it
+/// holds damage (or a start would refuse it).
+pub fn check(data: &Path, settings: &Settings, out: &mut impl Write) -> io::Result<bool> {
+    writeln!(
+        out,
+        "callwatch {} reads journal formats 1..={} and state format {}",
+        env!("CARGO_PKG_VERSION"),
+        journal::FORMAT,
+        crate::engine::persist::FORMAT
+    )?;
+    for (seq, path) in snapshots(&snapshot_dir(data))? {
+        let what = match read_snapshot(&path) {
+            Ok((_, _, body)) => match postcard::from_bytes::<u32>(&body) {
+                Ok(f) if f == crate::engine::persist::FORMAT => format!("state format {f}"),
+                Ok(f) if f > crate::engine::persist::FORMAT => {
+                    format!("state format {f}: written by a newer callwatch")
+                }
+                Ok(f) => format!("state format {f}: older than this build reads"),
+                Err(e) => format!("unreadable state ({e})"),
+            },
+            Err(why) => format!("unusable ({why})"),
+        };
+        writeln!(out, "snapshot {seq:>12}  {what}  {}", path.display())?;
+    }
+    let mut whole = true;
+    let mut expected: Option<u64> = None;
+    for (first, path) in journal::segments(&journal_dir(data))? {
+        let bytes = fs::read(&path)?;
+        if let Some(e) = expected.filter(|e| *e < first) {
+            // Not needed by the next start perhaps, but by a fall-back
+            // to an older snapshot.
+            writeln!(
+                out,
+                "gap: records {e}..={} are missing before {}",
+                first - 1,
+                path.display()
+            )?;
+            whole = false;
+        }
+        let items = journal::parse(&bytes, first);
+        let seqs: Vec<u64> = items
+            .iter()
+            .filter_map(|i| match i {
+                journal::Item::Record { frame, .. } => Some(frame.seq),
+                _ => None,
+            })
+            .collect();
+        let flawed = items.len() - seqs.len();
+        whole &= flawed == 0;
+        expected = Some(seqs.last().map_or(first, |s| s + 1).max(first));
+        let range = match (seqs.first(), seqs.last()) {
+            (Some(a), Some(b)) => format!("records {a}..={b}"),
+            _ => "no records".into(),
+        };
+        let format = match bytes.is_empty() {
+            true => "-".to_string(),
+            false => journal::format_of(&bytes).to_string(),
+        };
+        writeln!(
+            out,
+            "segment  {first:>12}  format {format}  {range}{}  {}",
+            if flawed > 0 {
+                format!("  ({flawed} damaged stretch(es))")
+            } else {
+                String::new()
+            },
+            path.display()
+        )?;
+    }
+    let clock = crate::clock::EventClock::default();
+    let opts = RecoverOptions {
+        repair: false,
+        dry_run: true,
+    };
+    match recover(data, settings, &clock, opts) {
+        Ok(rec) => {
+            let r = &rec.report;
+            writeln!(
+                out,
+                "a start would load the snapshot at {} and replay {} record(s); the next record is {}; status {}",
+                r.snapshot,
+                r.replayed,
+                r.next,
+                r.status.as_str()
+            )?;
+            let formats: Vec<u32> = journal::segments(&journal_dir(data))?
+                .iter()
+                .filter_map(|(_, p)| fs::read(p).ok().map(|b| journal::format_of(&b)))
+                .collect();
+            if formats.iter().any(|f| *f < journal::FORMAT) {
+                writeln!(
+                    out,
+                    "upgrade: the format-1 segments are read as they are; new records go to format-{} segments, and the old ones are removed once a snapshot covers them",
+                    journal::FORMAT
+                )?;
+            }
+            for f in &r.findings {
+                writeln!(out, "finding: {f}")?;
+            }
+            Ok(whole && matches!(r.status, Status::Clean | Status::TornTail))
+        }
+        Err(e) => {
+            writeln!(out, "a start would stop: {e}")?;
+            Ok(false)
+        }
+    }
 }
 
 fn journal_file_name(p: &Path) -> String {

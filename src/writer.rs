@@ -812,6 +812,7 @@ impl Writer {
         let started = Instant::now();
         let ropts = store::RecoverOptions {
             repair: opts.repair && first,
+            dry_run: false,
         };
         let rec = store::recover(&opts.dir, &self.settings, self.shared.clock.as_ref(), ropts)?;
         let report = &rec.report;
