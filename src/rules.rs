@@ -309,7 +309,7 @@ impl<'a> Gen<'a> {
 ",
                 name = alert_name(&g.id),
                 expr = self.goal_expr(g, kind),
-                after = humantime::format_duration(a.after),
+                after = humantime_serde::re::humantime::format_duration(a.after),
                 sev = a.severity.as_str(),
                 title = g.kpi.title,
                 id = g.id,

@@ -105,7 +105,7 @@ pub fn guardrail_text(m: &Matrix) -> String {
         "Sales goals are credited only for the {} intervals in which {how}. \
          Sales made while the primary goals fail are still reported as revenue, \
          but they do not count toward the sales goals.",
-        humantime::format_duration(m.guardrail.interval)
+        humantime_serde::re::humantime::format_duration(m.guardrail.interval)
     )
 }
 
@@ -176,7 +176,7 @@ pub fn text(m: &Matrix, currency: &str) -> String {
                     o,
                     "    alert: {} after {} worse than the minimum",
                     a.severity.as_str(),
-                    humantime::format_duration(a.after)
+                    humantime_serde::re::humantime::format_duration(a.after)
                 );
             }
         }

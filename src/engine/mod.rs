@@ -254,7 +254,11 @@ impl Engine {
             return Ok(());
         };
         let s = &self.settings;
-        let fmt = |ms: i64| humantime::format_duration(std::time::Duration::from_millis(ms as u64));
+        let fmt = |ms: i64| {
+            humantime_serde::re::humantime::format_duration(std::time::Duration::from_millis(
+                ms as u64,
+            ))
+        };
         if let Some(age) = s.event_max_age_ms {
             if t < now.saturating_sub(age) {
                 return Err(Rejection::new(

@@ -349,9 +349,11 @@ impl Engine {
                 reason,
                 format!(
                     "{what} {id:?} is not a handled contact of the last {} (quality.retention)",
-                    humantime::format_duration(std::time::Duration::from_millis(
-                        self.settings.quality.retention_ms.max(0) as u64
-                    ))
+                    humantime_serde::re::humantime::format_duration(
+                        std::time::Duration::from_millis(
+                            self.settings.quality.retention_ms.max(0) as u64
+                        )
+                    )
                 ),
             )
         })
