@@ -269,9 +269,10 @@ pub async fn run(
         None => None,
     };
     let deadletters = match &storage {
-        Some(s) => {
-            Some(DeadLetters::start(&s.dir, st.deadletter_max_bytes).map_err(RunError::Storage)?)
-        }
+        Some(s) => Some(
+            DeadLetters::start(&s.dir, st.deadletter_max_bytes, telemetry.clone())
+                .map_err(RunError::Storage)?,
+        ),
         None => None,
     };
     let shared = Arc::new(Shared::new(

@@ -4,7 +4,9 @@
 //! appends them as NDJSON to `deadletters.ndjson` in the data directory,
 //! rotating to `deadletters.1.ndjson` at the size limit (so at most twice
 //! the limit is on disk). When the channel is full the entry is dropped
-//! and counted rather than slowing ingest down.
+//! rather than slowing ingest down; both losses, the entries a rotation
+//! overwrites and those a full channel drops, are counted in
+//! `callwatch_deadletters_dropped_total{reason}`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -36,6 +38,13 @@ struct Entry<'a> {
 pub struct DeadLetters {
     tx: SyncSender<String>,
     dropped: Arc<AtomicU64>,
+    telemetry: Arc<crate::metric::Telemetry>,
+}
+
+fn lines_in(path: &Path) -> u64 {
+    fs::read(path)
+        .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -46,13 +55,22 @@ impl std::fmt::Debug for DeadLetters {
 
 impl DeadLetters {
     /// Starts the writer thread for `dir`.
-    pub fn start(dir: &Path, max_bytes: u64) -> io::Result<DeadLetters> {
+    pub fn start(
+        dir: &Path,
+        max_bytes: u64,
+        telemetry: Arc<crate::metric::Telemetry>,
+    ) -> io::Result<DeadLetters> {
         fs::create_dir_all(dir)?;
         let (tx, rx) = sync_channel::<String>(4096);
         let path = dir.join(FILE);
         let old = dir.join(OLD);
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         let mut size = file.metadata()?.len();
+        // Entries in each file: a rotation overwrites the older one's.
+        let (mut lines, mut old_lines) = (lines_in(&path), lines_in(&old));
+        telemetry.deadletters_dropped("rotated", 0);
+        telemetry.deadletters_dropped("queue_full", 0);
+        let t = telemetry.clone();
         std::thread::Builder::new()
             .name("deadletters".into())
             .spawn(move || {
@@ -65,12 +83,17 @@ impl DeadLetters {
                             Ok(f) => {
                                 file = f;
                                 size = 0;
+                                t.deadletters_dropped("rotated", old_lines);
+                                old_lines = std::mem::take(&mut lines);
                             }
                             Err(e) => tracing::warn!(error = %e, "dead letters: cannot rotate"),
                         }
                     }
                     match file.write_all(line.as_bytes()) {
-                        Ok(()) => size += line.len() as u64,
+                        Ok(()) => {
+                            size += line.len() as u64;
+                            lines += 1;
+                        }
                         Err(e) => tracing::warn!(error = %e, "dead letters: cannot write"),
                     }
                 }
@@ -78,6 +101,7 @@ impl DeadLetters {
         Ok(DeadLetters {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            telemetry,
         })
     }
 
@@ -104,6 +128,7 @@ impl DeadLetters {
         line.push('\n');
         if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.telemetry.deadletters_dropped("queue_full", 1);
         }
     }
 
@@ -142,4 +167,47 @@ pub fn list(dir: &Path, out: &mut impl Write) -> io::Result<u64> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reject::Reason;
+
+    fn rendered(t: &crate::metric::Telemetry, series: &str) -> f64 {
+        let mut buf = String::new();
+        t.render(&mut buf);
+        buf.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    #[test]
+    fn what_rotation_overwrites_is_counted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let t = crate::metric::Telemetry::new();
+        let d = DeadLetters::start(dir.path(), 600, t.clone()).expect("start");
+        let r = Rejection::new(Reason::UnknownCall, String::from("call \"x\" is not live"));
+        for i in 0..40 {
+            d.record(0, "http", &r, format!("{{\"id\":\"e{i}\"}}").as_bytes());
+        }
+        let rotated = r#"callwatch_deadletters_dropped_total{reason="rotated"}"#;
+        // Every entry is in a file or counted as overwritten.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let kept: u64 = files(dir.path()).iter().map(|p| lines_in(p)).sum();
+            let lost = rendered(&t, rotated) as u64;
+            if kept + lost == 40 {
+                assert!(lost > 0, "the limit forced rotations");
+                let total: u64 = files(dir.path())
+                    .iter()
+                    .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+                    .sum();
+                assert!(total <= 2 * 600 + 200, "bounded: {total}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{kept} + {lost}");
+            std::thread::yield_now();
+        }
+    }
 }

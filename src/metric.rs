@@ -128,6 +128,7 @@ families! {
     STORAGE_ERRORS = "callwatch_storage_errors_total", Counter, "Journal writes or syncs that failed (ingest is refused until a probe write succeeds).";
     CONFIG_RELOADS = "callwatch_config_reload_total", Counter, "Configuration reloads (SIGHUP, POST /api/v1/admin/reload), by result (success, failure: the running configuration stayed).";
     CONFIG_LAST_RELOAD = "callwatch_config_last_reload_success_timestamp_seconds", Gauge, "When the configuration last loaded or reloaded successfully (Unix time).";
+    DEADLETTERS_DROPPED = "callwatch_deadletters_dropped_total", Counter, "Dead letters lost, by reason (rotated: overwritten when deadletters.ndjson rotated onto deadletters.1.ndjson at storage.deadletter_max_bytes; queue_full: refusals faster than the file takes them).";
     RECOVERY_SKIPPED = "callwatch_recovery_records_skipped_total", Counter, "Journal records the recoveries of this process could not replay, by reason (torn_tail: an unacknowledged write a crash cut short; damaged, undecodable, missing: docs/design.md#recovery).";
     RECOVERY_STATUS = "callwatch_recovery_last_status", Gauge, "1 for what the last recovery concluded (status: clean, torn_tail, damaged, repaired, failed), 0 for the others; only with a data directory.";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
@@ -777,6 +778,7 @@ impl Telemetry {
             RECOVERY_SKIPPED,
             HTTP_DISCONNECTS,
             CONFIG_RELOADS,
+            DEADLETTERS_DROPPED,
         ] {
             recorder.describe_counter(fam.name.into(), None, fam.help.into());
         }
@@ -934,6 +936,11 @@ impl Telemetry {
             let v = if s == report.status { 1.0 } else { 0.0 };
             self.gauge(&RECOVERY_STATUS, "status", s.as_str(), v);
         }
+    }
+
+    /// Dead letters lost, by reason.
+    pub fn deadletters_dropped(&self, reason: &'static str, n: u64) {
+        self.one_label_n(&DEADLETTERS_DROPPED, "reason", reason, n);
     }
 
     /// A configuration reload's result (and, on success, its time).
@@ -1116,6 +1123,7 @@ pub fn labels_of(f: &Family) -> &'static str {
         | "callwatch_http_disconnects_total" => "reason",
         "callwatch_feed_messages_total" => "type",
         "callwatch_config_reload_total" => "result (success, failure)",
+        "callwatch_deadletters_dropped_total" => "reason (rotated, queue_full)",
         "callwatch_recovery_records_skipped_total" => {
             "reason (torn_tail, damaged, undecodable, missing)"
         }
