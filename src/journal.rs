@@ -610,6 +610,21 @@ impl Journal {
     }
 }
 
+/// Removes the segments of `dir` whose records all come before `seq`
+/// (safe beside the appending writer: the last segment, the one it
+/// appends to, always stays).
+pub fn remove_segments_before(dir: &Path, seq: u64) -> io::Result<usize> {
+    let segs = segments(dir)?;
+    let mut removed = 0;
+    for w in segs.windows(2) {
+        if w[1].0 <= seq {
+            fs::remove_file(&w[0].1)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Makes a directory entry (a created or renamed file) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

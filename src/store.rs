@@ -126,6 +126,120 @@ pub fn write_snapshot(
     Ok(all.get(cut).map(|s| s.0).unwrap_or(0))
 }
 
+/// A snapshot to write: the state already serialised by the writer.
+#[derive(Debug)]
+pub struct SnapshotJob {
+    pub data: PathBuf,
+    pub seq: u64,
+    pub clock_ms: i64,
+    pub state: Vec<u8>,
+    pub keep: usize,
+    pub positions: Positions,
+    /// Remove the journal segments the oldest kept snapshot covers.
+    pub journal: bool,
+}
+
+/// Writes snapshots on a thread of its own, one at a time: the writer
+/// thread only serialises the state and hands the bytes over, so the
+/// file write, its fsyncs and the removal of covered segments never hold
+/// ingest back.
+pub struct SnapshotWriter {
+    tx: Option<std::sync::mpsc::SyncSender<SnapshotJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The last job's outcome: its position, or why it failed.
+    outcome: std::sync::Arc<parking_lot::Mutex<Option<Result<u64, String>>>>,
+}
+
+impl SnapshotWriter {
+    pub fn start() -> io::Result<SnapshotWriter> {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
+        let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let outcome = std::sync::Arc::new(parking_lot::Mutex::new(None));
+        let (b, o) = (busy.clone(), outcome.clone());
+        let thread = std::thread::Builder::new()
+            .name("callwatch-snapshot".into())
+            .spawn(move || {
+                for job in rx {
+                    let started = std::time::Instant::now();
+                    let result = write_snapshot(
+                        &job.data,
+                        job.seq,
+                        job.clock_ms,
+                        &job.state,
+                        job.keep,
+                        &job.positions,
+                    )
+                    .and_then(|oldest| match job.journal {
+                        true => journal::remove_segments_before(&journal_dir(&job.data), oldest),
+                        false => Ok(0),
+                    });
+                    match &result {
+                        Ok(removed) => tracing::info!(
+                            seq = job.seq,
+                            bytes = job.state.len(),
+                            removed_segments = removed,
+                            ms = started.elapsed().as_millis() as u64,
+                            "snapshot written"
+                        ),
+                        // A failed snapshot loses nothing: the journal
+                        // still has it all.
+                        Err(e) => tracing::warn!(error = %e, "snapshot failed; will retry"),
+                    }
+                    *o.lock() = Some(result.map(|_| job.seq).map_err(|e| e.to_string()));
+                    b.store(false, Ordering::Release);
+                }
+            })?;
+        Ok(SnapshotWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            busy,
+            outcome,
+        })
+    }
+
+    /// A snapshot is being written.
+    pub fn busy(&self) -> bool {
+        self.busy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Hands a job over; `false` (the job dropped) while one is written.
+    pub fn submit(&self, job: SnapshotJob) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        match self.tx.as_ref().map(|tx| tx.try_send(job)) {
+            Some(Ok(())) => true,
+            _ => {
+                self.busy.store(false, Ordering::Release);
+                false
+            }
+        }
+    }
+
+    /// Hands a job over, waiting behind one being written (the last
+    /// snapshot on the way out).
+    pub fn submit_after(&self, job: SnapshotJob) -> bool {
+        self.busy.store(true, std::sync::atomic::Ordering::Release);
+        self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+    }
+
+    /// The outcome of the last job, once.
+    pub fn take_outcome(&self) -> Option<Result<u64, String>> {
+        self.outcome.lock().take()
+    }
+
+    /// Waits for a job in progress (the daemon is stopping).
+    pub fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Writes and syncs `bytes` bytes in `<data>/probe.tmp` and removes it:
 /// whether the file system takes that much now.
 pub fn probe(data: &Path, bytes: usize) -> io::Result<()> {

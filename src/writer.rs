@@ -604,7 +604,10 @@ pub fn start(
     });
     let handle = std::thread::Builder::new()
         .name("callwatch-writer".into())
-        .spawn(move || Writer::new(shared, settings, storage, publish_every).run(rx))?;
+        .spawn({
+            let snapshots = store::SnapshotWriter::start()?;
+            move || Writer::new(snapshots, shared, settings, storage, publish_every).run(rx)
+        })?;
     Ok((ingest, handle))
 }
 
@@ -629,7 +632,10 @@ struct Durable {
     /// Stream mode: events applied, counted from the snapshot loaded (the
     /// next snapshot's position).
     applied: u64,
+    /// Position of the last snapshot handed to the snapshot thread...
     last_snapshot: u64,
+    /// ...and of the last one it wrote whole.
+    confirmed_snapshot: u64,
     last_snapshot_at: Instant,
 }
 
@@ -684,10 +690,12 @@ struct Writer {
     probe_bytes: usize,
     /// The probe succeeded; ingest is resumed once a real group commits.
     resuming: bool,
+    snapshots: store::SnapshotWriter,
 }
 
 impl Writer {
     fn new(
+        snapshots: store::SnapshotWriter,
         shared: Arc<Shared>,
         settings: Settings,
         storage: Option<StorageOptions>,
@@ -714,6 +722,7 @@ impl Writer {
             degraded: None,
             probe_bytes: 0,
             resuming: false,
+            snapshots,
         }
     }
 
@@ -771,6 +780,9 @@ impl Writer {
             // journal, where configured).
             self.maybe_snapshot_now(true);
         }
+        // A snapshot being written (the shutdown's, or one before) is
+        // finished before the process goes.
+        self.snapshots.finish();
         tracing::debug!("writer drained");
     }
 
@@ -805,6 +817,7 @@ impl Writer {
                 journal: None,
                 applied: rec.seq,
                 last_snapshot: rec.seq,
+                confirmed_snapshot: rec.seq,
                 last_snapshot_at: Instant::now(),
             });
             return Ok(());
@@ -860,6 +873,7 @@ impl Writer {
             journal: Some(journal),
             applied: 0,
             last_snapshot: rec.snapshot,
+            confirmed_snapshot: rec.snapshot,
             last_snapshot_at: Instant::now(),
         });
         Ok(())
@@ -1168,6 +1182,15 @@ impl Writer {
         let Some(d) = self.durable.as_mut() else {
             return;
         };
+        match self.snapshots.take_outcome() {
+            Some(Ok(seq)) => d.confirmed_snapshot = seq,
+            // Due again at once: the journal still holds it all.
+            Some(Err(_)) => d.last_snapshot = d.confirmed_snapshot,
+            None => {}
+        }
+        if self.snapshots.busy() && !force {
+            return;
+        }
         let since = d.position().saturating_sub(d.last_snapshot);
         let due = since >= d.opts.snapshot_every
             || (since > 0 && (force || d.last_snapshot_at.elapsed() >= d.opts.snapshot_interval));
@@ -1191,36 +1214,31 @@ impl Writer {
             .iter()
             .map(|e| (e.key().clone(), *e.value()))
             .collect();
-        let bytes = self.engine.save();
-        let result = bytes
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|bytes| {
-                store::write_snapshot(
-                    &d.opts.dir,
-                    seq,
-                    self.shared.clock.now_ms(),
-                    &bytes,
-                    d.opts.keep_snapshots,
-                    &positions,
-                )
-            })
-            .and_then(|oldest| match &d.journal {
-                Some(j) => j.remove_before(oldest),
-                None => Ok(0),
-            });
-        d.last_snapshot_at = Instant::now();
-        match result {
-            Ok(removed) => {
-                d.last_snapshot = seq;
-                tracing::info!(
-                    seq,
-                    removed_segments = removed,
-                    ms = started.elapsed().as_millis() as u64,
-                    "snapshot written"
-                );
+        let state = match self.engine.save() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot failed; will retry");
+                return;
             }
-            // A failed snapshot loses nothing: the journal still has it all.
-            Err(e) => tracing::warn!(error = %e, "snapshot failed; will retry"),
+        };
+        let serialised_ms = started.elapsed().as_millis() as u64;
+        let job = store::SnapshotJob {
+            data: d.opts.dir.clone(),
+            seq,
+            clock_ms: self.shared.clock.now_ms(),
+            state,
+            keep: d.opts.keep_snapshots,
+            positions,
+            journal: d.journal.is_some(),
+        };
+        let handed = match force {
+            true => self.snapshots.submit_after(job),
+            false => self.snapshots.submit(job),
+        };
+        if handed {
+            d.last_snapshot = seq;
+            d.last_snapshot_at = Instant::now();
+            tracing::debug!(seq, serialised_ms, "snapshot handed to its thread");
         }
     }
 }
