@@ -520,11 +520,6 @@ impl Mapper {
     }
 
     /// The caller hung up without being connected.
-    pub fn abandoned(&mut self, id: Text, ms: i64, call: &str) -> Vec<Event> {
-        self.left(id, ms, call, Figures::default(), None)
-            .unwrap_or_default()
-    }
-
     /// The waiting caller left without an agent: hung up (`exit` `None`)
     /// or for `exit`'s reason. A call that already left or ended is
     /// `Skip::Repeated`; with reconstruction on, a call never seen is

@@ -154,7 +154,9 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
         }
         "queuecallerabandon" => {
             need(!call.is_empty())?;
-            m.abandoned(id, ms, call)
+            // A caller who already left or ended is a repeat (counted),
+            // not silence.
+            m.left(id, ms, call, Figures::default(), None)?
         }
         "agentconnect" => {
             need(!call.is_empty() && !member.is_empty())?;
@@ -683,6 +685,31 @@ mod tests {
         assert_eq!(evs[0].ts_ms(), 1_700_000_200_000 - 95_000 - 9_000);
         assert_eq!(evs[1].ts_ms(), 1_700_000_200_000 - 95_000);
         assert_eq!(m.take_reconstructed(), 1);
+    }
+
+    #[test]
+    fn an_abandon_repeated_after_the_end_is_counted_as_repeated() {
+        let mut m = Mapper::new(None);
+        map_event(
+            &mut m,
+            &block("Event: QueueCallerJoin\nQueue: q\nUniqueid: c9"),
+            1000,
+        )
+        .expect("join");
+        let first = map_event(
+            &mut m,
+            &block("Event: QueueCallerAbandon\nQueue: q\nUniqueid: c9"),
+            2000,
+        )
+        .expect("abandon");
+        assert_eq!(first[0].body.type_name(), "call_abandoned");
+        // Was an empty, uncounted nothing.
+        let again = map_event(
+            &mut m,
+            &block("Event: QueueCallerAbandon\nQueue: q\nUniqueid: c9"),
+            3000,
+        );
+        assert!(matches!(again, Err(Skip::Repeated)), "{again:?}");
     }
 
     #[test]
