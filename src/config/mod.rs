@@ -322,6 +322,11 @@ pub struct LimitsConfig {
     pub max_task_kinds: usize,
     pub max_open_tasks: usize,
     pub max_live_calls: usize,
+    /// Ended calls kept for late events (wrap-up, sales) besides
+    /// `retention.closed_items`: beyond it the oldest go first.
+    pub max_ended_calls: usize,
+    /// Closed tasks kept (for late attempts and repeats), likewise.
+    pub max_closed_tasks: usize,
     /// Event ids remembered for duplicate detection.
     pub dedup_capacity: usize,
     /// Events stamped longer than this before the daemon's clock are
@@ -346,6 +351,8 @@ impl Default for LimitsConfig {
             max_task_kinds: 32,
             max_open_tasks: 2_000_000,
             max_live_calls: 200_000,
+            max_ended_calls: 500_000,
+            max_closed_tasks: 500_000,
             dedup_capacity: 1_000_000,
             event_max_age: Duration::from_secs(7 * 24 * 3600),
             event_max_lead: Duration::from_secs(3600),
@@ -931,6 +938,8 @@ impl Config {
             ("limits.max_task_kinds", self.limits.max_task_kinds),
             ("limits.max_open_tasks", self.limits.max_open_tasks),
             ("limits.max_live_calls", self.limits.max_live_calls),
+            ("limits.max_ended_calls", self.limits.max_ended_calls),
+            ("limits.max_closed_tasks", self.limits.max_closed_tasks),
             ("limits.dedup_capacity", self.limits.dedup_capacity),
         ] {
             if key == "limits.dedup_capacity" && v > crate::engine::dedup::MAX_CAPACITY {

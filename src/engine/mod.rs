@@ -445,6 +445,12 @@ impl Engine {
             .retain(|_, c| now_ms.saturating_sub(c.closed_ms) <= keep);
         self.closed_tasks
             .retain(|_, c| now_ms.saturating_sub(c.closed_ms) <= keep);
+        bound(&mut self.ended_calls, s.limits.max_ended_calls, |c| {
+            c.closed_ms
+        });
+        bound(&mut self.closed_tasks, s.limits.max_closed_tasks, |c| {
+            c.closed_ms
+        });
         let keep = s.sales_retention_ms;
         self.sales
             .retain(|_, r| now_ms.saturating_sub(r.ts_ms) <= keep);
@@ -508,3 +514,19 @@ mod tests;
 mod tests_callbacks;
 #[cfg(test)]
 mod tests_props;
+
+/// Keeps at most `max` closed items: beyond it the oldest go (by close
+/// time, then id, so every replica and replay drops the same ones), down
+/// to 90 % of `max` so that the next sweeps do not sort again at once.
+fn bound<V>(m: &mut Map<Text, V>, max: usize, closed: impl Fn(&V) -> i64) {
+    if m.len() <= max {
+        return;
+    }
+    let keep = max - max / 10;
+    let mut all: Vec<(i64, Text)> = m.iter().map(|(k, v)| (closed(v), k.clone())).collect();
+    let gone = all.len() - keep;
+    all.select_nth_unstable(gone - 1);
+    for (_, k) in all.into_iter().take(gone) {
+        m.remove(&k);
+    }
+}

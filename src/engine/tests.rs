@@ -896,6 +896,35 @@ fn retention_gives_a_spikes_memory_back() {
 }
 
 #[test]
+fn ended_calls_and_closed_tasks_are_bounded_by_count_oldest_first() {
+    let mut f = Feed::with_config("[limits]\nmax_ended_calls = 100\nmax_closed_tasks = 50\n");
+    for i in 0..300 {
+        let t = T0 + i * S;
+        f.at(
+            t,
+            "call_offered",
+            &format!(r#""call":"c{i}","queue":"orders""#),
+        );
+        f.at(t, "call_abandoned", &format!(r#""call":"c{i}""#));
+        f.at(
+            t,
+            "task_created",
+            &format!(r#""task":"k{i}","kind":"callback""#),
+        );
+        f.at(t, "task_cancelled", &format!(r#""task":"k{i}""#));
+    }
+    // The next sweep (on the event clock) bounds them.
+    f.pass(T0 + 300 * S + 120 * S);
+    assert!(f.e.ended_calls.len() <= 100, "{}", f.e.ended_calls.len());
+    assert!(f.e.closed_tasks.len() <= 50, "{}", f.e.closed_tasks.len());
+    assert!(f.e.ended_calls.len() >= 90, "down to 90 %, not further");
+    // The newest are the ones kept.
+    assert!(f.e.ended_calls.contains_key("c299"));
+    assert!(!f.e.ended_calls.contains_key("c0"));
+    assert!(f.e.closed_tasks.contains_key("k299"));
+}
+
+#[test]
 fn quality_records_expire_with_quality_retention_and_leave_the_snapshot() {
     let mut f = Feed::with_config("[quality]\nretention = \"2d\"\n");
     let t0 = 1_772_434_800_000;
