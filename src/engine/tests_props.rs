@@ -29,6 +29,8 @@ max_sites = 3
 max_task_kinds = 3
 max_open_tasks = 4
 max_live_calls = 3
+max_ended_calls = 4
+max_closed_tasks = 3
 [demo]
 agents = 2
 [retention]
