@@ -651,3 +651,65 @@ async fn reads_wait_for_recovery_and_ingest_queues_behind_it() {
     assert_eq!(snap["events"]["applied"].as_u64(), Some(n as u64 + 1));
     d.log_until(&format!("replayed={n}"), 10);
 }
+
+/// Disk use stays bounded under a steady stream: snapshots cover the
+/// journal, covered segments go, and at most `keep_snapshots` snapshots
+/// stay (docs/config.md, `[storage]`).
+#[tokio::test]
+async fn a_long_stream_keeps_the_data_directory_bounded() {
+    let data = tempfile::tempdir().expect("tmp");
+    let (segment, every) = (32_768u64, 2_000u64);
+    let cfg = config(&format!(
+        "[storage]\nfsync = \"never\"\nsegment_bytes = {segment}\nsnapshot_every = {every}\nkeep_snapshots = 2\n"
+    ));
+    let d = start(&cfg, data.path());
+    let base = chrono::DateTime::parse_from_rfc3339("2026-03-02T06:00:00Z").expect("time");
+    let mut longest = 0usize;
+    for b in 0..40 {
+        let lines: Vec<String> = (0..1000)
+            .map(|i| {
+                let n = b * 1000 + i;
+                let ts = (base + chrono::Duration::milliseconds(n as i64 * 100)).to_rfc3339();
+                let l = format!(
+                    r#"{{"id":"b{n}","ts":"{ts}","type":"call_offered","call":"c{n}","queue":"orders"}}"#
+                );
+                longest = longest.max(l.len());
+                let end = format!(r#"{{"id":"e{n}","ts":"{ts}","type":"call_abandoned","call":"c{n}"}}"#);
+                format!("{l}\n{end}")
+            })
+            .collect();
+        assert_eq!(post(&d, lines.join("\n")).await.0, 200);
+    }
+    assert!(d.terminate().success());
+    let size = |sub: &str| -> (u64, usize) {
+        let files: Vec<_> = std::fs::read_dir(data.path().join(sub))
+            .expect("ls")
+            .flatten()
+            .collect();
+        (
+            files
+                .iter()
+                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum(),
+            files.len(),
+        )
+    };
+    let (journal, segments) = size("journal");
+    let (snapshots, snaps) = size("snapshots");
+    // 80,000 records were written (about 9 MB of journal); what stays is
+    // what the oldest kept snapshot does not cover, plus one segment.
+    let record = (longest + 24 + 9) as u64;
+    let bound = 2 * every * record + 2 * segment;
+    assert!(
+        journal <= bound,
+        "journal {journal} B in {segments} segments > {bound}"
+    );
+    assert!(snaps <= 2, "{snaps} snapshots");
+    assert!(snapshots > 0);
+    assert!(
+        std::fs::metadata(data.path().join("deadletters.ndjson"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+            == 0
+    );
+}
