@@ -147,6 +147,8 @@ pub struct SnapshotWriter {
     tx: Option<std::sync::mpsc::SyncSender<SnapshotJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
     busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Notified when a job is done (`wait_idle`).
+    idle: std::sync::Arc<(parking_lot::Mutex<()>, parking_lot::Condvar)>,
     /// The last job's outcome: its position, or why it failed.
     outcome: std::sync::Arc<parking_lot::Mutex<Option<Result<u64, String>>>>,
 }
@@ -157,7 +159,8 @@ impl SnapshotWriter {
         let (tx, rx) = std::sync::mpsc::sync_channel::<SnapshotJob>(1);
         let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let outcome = std::sync::Arc::new(parking_lot::Mutex::new(None));
-        let (b, o) = (busy.clone(), outcome.clone());
+        let idle = std::sync::Arc::new((parking_lot::Mutex::new(()), parking_lot::Condvar::new()));
+        let (b, o, i) = (busy.clone(), outcome.clone(), idle.clone());
         let thread = std::thread::Builder::new()
             .name("callwatch-snapshot".into())
             .spawn(move || {
@@ -188,15 +191,27 @@ impl SnapshotWriter {
                         Err(e) => tracing::warn!(error = %e, "snapshot failed; will retry"),
                     }
                     *o.lock() = Some(result.map(|_| job.seq).map_err(|e| e.to_string()));
+                    let _g = i.0.lock();
                     b.store(false, Ordering::Release);
+                    i.1.notify_all();
                 }
             })?;
         Ok(SnapshotWriter {
             tx: Some(tx),
             thread: Some(thread),
             busy,
+            idle,
             outcome,
         })
+    }
+
+    /// Waits until no snapshot is being written (a rebuild of the state
+    /// from the data directory must not read it while files change).
+    pub fn wait_idle(&self) {
+        let mut g = self.idle.0.lock();
+        while self.busy() {
+            self.idle.1.wait(&mut g);
+        }
     }
 
     /// A snapshot is being written.

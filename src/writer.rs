@@ -978,6 +978,7 @@ impl Writer {
         tracing::error!("{why}; rebuilding state from the data directory");
         self.shared.telemetry.storage_error();
         self.degraded = Some(why);
+        self.snapshots.wait_idle();
         if let Some(opts) = self.storage.clone() {
             if let Err(e) = self.recover(&opts, false) {
                 tracing::error!(error = %e, "rebuild after a write failure failed");
