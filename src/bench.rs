@@ -62,6 +62,10 @@ pub struct Report {
     pub scrape_ingest_stall_ms_1m_tasks: f64,
     /// The same, without scrapes (the baseline it compares to).
     pub ingest_stall_ms_without_scrapes: f64,
+    /// Longest wait of one ingest request at 1 M open tasks while a
+    /// snapshot is taken every second (serialised on the writer, written
+    /// on the snapshot thread).
+    pub snapshot_ingest_stall_ms: f64,
     pub bytes_per_open_task: f64,
     pub bytes_per_agent: f64,
     /// Building the snapshot part of a view after the simulated events.
@@ -524,11 +528,41 @@ fn scrape_stalls(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ingest stall snapshots cause at 1 M open tasks: back-to-back
+/// POSTs while the daemon snapshots every second.
+fn snapshot_stall(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let secs = if opts.quick { 4 } else { 10 };
+    let text = config_text("never").replace(
+        "snapshot_interval = \"1000days\"",
+        "snapshot_interval = \"1s\"",
+    );
+    let data = dir.path().join("data-snapshots");
+    let d = start_with(dir.path(), "snapshots", &text, Some(&data))?;
+    tcp_send(d.tcp, &desk(50))?;
+    open_tasks(d.tcp, 1_000_000)?;
+    r.snapshot_ingest_stall_ms = ingest_stall(d.http, secs, false)?;
+    drop(d);
+    let snaps = std::fs::read_dir(data.join("snapshots"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    eprintln!(
+        "ingest stall with a snapshot every second at 1 M open tasks: {:.1} ms ({snaps} snapshot files kept)",
+        r.snapshot_ingest_stall_ms
+    );
+    Ok(())
+}
+
 /// Runs every measurement; prints progress to stderr.
 pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     if opts.only.as_deref() == Some("scrape-stall") {
         let mut r = Report::default();
         scrape_stalls(&opts, &mut r)?;
+        return Ok(r);
+    }
+    if opts.only.as_deref() == Some("snapshot-stall") {
+        let mut r = Report::default();
+        snapshot_stall(&opts, &mut r)?;
         return Ok(r);
     }
     if opts.only.as_deref() == Some("scorecards") {
@@ -556,7 +590,9 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         return Ok(r);
     }
     if let Some(other) = &opts.only {
-        anyhow::bail!("unknown measurement {other:?} (known: scrape-stall, scorecards, jetstream)");
+        anyhow::bail!(
+            "unknown measurement {other:?} (known: scrape-stall, snapshot-stall, scorecards, jetstream)"
+        );
     }
     let n = if opts.quick { 200_000 } else { 1_000_000 };
     let recovery_n = if opts.quick { 1_000_000 } else { 10_000_000 };
@@ -657,6 +693,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     }
 
     scrape_stalls(&opts, &mut r)?;
+    snapshot_stall(&opts, &mut r)?;
 
     // Memory: resident growth per open task (1 M) and per agent (10,000).
     let d = start(dir.path(), "never", None)?;
@@ -1120,6 +1157,11 @@ pub fn table(r: &Report) -> String {
             "ingest_stall_ms_without_scrapes",
             r.ingest_stall_ms_without_scrapes,
             "longest single-event POST, nobody scraping (5,000 agents)",
+        ),
+        (
+            "snapshot_ingest_stall_ms",
+            r.snapshot_ingest_stall_ms,
+            "longest single-event POST at 1 M open tasks, a snapshot every second",
         ),
     ];
     let mut s = format!("{:<36} {:>14}  {}\n", "figure", "value", "what");
