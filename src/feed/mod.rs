@@ -590,7 +590,7 @@ async fn client_loop(
         tokio::select! {
             r = board_rx.changed() => {
                 if r.is_err() {
-                    let _ = tx.send(close(1001, "shutting down")).await;
+                    let _ = tokio::time::timeout(opts.send_timeout, tx.send(close(1001, "shutting down"))).await;
                     return "shutdown";
                 }
                 // At most max_rate deltas a second: wait out the gap; any
@@ -627,7 +627,7 @@ async fn client_loop(
                     send!(Out::Snapshot { protocol: PROTOCOL, seq, now, role, scope, board: &last.board }, "snapshot");
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    let _ = tx.send(close(1001, "shutting down")).await;
+                    let _ = tokio::time::timeout(opts.send_timeout, tx.send(close(1001, "shutting down"))).await;
                     return "shutdown";
                 }
             },
@@ -642,7 +642,7 @@ async fn client_loop(
                             .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
                             .is_some_and(|t| matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_)));
                         if too_big {
-                            let _ = tx.send(close(1009, "message too big")).await;
+                            let _ = tokio::time::timeout(opts.send_timeout, tx.send(close(1009, "message too big"))).await;
                             return "bad_message";
                         }
                         return "client_closed";
@@ -650,7 +650,7 @@ async fn client_loop(
                     None | Some(Ok(Message::Close(_))) => return "client_closed",
                     Some(Ok(Message::Text(t))) => {
                         if t.len() > 64 * 1024 {
-                            let _ = tx.send(close(1009, "message too big")).await;
+                            let _ = tokio::time::timeout(opts.send_timeout, tx.send(close(1009, "message too big"))).await;
                             return "bad_message";
                         }
                         match serde_json::from_str::<In>(&t) {
@@ -681,7 +681,7 @@ async fn client_loop(
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > opts.idle_timeout {
-                    let _ = tx.send(close(1000, "idle timeout")).await;
+                    let _ = tokio::time::timeout(opts.send_timeout, tx.send(close(1000, "idle timeout"))).await;
                     return "idle";
                 }
                 if tokio::time::timeout(opts.send_timeout, tx.send(Message::Ping(Default::default()))).await.is_err() {
