@@ -636,6 +636,8 @@ struct Durable {
     last_snapshot: u64,
     /// ...and of the last one it wrote whole.
     confirmed_snapshot: u64,
+    /// Size of the last snapshot serialised.
+    last_snapshot_bytes: usize,
     last_snapshot_at: Instant,
 }
 
@@ -818,6 +820,7 @@ impl Writer {
                 applied: rec.seq,
                 last_snapshot: rec.seq,
                 confirmed_snapshot: rec.seq,
+                last_snapshot_bytes: 0,
                 last_snapshot_at: Instant::now(),
             });
             return Ok(());
@@ -874,6 +877,7 @@ impl Writer {
             applied: 0,
             last_snapshot: rec.snapshot,
             confirmed_snapshot: rec.snapshot,
+            last_snapshot_bytes: 0,
             last_snapshot_at: Instant::now(),
         });
         Ok(())
@@ -1215,7 +1219,11 @@ impl Writer {
             .iter()
             .map(|e| (e.key().clone(), *e.value()))
             .collect();
-        let state = match self.engine.save() {
+        // Sized like the last one: a large state is not copied through
+        // every doubling of a growing buffer on the writer thread.
+        let state = match self.engine.save_into(Vec::with_capacity(
+            d.last_snapshot_bytes + d.last_snapshot_bytes / 8,
+        )) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot failed; will retry");
@@ -1223,6 +1231,7 @@ impl Writer {
             }
         };
         let serialised_ms = started.elapsed().as_millis() as u64;
+        d.last_snapshot_bytes = state.len();
         let job = store::SnapshotJob {
             data: d.opts.dir.clone(),
             seq,

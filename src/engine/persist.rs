@@ -82,27 +82,37 @@ pub enum LoadError {
 impl Engine {
     /// The whole state as bytes.
     pub fn save(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(&Out {
-            format: FORMAT,
-            dedup: &self.dedup,
-            sites: &self.sites,
-            queues: &self.queues,
-            teams: &self.teams,
-            agents: &self.agents,
-            calls: &self.calls,
-            ended_calls: &self.ended_calls,
-            tasks: &self.tasks,
-            closed_tasks: &self.closed_tasks,
-            kinds: &self.kinds,
-            task_stats: &self.task_stats,
-            owed: &Map::default(),
-            sales: &self.sales,
-            quality: &self.quality,
-            counters: &self.counters,
-            version: self.version,
-            clock_ms: self.clock_ms,
-            next_sweep_ms: self.next_sweep_ms,
-        })
+        self.save_into(Vec::new())
+    }
+
+    /// `save` into `buf` (cleared first): a buffer with the last
+    /// snapshot's capacity saves the doublings of a growing one.
+    pub fn save_into(&self, mut buf: Vec<u8>) -> Result<Vec<u8>, postcard::Error> {
+        buf.clear();
+        postcard::to_extend(
+            &Out {
+                format: FORMAT,
+                dedup: &self.dedup,
+                sites: &self.sites,
+                queues: &self.queues,
+                teams: &self.teams,
+                agents: &self.agents,
+                calls: &self.calls,
+                ended_calls: &self.ended_calls,
+                tasks: &self.tasks,
+                closed_tasks: &self.closed_tasks,
+                kinds: &self.kinds,
+                task_stats: &self.task_stats,
+                owed: &Map::default(),
+                sales: &self.sales,
+                quality: &self.quality,
+                counters: &self.counters,
+                version: self.version,
+                clock_ms: self.clock_ms,
+                next_sweep_ms: self.next_sweep_ms,
+            },
+            buf,
+        )
     }
 
     /// Rebuilds an engine from `save` output under (possibly new) settings.
