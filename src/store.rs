@@ -633,61 +633,17 @@ pub fn recover(
         findings.push(why);
     }
     let repaired = !problems.is_empty();
-    if opts.dry_run {
-        return dry_run_result(
-            data,
-            from,
-            replayed,
-            engine,
-            &scan,
-            bad.is_empty(),
-            findings,
-            skipped,
-            problems,
-        );
-    }
-    if repaired && !opts.repair {
+    if repaired && (opts.dry_run || !opts.repair) {
         return Err(RecoveryError::Refused {
             dir: data.display().to_string(),
             problems: problems.join("; "),
         });
     }
-    // Decided: from here on the data directory may change.
-    for p in remove_leftovers(data)? {
-        findings.push(format!(
-            "removed {}, left by an interrupted snapshot",
-            p.display()
-        ));
-    }
-    let mut kept_aside = scan.findings.iter().any(|f| {
-        matches!(
-            f,
-            journal::Finding::Damaged { .. } | journal::Finding::TornTail { .. }
-        )
-    });
-    if repaired {
-        let copy = keep_originals(data)?;
-        findings.push(format!(
-            "--repair: the data directory as it was is kept in {}",
-            copy.display()
-        ));
-        kept_aside = true;
-    }
-    if let Some((path, at)) = &scan.cut {
-        journal::cut_tail(path, *at, Some(&quarantine))?;
-    }
-    for (path, _) in &bad {
-        // Out of the way of the snapshots kept and deleted from now on,
-        // never deleted: a later build may read it.
-        fs::create_dir_all(&quarantine)?;
-        let to = quarantine.join(format!("snapshot-{}", journal_file_name(path)));
-        fs::rename(path, &to)?;
-        let side = path.with_extension("positions");
-        if side.exists() {
-            fs::rename(&side, to.with_extension("positions"))?;
-        }
-        journal::sync_dir(&snapshot_dir(data))?;
-        kept_aside = true;
+    // Decided: from here on the data directory may change (not in a
+    // dry run, which only reports).
+    let mut kept_aside = false;
+    if !opts.dry_run {
+        kept_aside = apply_recovery(data, &quarantine, &scan, &bad, repaired, &mut findings)?;
     }
     let status = if repaired {
         Status::Repaired
@@ -721,53 +677,54 @@ pub fn recover(
     })
 }
 
-/// What a start would find, without changing anything.
-#[allow(clippy::too_many_arguments)]
-fn dry_run_result(
+/// What a recovery that goes on changes on disk: leftovers removed, the
+/// originals kept for a repair, the tail cut, unreadable snapshots moved
+/// aside. Returns whether anything was kept in quarantine.
+fn apply_recovery(
     data: &Path,
-    from: u64,
-    replayed: u64,
-    engine: Engine,
+    quarantine: &Path,
     scan: &journal::Scan,
-    snapshots_ok: bool,
-    findings: Vec<String>,
-    skipped: std::collections::BTreeMap<&'static str, u64>,
-    problems: Vec<String>,
-) -> Result<Recovered, RecoveryError> {
-    if !problems.is_empty() {
-        return Err(RecoveryError::Refused {
-            dir: data.display().to_string(),
-            problems: problems.join("; "),
-        });
+    bad: &[(PathBuf, String)],
+    repaired: bool,
+    findings: &mut Vec<String>,
+) -> Result<bool, RecoveryError> {
+    for p in remove_leftovers(data)? {
+        findings.push(format!(
+            "removed {}, left by an interrupted snapshot",
+            p.display()
+        ));
     }
-    let status = if !snapshots_ok
-        || scan
-            .findings
-            .iter()
-            .any(|f| !matches!(f, journal::Finding::TornTail { .. }))
-    {
-        Status::Damaged
-    } else if scan.findings.is_empty() {
-        Status::Clean
-    } else {
-        Status::TornTail
-    };
-    let next = scan.next.max(from);
-    Ok(Recovered {
-        engine,
-        next,
-        snapshot: from,
-        replayed,
-        report: Report {
-            status,
-            snapshot: from,
-            replayed,
-            next,
-            findings,
-            skipped,
-            quarantine: None,
-        },
-    })
+    let mut kept_aside = scan.findings.iter().any(|f| {
+        matches!(
+            f,
+            journal::Finding::Damaged { .. } | journal::Finding::TornTail { .. }
+        )
+    });
+    if repaired {
+        let copy = keep_originals(data)?;
+        findings.push(format!(
+            "--repair: the data directory as it was is kept in {}",
+            copy.display()
+        ));
+        kept_aside = true;
+    }
+    if let Some((path, at)) = &scan.cut {
+        journal::cut_tail(path, *at, Some(quarantine))?;
+    }
+    for (path, _) in bad {
+        // Out of the way of the snapshots kept and deleted from now on,
+        // never deleted: a later build may read it.
+        fs::create_dir_all(quarantine)?;
+        let to = quarantine.join(format!("snapshot-{}", journal_file_name(path)));
+        fs::rename(path, &to)?;
+        let side = path.with_extension("positions");
+        if side.exists() {
+            fs::rename(&side, to.with_extension("positions"))?;
+        }
+        journal::sync_dir(&snapshot_dir(data))?;
+        kept_aside = true;
+    }
+    Ok(kept_aside)
 }
 
 /// `callwatch check-data`: the formats and ranges in a data directory,
