@@ -16,6 +16,7 @@ KEYS = [
     "http_durable_events_per_s", "http_vs_decode",
     "scrape_ms_500_agents", "scrape_ms_5000_agents", "scrape_series_5000_agents",
     "scrape_ingest_stall_ms", "snapshot_ingest_stall_ms",
+    "snapshot_ingest_stall_thread_ms", "snapshot_stall_fork_vs_thread",
     "feed_p50_ms", "feed_p99_ms", "feed_clients",
     "bytes_per_open_task", "bytes_per_agent",
     "recovery_events_per_s", "recovery_vs_decode",

@@ -265,6 +265,7 @@ pub async fn run(
             stream: st.journal == crate::config::JournalMode::Stream,
             repair: st.repair,
             snapshot_on_shutdown: st.snapshot_on_shutdown,
+            snapshot_mode: st.snapshot_mode,
         }),
         None => None,
     };

@@ -17,6 +17,8 @@ pub mod deadletter;
 pub mod engine;
 pub mod event;
 pub mod feed;
+#[cfg(target_os = "linux")]
+pub mod fork;
 pub mod goal;
 pub mod http;
 pub mod journal;

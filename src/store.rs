@@ -91,30 +91,30 @@ fn read_snapshot(path: &Path) -> Result<(u64, i64, Vec<u8>), String> {
     Ok((seq, clock, body.to_vec()))
 }
 
-/// Writes a snapshot durably (temporary file, fsync, rename, fsync dir),
-/// then keeps the newest `keep`. Returns the position of the oldest
-/// snapshot kept: journal records before it are no longer needed.
-pub fn write_snapshot(
+/// The snapshot's files, durably, or nothing at all: a failed snapshot
+/// leaves nothing behind (a full disk gets its space back at once).
+pub fn put_snapshot(
     data: &Path,
     seq: u64,
     clock_ms: i64,
     state: &[u8],
-    keep: usize,
     positions: &Positions,
-) -> io::Result<u64> {
+) -> io::Result<()> {
     let dir = snapshot_dir(data);
     fs::create_dir_all(&dir)?;
     let side_tmp = dir.join(format!("{seq:020}.positions.tmp"));
     let tmp = dir.join(format!("{seq:020}.snap.tmp"));
     let written = write_snapshot_files(&dir, seq, clock_ms, state, positions, &side_tmp, &tmp);
     if written.is_err() {
-        // A failed snapshot leaves nothing behind (a full disk gets its
-        // space back at once).
         let _ = fs::remove_file(&tmp);
         let _ = fs::remove_file(&side_tmp);
     }
-    written?;
-    let all = snapshots(&dir)?;
+    written
+}
+
+/// Keeps the newest `keep` snapshots; the position of the oldest kept.
+pub fn prune_snapshots(data: &Path, keep: usize) -> io::Result<u64> {
+    let all = snapshots(&snapshot_dir(data))?;
     let cut = all.len().saturating_sub(keep.max(1));
     for (_, path) in &all[..cut] {
         fs::remove_file(path)?;
@@ -126,18 +126,36 @@ pub fn write_snapshot(
     Ok(all.get(cut).map(|s| s.0).unwrap_or(0))
 }
 
-/// A snapshot to write: the state already serialised by the writer.
+/// How a snapshot's state comes to be written.
+#[derive(Debug)]
+pub enum SnapshotBody {
+    /// Serialised by the writer: the snapshot thread writes the files.
+    Bytes(Vec<u8>),
+    /// A forked child serialises and writes the files itself
+    /// (`storage.snapshot_mode = "fork"`); the snapshot thread waits for
+    /// it, then prunes.
+    #[cfg(target_os = "linux")]
+    Forked(crate::fork::Child),
+}
+
+/// A snapshot to write.
 #[derive(Debug)]
 pub struct SnapshotJob {
     pub data: PathBuf,
     pub seq: u64,
     pub clock_ms: i64,
-    pub state: Vec<u8>,
+    pub state: SnapshotBody,
+    /// How long the writer paused to take it (collect the positions,
+    /// fork or serialise).
+    pub pause_ms: u64,
     pub keep: usize,
     pub positions: Positions,
     /// Remove the journal segments the oldest kept snapshot covers.
     pub journal: bool,
 }
+
+/// A snapshot job's end: its position and size, or why it failed.
+pub type Outcome = Result<(u64, usize), String>;
 
 /// Writes snapshots on a thread of its own, one at a time: the writer
 /// thread only serialises the state and hands the bytes over, so the
@@ -149,8 +167,8 @@ pub struct SnapshotWriter {
     busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Notified when a job is done (`wait_idle`).
     idle: std::sync::Arc<(parking_lot::Mutex<()>, parking_lot::Condvar)>,
-    /// The last job's outcome: its position, or why it failed.
-    outcome: std::sync::Arc<parking_lot::Mutex<Option<Result<u64, String>>>>,
+    /// The last job's outcome: its position and size, or why it failed.
+    outcome: std::sync::Arc<parking_lot::Mutex<Option<Outcome>>>,
 }
 
 impl SnapshotWriter {
@@ -166,23 +184,30 @@ impl SnapshotWriter {
             .spawn(move || {
                 for job in rx {
                     let started = std::time::Instant::now();
-                    let result = write_snapshot(
-                        &job.data,
-                        job.seq,
-                        job.clock_ms,
-                        &job.state,
-                        job.keep,
-                        &job.positions,
-                    )
-                    .and_then(|oldest| match job.journal {
-                        true => journal::remove_segments_before(&journal_dir(&job.data), oldest),
-                        false => Ok(0),
+                    let written = match job.state {
+                        SnapshotBody::Bytes(state) => {
+                            put_snapshot(&job.data, job.seq, job.clock_ms, &state, &job.positions)
+                                .map(|()| state.len() as u64)
+                        }
+                        #[cfg(target_os = "linux")]
+                        SnapshotBody::Forked(child) => child.wait().map_err(io::Error::other),
+                    };
+                    let result = written.and_then(|bytes| {
+                        let oldest = prune_snapshots(&job.data, job.keep)?;
+                        let removed = match job.journal {
+                            true => {
+                                journal::remove_segments_before(&journal_dir(&job.data), oldest)?
+                            }
+                            false => 0,
+                        };
+                        Ok((bytes, removed))
                     });
                     match &result {
-                        Ok(removed) => tracing::info!(
+                        Ok((bytes, removed)) => tracing::info!(
                             seq = job.seq,
-                            bytes = job.state.len(),
+                            bytes,
                             removed_segments = removed,
+                            writer_paused_ms = job.pause_ms,
                             ms = started.elapsed().as_millis() as u64,
                             "snapshot written"
                         ),
@@ -190,7 +215,11 @@ impl SnapshotWriter {
                         // still has it all.
                         Err(e) => tracing::warn!(error = %e, "snapshot failed; will retry"),
                     }
-                    *o.lock() = Some(result.map(|_| job.seq).map_err(|e| e.to_string()));
+                    *o.lock() = Some(
+                        result
+                            .map(|(bytes, _)| (job.seq, bytes as usize))
+                            .map_err(|e| e.to_string()),
+                    );
                     let _g = i.0.lock();
                     b.store(false, Ordering::Release);
                     i.1.notify_all();
@@ -241,8 +270,8 @@ impl SnapshotWriter {
         self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
     }
 
-    /// The outcome of the last job, once.
-    pub fn take_outcome(&self) -> Option<Result<u64, String>> {
+    /// The outcome of the last job, once: its position and size.
+    pub fn take_outcome(&self) -> Option<Outcome> {
         self.outcome.lock().take()
     }
 

@@ -551,6 +551,8 @@ pub struct StorageOptions {
     pub repair: bool,
     /// `storage.snapshot_on_shutdown`.
     pub snapshot_on_shutdown: bool,
+    /// `storage.snapshot_mode`.
+    pub snapshot_mode: crate::config::SnapshotMode,
 }
 
 /// Batches queued to the writer before senders wait.
@@ -1188,7 +1190,10 @@ impl Writer {
             return;
         };
         match self.snapshots.take_outcome() {
-            Some(Ok(seq)) => d.confirmed_snapshot = seq,
+            Some(Ok((seq, bytes))) => {
+                d.confirmed_snapshot = seq;
+                d.last_snapshot_bytes = bytes;
+            }
             // Due again at once: the journal still holds it all.
             Some(Err(_)) => d.last_snapshot = d.confirmed_snapshot,
             None => {}
@@ -1219,24 +1224,18 @@ impl Writer {
             .iter()
             .map(|e| (e.key().clone(), *e.value()))
             .collect();
-        // Sized like the last one: a large state is not copied through
-        // every doubling of a growing buffer on the writer thread.
-        let state = match self.engine.save_into(Vec::with_capacity(
-            d.last_snapshot_bytes + d.last_snapshot_bytes / 8,
-        )) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot failed; will retry");
-                return;
-            }
+        let clock_ms = self.shared.clock.now_ms();
+        let state = match snapshot_body(&self.engine, d, seq, clock_ms, &positions) {
+            Some(b) => b,
+            None => return,
         };
-        let serialised_ms = started.elapsed().as_millis() as u64;
-        d.last_snapshot_bytes = state.len();
+        let taken_ms = started.elapsed().as_millis() as u64;
         let job = store::SnapshotJob {
             data: d.opts.dir.clone(),
             seq,
-            clock_ms: self.shared.clock.now_ms(),
+            clock_ms,
             state,
+            pause_ms: taken_ms,
             keep: d.opts.keep_snapshots,
             positions,
             journal: d.journal.is_some(),
@@ -1248,7 +1247,51 @@ impl Writer {
         if handed {
             d.last_snapshot = seq;
             d.last_snapshot_at = Instant::now();
-            tracing::debug!(seq, serialised_ms, "snapshot handed to its thread");
+            tracing::debug!(seq, taken_ms, "snapshot handed to its thread");
+        }
+    }
+}
+
+/// The state as of now for a snapshot: a forked child that writes it
+/// (copy-on-write, the writer goes on at once), or the bytes
+/// serialised here. `None` (due again later) if neither worked.
+fn snapshot_body(
+    engine: &Engine,
+    d: &Durable,
+    seq: u64,
+    clock_ms: i64,
+    positions: &store::Positions,
+) -> Option<store::SnapshotBody> {
+    // Sized like the last one: a large state is not copied through
+    // every doubling of a growing buffer.
+    let capacity = d.last_snapshot_bytes + d.last_snapshot_bytes / 8;
+    #[cfg(target_os = "linux")]
+    if d.opts.snapshot_mode == crate::config::SnapshotMode::Fork {
+        let dir = &d.opts.dir;
+        // The child may only compute, allocate and write files
+        // (fork.rs): serialisation and `put_snapshot` do just that.
+        let forked = crate::fork::spawn(|| {
+            let state = engine
+                .save_into(Vec::with_capacity(capacity))
+                .map_err(|e| format!("serialising the state: {e}"))?;
+            store::put_snapshot(dir, seq, clock_ms, &state, positions)
+                .map_err(|e| e.to_string())?;
+            Ok(state.len() as u64)
+        });
+        match forked {
+            Ok(child) => return Some(store::SnapshotBody::Forked(child)),
+            // Memory or process limits: this snapshot is serialised
+            // here instead.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fork for a snapshot; serialising on the writer")
+            }
+        }
+    }
+    match engine.save_into(Vec::with_capacity(capacity)) {
+        Ok(b) => Some(store::SnapshotBody::Bytes(b)),
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot failed; will retry");
+            None
         }
     }
 }

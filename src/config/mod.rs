@@ -131,6 +131,10 @@ pub struct StorageConfig {
     /// Write a snapshot when the daemon stops (the next start replays
     /// less journal).
     pub snapshot_on_shutdown: bool,
+    /// How a snapshot is taken: `fork` (a copy-on-write child process
+    /// serialises and writes it; the default on Linux) or `thread` (the
+    /// writer serialises, which pauses ingest for as long).
+    pub snapshot_mode: SnapshotMode,
     /// `callwatch run --repair` (a flag, never a setting in the file: a
     /// repair is decided once, by a person who read what it will cost).
     #[serde(skip)]
@@ -145,6 +149,22 @@ pub enum JournalMode {
     Stream,
 }
 
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    Fork,
+    Thread,
+}
+
+impl Default for SnapshotMode {
+    fn default() -> Self {
+        match cfg!(target_os = "linux") {
+            true => SnapshotMode::Fork,
+            false => SnapshotMode::Thread,
+        }
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
@@ -157,6 +177,7 @@ impl Default for StorageConfig {
             deadletter_max_bytes: 16 << 20,
             journal: JournalMode::Local,
             snapshot_on_shutdown: false,
+            snapshot_mode: SnapshotMode::default(),
             repair: false,
         }
     }
