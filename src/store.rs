@@ -534,14 +534,11 @@ fn load_snapshot(
     };
     match Engine::load(settings.clone(), &bytes) {
         Ok(e) => Ok(Ok((seq, clock, e))),
-        Err(crate::engine::persist::LoadError::Format(f)) if f > crate::engine::persist::FORMAT => {
+        Err(e @ crate::engine::persist::LoadError::Newer { .. }) => {
             Err(RecoveryError::Newer(format!(
-                "snapshot {} is in state format {f}, written by a newer callwatch; this build ({}) \
-                 reads formats up to {}. Start the newer build again, or restore the data directory \
+                "snapshot {}: {e}. Start the newer build again, or restore the data directory \
                  from before the upgrade (docs/upgrading.md)",
                 path.display(),
-                env!("CARGO_PKG_VERSION"),
-                crate::engine::persist::FORMAT
             )))
         }
         Err(e) => Ok(Err(e.to_string())),
@@ -760,21 +757,35 @@ fn apply_recovery(
 /// and what a start of this build would do with it. `Ok(false)` when it
 /// holds damage (or a start would refuse it).
 pub fn check(data: &Path, settings: &Settings, out: &mut impl Write) -> io::Result<bool> {
+    use crate::engine::persist;
     writeln!(
         out,
-        "callwatch {} reads journal formats 1..={} and state format {}",
+        "callwatch {} reads journal formats 1..={} and state formats {}..={}",
         env!("CARGO_PKG_VERSION"),
         journal::FORMAT,
-        crate::engine::persist::FORMAT
+        persist::OLDEST,
+        persist::FORMAT
     )?;
+    let mut whole_state = true;
     for (seq, path) in snapshots(&snapshot_dir(data))? {
         let what = match read_snapshot(&path) {
-            Ok((_, _, body)) => match postcard::from_bytes::<u32>(&body) {
-                Ok(f) if f == crate::engine::persist::FORMAT => format!("state format {f}"),
-                Ok(f) if f > crate::engine::persist::FORMAT => {
-                    format!("state format {f}: written by a newer callwatch")
+            Ok((_, _, body)) => match persist::format_of(&body) {
+                Ok((f, by)) => {
+                    let by = by.map(|b| format!(", written by {b}")).unwrap_or_default();
+                    match f {
+                        f if f == persist::FORMAT => format!("state format {f}{by}"),
+                        f if f > persist::FORMAT => {
+                            whole_state = false;
+                            format!("state format {f}{by}: newer than this build reads; a start refuses it")
+                        }
+                        f if f >= persist::OLDEST => format!(
+                            "state format {f}{by}: a start migrates it to {} (the next snapshot is written in {})",
+                            persist::FORMAT,
+                            persist::FORMAT
+                        ),
+                        f => format!("state format {f}: older than any release wrote"),
+                    }
                 }
-                Ok(f) => format!("state format {f}: older than this build reads"),
                 Err(e) => format!("unreadable state ({e})"),
             },
             Err(why) => format!("unusable ({why})"),
@@ -856,7 +867,7 @@ pub fn check(data: &Path, settings: &Settings, out: &mut impl Write) -> io::Resu
             for f in &r.findings {
                 writeln!(out, "finding: {f}")?;
             }
-            Ok(whole && matches!(r.status, Status::Clean | Status::TornTail))
+            Ok(whole && whole_state && matches!(r.status, Status::Clean | Status::TornTail))
         }
         Err(e) => {
             writeln!(out, "a start would stop: {e}")?;

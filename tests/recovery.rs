@@ -520,7 +520,11 @@ async fn a_snapshot_of_a_newer_build_is_refused_even_with_repair() {
     for extra in [&[][..], &["--repair"][..]] {
         let said = refused(&cfg, data.path(), extra);
         assert!(
-            said.contains("is in state format 127, written by a newer callwatch"),
+            said.contains("state format 127 was written by callwatch")
+                && said.contains(&format!(
+                    "this build (callwatch {}) reads formats 7..=",
+                    env!("CARGO_PKG_VERSION")
+                )),
             "{said}"
         );
         assert_eq!(fingerprint(data.path()), before);

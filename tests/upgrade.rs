@@ -119,7 +119,7 @@ fn check_data_reports_formats_ranges_and_damage_and_changes_nothing() {
     let (ok, said) = check_data(&cfg, &data);
     assert!(ok, "{said}");
     for needle in [
-        "snapshot         1800  state format 7",
+        "snapshot         1800  state format 7: a start migrates it to 8",
         "segment           900  format 1  records 900..=1199",
         "a start would load the snapshot at 1800 and replay 600 record(s); the next record is 2400; status clean",
         "upgrade: the format-1 segments are read as they are",

@@ -1,9 +1,14 @@
 //! Saving and loading the whole engine state (for snapshots).
 //!
-//! The state is written with postcard (compact, serde-based, no schema
-//! evolution beyond serde's): a snapshot is a cache of the journal, so a
-//! snapshot an older or newer build cannot read is simply not used and
-//! the journal is replayed instead. What comes from the configuration
+//! The state is written with postcard (compact, serde-based, positional:
+//! no schema evolution of its own). So the layout carries a format
+//! number, and each change of layout comes with a migration step from
+//! the format before: a build reads every format from `OLDEST` (what the
+//! first release, 0.1.0, wrote) by running the steps in order, and
+//! writes only `FORMAT`. Snapshots must stay readable because the journal
+//! before the oldest kept one is deleted. A newer format is refused,
+//! naming the build that wrote it: from format 8 on, every layout opens
+//! with (format, written by), whatever follows. What comes from the configuration
 //! (queue parameters, histogram bounds, limits) is not stored but resolved
 //! again on load, so a changed configuration applies after a restart.
 
@@ -18,12 +23,42 @@ use super::{
 use crate::buckets;
 use crate::event::Text;
 
-/// Bumped whenever the layout below changes.
-pub const FORMAT: u32 = 7;
+/// The layout `save` writes. Bumped whenever the layout below changes,
+/// with a step in `STEPS` from the format before.
+pub const FORMAT: u32 = 8;
+
+/// The oldest format this build reads: what 0.1.0 wrote.
+pub const OLDEST: u32 = 7;
+
+/// Who writes the state: named by an older build that refuses it.
+pub const WRITTEN_BY: &str = concat!("callwatch ", env!("CARGO_PKG_VERSION"));
+
+/// A migration: the bytes of format `n` to those of `n + 1`.
+pub type Step = fn(&[u8]) -> Result<Vec<u8>, LoadError>;
+
+/// `STEPS[i]` turns format `OLDEST + i` into `OLDEST + i + 1`.
+pub const STEPS: &[Step] = &[v7_to_v8];
+
+/// 8 inserts who wrote the state after the format number; the fields
+/// after it are those of 7. Only 0.1.0 was released with format 7.
+fn v7_to_v8(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+    let (_, rest) = postcard::take_from_bytes::<u32>(bytes)?;
+    let mut out = postcard::to_stdvec(&(8u32, "callwatch 0.1.0"))?;
+    out.extend_from_slice(rest);
+    Ok(out)
+}
+
+/// What every format from 8 on begins with.
+#[derive(Deserialize)]
+struct Head {
+    format: u32,
+    written_by: Text,
+}
 
 #[derive(Serialize)]
 struct Out<'a> {
     format: u32,
+    written_by: &'a str,
     dedup: &'a Dedup,
     sites: &'a Map<Text, Site>,
     queues: &'a Map<Text, Queue>,
@@ -50,6 +85,8 @@ struct Out<'a> {
 struct In {
     #[allow(dead_code)]
     format: u32,
+    #[allow(dead_code)]
+    written_by: Text,
     dedup: Dedup,
     sites: Map<Text, Site>,
     queues: Map<Text, Queue>,
@@ -73,8 +110,19 @@ struct In {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("state format {0} is not the {FORMAT} this build reads")]
-    Format(u32),
+    #[error(
+        "state format {format} was written by {written_by}; this build ({WRITTEN_BY}) reads \
+         formats {OLDEST}..={reads}"
+    )]
+    Newer {
+        format: u32,
+        written_by: String,
+        reads: u32,
+    },
+    #[error(
+        "state format {0} is older than any release wrote (this build reads {OLDEST}..={FORMAT})"
+    )]
+    Older(u32),
     #[error("state does not decode: {0}")]
     Decode(#[from] postcard::Error),
 }
@@ -87,11 +135,23 @@ impl Engine {
 
     /// `save` into `buf` (cleared first): a buffer with the last
     /// snapshot's capacity saves the doublings of a growing one.
-    pub fn save_into(&self, mut buf: Vec<u8>) -> Result<Vec<u8>, postcard::Error> {
+    pub fn save_into(&self, buf: Vec<u8>) -> Result<Vec<u8>, postcard::Error> {
+        self.save_as(buf, FORMAT, WRITTEN_BY)
+    }
+
+    /// `save_into` claiming another format (tests: what a newer build
+    /// would write).
+    pub(crate) fn save_as(
+        &self,
+        mut buf: Vec<u8>,
+        format: u32,
+        written_by: &str,
+    ) -> Result<Vec<u8>, postcard::Error> {
         buf.clear();
         postcard::to_extend(
             &Out {
-                format: FORMAT,
+                format,
+                written_by,
                 dedup: &self.dedup,
                 sites: &self.sites,
                 queues: &self.queues,
@@ -115,13 +175,22 @@ impl Engine {
         )
     }
 
-    /// Rebuilds an engine from `save` output under (possibly new) settings.
+    /// Rebuilds an engine from `save` output of this or an earlier
+    /// release under (possibly new) settings.
     pub fn load(settings: Settings, bytes: &[u8]) -> Result<Engine, LoadError> {
-        let format: u32 = postcard::from_bytes(bytes).map_err(LoadError::Decode)?;
-        if format != FORMAT {
-            return Err(LoadError::Format(format));
-        }
-        let s: In = postcard::from_bytes(bytes)?;
+        Engine::load_with(settings, bytes, FORMAT, STEPS)
+    }
+
+    /// `load` by a build that reads up to `reads` with `steps` (tests:
+    /// a build with a later format).
+    pub(crate) fn load_with(
+        settings: Settings,
+        bytes: &[u8],
+        reads: u32,
+        steps: &[Step],
+    ) -> Result<Engine, LoadError> {
+        let bytes = migrate(bytes, reads, steps)?;
+        let s: In = postcard::from_bytes(&bytes)?;
         let mut queues = s.queues;
         for (name, q) in queues.iter_mut() {
             let mut p = settings.queue(name);
@@ -169,5 +238,121 @@ impl Engine {
             late: false,
             settings,
         })
+    }
+}
+
+/// The format of saved state, and who wrote it (from format 8 on).
+pub fn format_of(bytes: &[u8]) -> Result<(u32, Option<String>), LoadError> {
+    let format: u32 = postcard::from_bytes(bytes)?;
+    Ok(match postcard::from_bytes::<Head>(bytes) {
+        Ok(h) if format >= 8 => (h.format, Some(h.written_by.to_string())),
+        _ => (format, None),
+    })
+}
+
+/// `bytes` brought to format `reads` by the steps from its own.
+fn migrate<'a>(
+    bytes: &'a [u8],
+    reads: u32,
+    steps: &[Step],
+) -> Result<std::borrow::Cow<'a, [u8]>, LoadError> {
+    let (format, by) = format_of(bytes)?;
+    if format > reads {
+        return Err(LoadError::Newer {
+            format,
+            written_by: by.unwrap_or_else(|| "a newer callwatch".into()),
+            reads,
+        });
+    }
+    if format < OLDEST {
+        return Err(LoadError::Older(format));
+    }
+    let mut cur = std::borrow::Cow::Borrowed(bytes);
+    for f in format..reads {
+        let step = steps
+            .get((f - OLDEST) as usize)
+            .ok_or(LoadError::Older(format))?;
+        cur = std::borrow::Cow::Owned(step(&cur)?);
+        debug_assert_eq!(format_of(&cur).map(|x| x.0).ok(), Some(f + 1));
+    }
+    Ok(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn engine() -> Engine {
+        let cfg = Config::embedded().expect("config");
+        let mut e = Engine::new(Settings::from_config(&cfg));
+        for ev in crate::simulate::Simulator::new(
+            crate::simulate::SimOptions {
+                agents: 20,
+                rate: 50.0,
+                seed: 7,
+                site: None,
+            },
+            1_772_434_800_000,
+        )
+        .take(3000)
+        {
+            let _ = e.apply(&ev, None);
+        }
+        e
+    }
+
+    fn settings() -> Settings {
+        Settings::from_config(&Config::embedded().expect("config"))
+    }
+
+    /// The step of a build whose format is one later (same fields: the
+    /// chain, the refusal and the head are what is tested here; 7 → 8 is
+    /// a real change of layout).
+    fn bump(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        let head: Head = postcard::from_bytes(bytes)?;
+        let (_, rest) = postcard::take_from_bytes::<(u32, Text)>(bytes)?;
+        let mut out = postcard::to_stdvec(&(head.format + 1, "callwatch test-bump"))?;
+        out.extend_from_slice(rest);
+        Ok(out)
+    }
+
+    #[test]
+    fn a_build_with_a_later_format_reads_ours_through_its_step() {
+        let e = engine();
+        let bytes = e.save().expect("save");
+        let mut steps = STEPS.to_vec();
+        steps.push(bump);
+        let later = Engine::load_with(settings(), &bytes, FORMAT + 1, &steps).expect("migrated");
+        assert_eq!(later.digest(), e.digest());
+        assert!(e.version > 0);
+    }
+
+    #[test]
+    fn a_format_of_a_newer_build_is_refused_naming_both_builds() {
+        let bytes = engine()
+            .save_as(Vec::new(), FORMAT + 1, "callwatch 9.9.9")
+            .expect("save");
+        let Err(err) = Engine::load(settings(), &bytes) else {
+            panic!("a newer format was read");
+        };
+        let msg = err.to_string();
+        assert!(matches!(err, LoadError::Newer { .. }), "{msg}");
+        assert!(msg.contains("written by callwatch 9.9.9"), "{msg}");
+        assert!(msg.contains(WRITTEN_BY), "{msg}");
+    }
+
+    #[test]
+    fn format_7_of_0_1_0_reads_back_through_its_step() {
+        let e = engine();
+        let v8 = e.save().expect("save");
+        // What 0.1.0 wrote: the same fields without `written_by`.
+        let (_, rest) = postcard::take_from_bytes::<(u32, Text)>(&v8).expect("head");
+        let mut v7 = postcard::to_stdvec(&7u32).expect("format");
+        v7.extend_from_slice(rest);
+        let back = Engine::load(settings(), &v7).expect("migrated");
+        assert_eq!(format_of(&v7).expect("format"), (7, None));
+        assert_eq!(back.digest(), e.digest());
+        assert!(Engine::load(settings(), &postcard::to_stdvec(&6u32).expect("6")).is_err());
     }
 }

@@ -202,6 +202,27 @@ impl Daemon {
         }
     }
 
+    /// Waits (up to `secs`) until `n` log lines contain `needle`.
+    pub fn log_count(&self, needle: &str, n: usize, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self
+            .drain_log()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+            < n
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(l) => self.seen.borrow_mut().push(l),
+                Err(_) if Instant::now() >= deadline => {
+                    panic!("fewer than {n} log lines containing {needle:?}")
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Polls `GET /readyz` until it answers 200 (recovery done).
     fn wait_ready(&self, deadline: Instant) {
         use std::io::{Read, Write};
