@@ -547,6 +547,7 @@ fn snapshot_stall(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
         let d = start_with(dir.path(), "snapshots", &text, Some(&data))?;
         tcp_send(d.tcp, &desk(50))?;
         open_tasks(d.tcp, 1_000_000)?;
+        let resident = rss(d.child.id())?;
         let stall = ingest_stall(d.http, secs, false)?;
         drop(d);
         let snaps = std::fs::read_dir(data.join("snapshots"))
@@ -557,7 +558,8 @@ fn snapshot_stall(opts: &BenchOptions, r: &mut Report) -> anyhow::Result<()> {
             _ => r.snapshot_ingest_stall_thread_ms = stall,
         }
         eprintln!(
-            "ingest stall with a snapshot every second at 1 M open tasks, snapshot_mode={mode}: {stall:.1} ms ({snaps} snapshot files kept)"
+            "ingest stall with a snapshot every second at 1 M open tasks, snapshot_mode={mode}: {stall:.1} ms ({snaps} snapshot files kept, {:.0} MB resident)",
+            resident / 1e6
         );
     }
     r.snapshot_stall_fork_vs_thread =

@@ -190,7 +190,13 @@ impl SnapshotWriter {
                                 .map(|()| state.len() as u64)
                         }
                         #[cfg(target_os = "linux")]
-                        SnapshotBody::Forked(child) => child.wait().map_err(io::Error::other),
+                        SnapshotBody::Forked(child) => {
+                            let r = child.wait().map_err(io::Error::other);
+                            // Under 1 ms; the next fork copies fewer
+                            // page table entries (docs/performance.md).
+                            crate::fork::trim_heap();
+                            r
+                        }
                     };
                     let result = written.and_then(|bytes| {
                         let oldest = prune_snapshots(&job.data, job.keep)?;
