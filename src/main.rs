@@ -14,7 +14,7 @@ use callwatch::simulate::{SimOptions, Simulator};
 #[derive(Parser)]
 #[command(
     name = "callwatch",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CALLWATCH_GIT_REV"), ")"),
     about = "Live monitoring for call-center desks"
 )]
 struct Cli {

@@ -946,3 +946,45 @@ async fn a_callback_goes_overdue_between_two_scrapes_without_events() {
         1.0
     );
 }
+
+/// `--version` names the release and the git revision the binary was
+/// built from, so a bug report says exactly which code ran.
+#[test]
+fn version_names_the_release_and_the_git_revision() {
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        said,
+        format!("callwatch {} ({rev})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// The licence Cargo.toml declares is the one shipped, and the changelog
+/// has an entry for the version being built.
+#[test]
+fn licence_and_changelog_match_the_package() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let licence = std::fs::read_to_string(format!("{root}/LICENSE")).expect("LICENSE");
+    assert!(licence.contains("Apache License") && licence.contains("Version 2.0"));
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).expect("Cargo.toml");
+    assert!(manifest.contains("license = \"Apache-2.0\""));
+    let changelog = std::fs::read_to_string(format!("{root}/CHANGELOG.md")).expect("CHANGELOG");
+    assert!(changelog.contains("## [Unreleased]"));
+    assert!(
+        changelog.contains(&format!("## [{}] - ", env!("CARGO_PKG_VERSION"))),
+        "no entry for {}",
+        env!("CARGO_PKG_VERSION")
+    );
+}
