@@ -138,3 +138,53 @@ async fn every_sender_waits_for_a_daemon_that_is_not_up_yet() {
         assert_eq!(snap["events"]["applied"].as_u64(), Some(300), "{script}");
     }
 }
+
+/// A TCP sender whose connection ends mid-stream (the daemon restarts)
+/// resends everything after the last `ACK`: every event arrives, none
+/// twice.
+#[tokio::test]
+async fn tcp_senders_resend_what_was_not_acknowledged() {
+    for (n, (program, script, _)) in SENDERS.iter().filter(|s| s.2 == "tcp").enumerate() {
+        let (http, tcp) = (free_port(), free_port());
+        let data = tempfile::tempdir().expect("tmp");
+        let file = data.path().join("events.ndjson");
+        let total = 200_000u64;
+        std::fs::write(&file, events(&format!("cut{n}"), total as usize).join("\n"))
+            .expect("write");
+        let cfg = config(&format!("{}[storage]\nfsync = \"never\"\n", auth()))
+            .replace(
+                "http = \"127.0.0.1:0\"",
+                &format!("http = \"127.0.0.1:{http}\""),
+            )
+            .replace(
+                "ingest_tcp = \"127.0.0.1:0\"",
+                &format!("ingest_tcp = \"127.0.0.1:{tcp}\""),
+            );
+        let dir = data.path().join("data");
+        let dir = dir.to_str().expect("utf-8");
+        let d = Daemon::start_args(&cfg, &["--data-dir", dir]);
+        let to = format!("127.0.0.1:{tcp}");
+        let sender = command(program, script, &to, &file).spawn().expect("spawn");
+        // Cut while the stream is under way.
+        wait_for(30, "the stream to start", || async {
+            let snap = get_json(&d, "/api/v1/snapshot").await;
+            (snap["events"]["applied"].as_u64().unwrap_or(0) >= 1000).then_some(())
+        })
+        .await;
+        assert!(d.terminate().success());
+        let d = Daemon::start_args(&cfg, &["--data-dir", dir]);
+        let out = sender.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{script}: {err}");
+        let snap = get_json(&d, "/api/v1/snapshot").await;
+        assert_eq!(
+            snap["events"]["applied"].as_u64(),
+            Some(total),
+            "{script}: {err}"
+        );
+        assert!(
+            err.contains("retrying"),
+            "{script} never had to resend: {err}"
+        );
+    }
+}
