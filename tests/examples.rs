@@ -54,6 +54,14 @@ fn target(proto: &str, http: std::net::SocketAddr, tcp: std::net::SocketAddr) ->
     }
 }
 
+/// Events applied, or `None` while the writer is too busy to publish a
+/// view (503, docs/api.md).
+async fn applied(d: &Daemon) -> Option<u64> {
+    let r = client().get(d.url("/api/v1/snapshot")).send().await.ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+    v["events"]["applied"].as_u64()
+}
+
 fn auth() -> String {
     format!("[auth]\ningest_token = \"{TOKEN}\"\n")
 }
@@ -167,8 +175,7 @@ async fn tcp_senders_resend_what_was_not_acknowledged() {
         let sender = command(program, script, &to, &file).spawn().expect("spawn");
         // Cut while the stream is under way.
         wait_for(30, "the stream to start", || async {
-            let snap = get_json(&d, "/api/v1/snapshot").await;
-            (snap["events"]["applied"].as_u64().unwrap_or(0) >= 1000).then_some(())
+            applied(&d).await.filter(|n| *n >= 1000)
         })
         .await;
         assert!(d.terminate().success());
