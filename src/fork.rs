@@ -68,8 +68,10 @@ pub fn spawn<F: FnOnce() -> Result<u64, String>>(work: F) -> io::Result<Child> {
                 libc::signal(sig, libc::SIG_DFL);
             }
             // The writer comes first: on a small machine the child's
-            // serialisation would otherwise take its core.
-            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            // serialisation would otherwise take its core. Not 19: on a
+            // saturated machine that starves the child for tens of
+            // seconds while the journal grows (seen in the test suite).
+            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
         }
         drop(reader);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));

@@ -686,6 +686,19 @@ async fn a_long_stream_keeps_the_data_directory_bounded() {
             .collect();
         assert_eq!(post(&d, lines.join("\n")).await.0, 200);
     }
+    // Snapshots catch up once the stream stops (on a loaded machine the
+    // child writing one may lag behind a fast stream meanwhile).
+    let newest = || -> Option<u64> {
+        std::fs::read_dir(data.path().join("snapshots"))
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".snap")?.parse().ok())
+            .max()
+    };
+    wait_for(60, "a snapshot near the end of the stream", || async {
+        newest().filter(|n| *n >= 76_000)
+    })
+    .await;
     assert!(d.terminate().success());
     let size = |sub: &str| -> (u64, usize) {
         let files: Vec<_> = std::fs::read_dir(data.path().join(sub))
