@@ -62,6 +62,18 @@ async fn applied(d: &Daemon) -> Option<u64> {
     v["events"]["applied"].as_u64()
 }
 
+/// `cfg` listening on these ports instead of ephemeral ones.
+fn on_ports(cfg: String, http: u16, tcp: u16) -> String {
+    cfg.replace(
+        "http = \"127.0.0.1:0\"",
+        &format!("http = \"127.0.0.1:{http}\""),
+    )
+    .replace(
+        "ingest_tcp = \"127.0.0.1:0\"",
+        &format!("ingest_tcp = \"127.0.0.1:{tcp}\""),
+    )
+}
+
 fn auth() -> String {
     format!("[auth]\ningest_token = \"{TOKEN}\"\n")
 }
@@ -125,15 +137,7 @@ async fn every_sender_waits_for_a_daemon_that_is_not_up_yet() {
         )
         .spawn()
         .expect("spawn");
-        let cfg = config(&auth())
-            .replace(
-                "http = \"127.0.0.1:0\"",
-                &format!("http = \"127.0.0.1:{http}\""),
-            )
-            .replace(
-                "ingest_tcp = \"127.0.0.1:0\"",
-                &format!("ingest_tcp = \"127.0.0.1:{tcp}\""),
-            );
+        let cfg = on_ports(config(&auth()), http, tcp);
         let d = Daemon::start(&cfg);
         let out = sender.wait_with_output().expect("wait");
         assert_eq!(
@@ -159,15 +163,11 @@ async fn tcp_senders_resend_what_was_not_acknowledged() {
         let total = 200_000u64;
         std::fs::write(&file, events(&format!("cut{n}"), total as usize).join("\n"))
             .expect("write");
-        let cfg = config(&format!("{}[storage]\nfsync = \"never\"\n", auth()))
-            .replace(
-                "http = \"127.0.0.1:0\"",
-                &format!("http = \"127.0.0.1:{http}\""),
-            )
-            .replace(
-                "ingest_tcp = \"127.0.0.1:0\"",
-                &format!("ingest_tcp = \"127.0.0.1:{tcp}\""),
-            );
+        let cfg = on_ports(
+            config(&format!("{}[storage]\nfsync = \"never\"\n", auth())),
+            http,
+            tcp,
+        );
         let dir = data.path().join("data");
         let dir = dir.to_str().expect("utf-8");
         let d = Daemon::start_args(&cfg, &["--data-dir", dir]);
