@@ -23,7 +23,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::{Duration, Instant};
 
 /// A forked child at work.
 #[derive(Debug)]
@@ -103,11 +104,25 @@ pub fn trim_heap() {
 }
 
 impl Child {
-    /// Waits for the child: its `Ok(n)`, or why it failed.
-    pub fn wait(mut self) -> Result<u64, String> {
-        let mut msg = String::new();
+    /// Waits for the child, at most `deadline`: its `Ok(n)`, or why it
+    /// failed. A child that takes longer (a hung disk, a stopped process)
+    /// is killed and reaped, so that the next snapshot can start.
+    pub fn wait(mut self, deadline: Duration) -> Result<u64, String> {
+        let mut msg = Vec::new();
         // Ends when the child exits (its end of the pipe closes).
-        let read = self.report.read_to_string(&mut msg);
+        let read = self.read_report(&mut msg, Instant::now() + deadline);
+        if let Err(e) = &read {
+            if e.kind() == io::ErrorKind::TimedOut {
+                // SAFETY: signals our own, not yet reaped, child.
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                let _ = self.reap();
+                return Err(format!(
+                    "the snapshot child did not finish within {} s and was killed",
+                    deadline.as_secs_f64()
+                ));
+            }
+        }
+        let msg = String::from_utf8_lossy(&msg).into_owned();
         let status = self
             .reap()
             .map_err(|e| format!("waiting for the snapshot child: {e}"))?;
@@ -130,6 +145,42 @@ impl Child {
             true => format!("the snapshot child failed (status {status})"),
             false => msg,
         })
+    }
+
+    /// Reads the child's report until its end of the pipe closes or the
+    /// deadline passes (`TimedOut`).
+    fn read_report(&mut self, out: &mut Vec<u8>, until: Instant) -> io::Result<()> {
+        let mut buf = [0u8; 512];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.report.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+            // SAFETY: one valid pollfd for the pipe we own.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                continue;
+            }
+            match self.report.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn reap(&mut self) -> io::Result<libc::c_int> {
@@ -173,14 +224,33 @@ mod tests {
             Ok(v.iter().sum())
         })
         .expect("fork");
-        assert_eq!(child.wait(), Ok(10));
+        assert_eq!(child.wait(LONG), Ok(10));
         assert_eq!(v, [1, 2, 3]);
     }
 
     #[test]
     fn a_failing_child_reports_its_error() {
         let child = spawn(|| Err("disk full".to_string())).expect("fork");
-        assert_eq!(child.wait(), Err("disk full".to_string()));
+        assert_eq!(child.wait(LONG), Err("disk full".to_string()));
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_child_past_its_deadline_is_killed_and_reported() {
+        let child = spawn(|| {
+            std::thread::sleep(Duration::from_secs(30));
+            Ok(0)
+        })
+        .expect("fork");
+        let pid = child.pid;
+        let err = child
+            .wait(Duration::from_millis(200))
+            .expect_err("timed out");
+        assert!(err.contains("did not finish within 0.2 s"), "{err}");
+        // Reaped: no such child remains.
+        // SAFETY: probes a pid; signal 0 sends nothing.
+        assert_eq!(unsafe { libc::kill(pid, 0) }, -1);
     }
 
     #[test]
@@ -192,7 +262,7 @@ mod tests {
         })
         .expect("fork");
         assert_eq!(
-            child.wait(),
+            child.wait(LONG),
             Err("the snapshot child was killed by signal 9".to_string())
         );
     }

@@ -22,6 +22,11 @@ const MAGIC: &[u8; 8] = b"CWSNAP01";
 const SNAP_HEADER: usize = 8 + 8 + 8 + 8 + 4;
 /// Records handed from the journal reader to the applying thread at once.
 const RECOVERY_BATCH: usize = 1024;
+/// A forked snapshot child that takes longer is killed and the snapshot
+/// counted as failed (a hung disk must not hold every later snapshot
+/// back). A million open tasks take about a second here.
+#[cfg(target_os = "linux")]
+const SNAPSHOT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub fn journal_dir(data: &Path) -> PathBuf {
     data.join("journal")
@@ -191,7 +196,7 @@ impl SnapshotWriter {
                         }
                         #[cfg(target_os = "linux")]
                         SnapshotBody::Forked(child) => {
-                            let r = child.wait().map_err(io::Error::other);
+                            let r = child.wait(SNAPSHOT_DEADLINE).map_err(io::Error::other);
                             // Under 1 ms; the next fork copies fewer
                             // page table entries (docs/performance.md).
                             crate::fork::trim_heap();
@@ -785,8 +790,7 @@ pub fn check(data: &Path, settings: &Settings, out: &mut impl Write) -> io::Resu
                             format!("state format {f}{by}: newer than this build reads; a start refuses it")
                         }
                         f if f >= persist::OLDEST => format!(
-                            "state format {f}{by}: a start migrates it to {} (the next snapshot is written in {})",
-                            persist::FORMAT,
+                            "state format {f}{by}: a start migrates it to {}",
                             persist::FORMAT
                         ),
                         f => format!("state format {f}: older than any release wrote"),

@@ -688,15 +688,17 @@ async fn a_long_stream_keeps_the_data_directory_bounded() {
     }
     // Snapshots catch up once the stream stops (on a loaded machine the
     // child writing one may lag behind a fast stream meanwhile).
-    let newest = || -> Option<u64> {
+    let kept = || -> Vec<u64> {
         std::fs::read_dir(data.path().join("snapshots"))
-            .ok()?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".snap")?.parse().ok())
-            .max()
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.strip_suffix(".snap")?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     wait_for(60, "a snapshot near the end of the stream", || async {
-        newest().filter(|n| *n >= 76_000)
+        kept().into_iter().max().filter(|n| *n >= 76_000)
     })
     .await;
     assert!(d.terminate().success());
@@ -720,11 +722,7 @@ async fn a_long_stream_keeps_the_data_directory_bounded() {
     // A snapshot is not started while the one before is still being
     // written, so under a fast stream they are further apart than
     // `snapshot_every`: the bound is what the oldest kept one leaves.
-    let kept: Vec<u64> = std::fs::read_dir(data.path().join("snapshots"))
-        .expect("ls")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".snap")?.parse().ok())
-        .collect();
+    let kept = kept();
     let oldest = kept.iter().copied().min().expect("a snapshot kept");
     let uncovered = 80_000 - oldest;
     assert!(uncovered <= 40_000, "snapshots fell behind: kept {kept:?}");

@@ -195,3 +195,80 @@ async fn tcp_senders_resend_what_was_not_acknowledged() {
         );
     }
 }
+
+/// A scripted ingest peer speaking the TCP protocol of docs/api.md: on
+/// its k-th connection it answers `AUTH` with `OK`, reads `script[k].0`
+/// lines, writes `script[k].1` and closes. Returns its address and the
+/// lines each connection carried. This is where the real daemon cannot
+/// be made to cut at an exact line.
+fn scripted_peer(
+    script: Vec<(usize, &'static str)>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (lines, reply) in script {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+            let mut w = stream.try_clone().expect("clone");
+            let mut r = BufReader::new(stream);
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() || !line.starts_with("AUTH ") {
+                return;
+            }
+            let _ = w.write_all(b"OK\n");
+            let mut got = Vec::new();
+            while got.len() < lines {
+                line.clear();
+                match r.read_line(&mut line) {
+                    Ok(n) if n > 0 => got.push(line.trim_end().to_string()),
+                    _ => break,
+                }
+            }
+            log.lock().expect("lock").push(got);
+            let _ = w.write_all(reply.as_bytes());
+        }
+    });
+    (addr, seen)
+}
+
+/// A refusal the connection was cut before acknowledging is resent and
+/// refused again: the senders report it once, and an `ERR storage …`
+/// without a line number is a reason to resend, not a refusal.
+#[tokio::test]
+async fn tcp_senders_report_a_refusal_once_and_resend_after_a_storage_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("five.ndjson");
+    std::fs::write(&file, events("p", 5).join("\n")).expect("write");
+    for (program, script, _) in SENDERS.iter().filter(|s| s.2 == "tcp") {
+        // Line 1 acknowledged, line 2 refused, then the cut before its ACK; the
+        // resend (lines 2..5) refuses its first line again.
+        let (addr, seen) = scripted_peer(vec![
+            (5, "ACK 1\nERR 2 invalid_value bad\n"),
+            (4, "ERR 1 invalid_value bad\nACK 4\n"),
+        ]);
+        let out = command(program, script, &addr, &file)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{script}: {err}");
+        assert_eq!(err.matches("invalid_value").count(), 1, "{script}: {err}");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 2, "{script}: {err}");
+        assert_eq!(seen[1], seen[0][1..], "{script} resent the wrong lines");
+
+        let (addr, seen) = scripted_peer(vec![(5, "ERR storage disk full\n"), (5, "ACK 5\n")]);
+        let out = command(program, script, &addr, &file)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{script}: {err}");
+        assert!(err.contains("disk full"), "{script}: {err}");
+        assert_eq!(seen.lock().expect("lock").len(), 2, "{script}: {err}");
+    }
+}

@@ -17,7 +17,9 @@ const [host, port] = [addr.slice(0, sep), Number(addr.slice(sep + 1))];
 // One connection: sends `batch`, calls back with (acked, refused, error).
 function send(batch) {
   return new Promise((resolve) => {
-    const refused = [];
+    // Refusals are final only once acknowledged: `refused` holds those
+    // up to the last ACK, `pending` those after it (resent on a cut).
+    let refused = [], pending = [];
     let acked = 0, buf = "", authed = !token, ended = false;
     const sock = net.connect({ host, port });
     const finish = (err) => {
@@ -48,11 +50,13 @@ function send(batch) {
           sock.write(batch.map((l) => l + "\n").join(""));
         } else if (text.startsWith("ACK ")) {
           acked = Number(text.slice(4));
+          refused = refused.concat(pending);
+          pending = [];
           if (acked >= batch.length) finish(null);
         } else if (text.startsWith("ERR ")) {
           // Not about one line (shutting down, storage): resend later.
           if (!/^\d+$/.test(text.slice(4).split(" ")[0])) finish(new Error(text));
-          else refused.push(text);
+          else pending.push(text);
         }
       }
     });
@@ -65,7 +69,6 @@ const deadline = Date.now() + retryForMs;
 while (done < lines.length) {
   const r = await send(lines.slice(done));
   done += r.acked;
-  // Refusals are final only once acknowledged; keep those up to the ACK.
   refused.push(...r.refused);
   if (r.err && done < lines.length) {
     if (Date.now() > deadline) {

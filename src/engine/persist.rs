@@ -38,6 +38,9 @@ pub type Step = fn(&[u8]) -> Result<Vec<u8>, LoadError>;
 
 /// `STEPS[i]` turns format `OLDEST + i` into `OLDEST + i + 1`.
 pub const STEPS: &[Step] = &[v7_to_v8];
+// One step per format from OLDEST up to FORMAT: a build that bumps FORMAT
+// without its step does not compile.
+const _: () = assert!(STEPS.len() == (FORMAT - OLDEST) as usize);
 
 /// 8 inserts who wrote the state after the format number; the fields
 /// after it are those of 7. Only 0.1.0 was released with format 7.
@@ -123,6 +126,9 @@ pub enum LoadError {
         "state format {0} is older than any release wrote (this build reads {OLDEST}..={FORMAT})"
     )]
     Older(u32),
+    /// A build defect: `STEPS` lacks the step out of this format.
+    #[error("this build has no migration step from state format {0}")]
+    NoStep(u32),
     #[error("state does not decode: {0}")]
     Decode(#[from] postcard::Error),
 }
@@ -271,7 +277,7 @@ fn migrate<'a>(
     for f in format..reads {
         let step = steps
             .get((f - OLDEST) as usize)
-            .ok_or(LoadError::Older(format))?;
+            .ok_or(LoadError::NoStep(f))?;
         cur = std::borrow::Cow::Owned(step(&cur)?);
         debug_assert_eq!(format_of(&cur).map(|x| x.0).ok(), Some(f + 1));
     }
