@@ -88,6 +88,7 @@ pub fn router(
         .route("/api/v1/coaching", get(get_coaching))
         .route("/goals", get(goals_page))
         .route("/metrics", get(get_metrics))
+        .route("/api/v1/schema/events.json", get(get_events_schema))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/admin/reload", post(post_reload))
@@ -227,6 +228,44 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     ingest_request(&app.ingest, &opts.limits, headers, body).await
 }
 
+/// The JSON Schema of the events this daemon takes (strict when
+/// `ingest.strict` is on). Open, like `/healthz`: it says nothing about
+/// the desk.
+async fn get_events_schema(State(app): State<App>) -> Response {
+    let schema = crate::schema::events_schema(app.ingest.strict());
+    (
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        schema.to_string(),
+    )
+        .into_response()
+}
+
+/// The media type of an ingest body, when it is one that cannot hold
+/// events. JSON, NDJSON and `text/plain` are taken, and so are a missing
+/// type and curl's default for `-d` (`application/x-www-form-urlencoded`),
+/// which the body is never parsed as; a file upload, XML or the like is
+/// refused with 415 before the body is read.
+fn unsupported_media_type(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(raw.as_bytes());
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ok = matches!(
+        essence.as_str(),
+        "" | "application/json"
+            | "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "text/plain"
+            | "application/x-www-form-urlencoded"
+    ) || essence.ends_with("+json");
+    (!ok).then(|| text.into_owned())
+}
+
 /// What an HTTP ingest request may be.
 #[derive(Debug, Clone)]
 pub struct IngestLimits {
@@ -259,6 +298,13 @@ pub async fn ingest_request(
 ) -> Response {
     if let Err(r) = authorize(&headers, limits.token.as_deref()) {
         return r.into_response();
+    }
+    if let Some(other) = unsupported_media_type(&headers) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            &format!("Content-Type {other:?} is not JSON; send application/x-ndjson or application/json (docs/api.md)"),
+        );
     }
     let limit = limits.max_body_bytes;
     let bytes =

@@ -196,6 +196,8 @@ impl Live {
         let restart_needed = crate::reload::restart_needed(&self.started, &new);
         let mut applied = vec!["goals, targets, calendars and holidays"];
         self.ingest.reload(Settings::from_config(&new)).await?;
+        self.ingest.set_strict(new.ingest.strict);
+        applied.push("ingest.strict");
         self.http.store(Arc::new(http_options(&new)));
         applied.push("auth, privacy, goal sheet and wallboard page");
         self.hub.reconfigure(
@@ -282,6 +284,9 @@ pub async fn run(
         deadletters,
         storage.as_ref().is_some_and(|s| !s.stream),
     ));
+    shared
+        .strict
+        .store(config.ingest.strict, std::sync::atomic::Ordering::Relaxed);
     let cancel = CancellationToken::new();
     let timers = CancellationToken::new();
     match &storage {
@@ -357,6 +362,7 @@ pub async fn run(
         demo = config.demo.enabled,
         "callwatch listening"
     );
+    tokio::spawn(crate::systemd::supervise(shared.clone(), cancel.clone()));
     if let Ok(mut s) = shared.reload.lock() {
         s.last_success_ms = chrono::Utc::now().timestamp_millis();
         telemetry.config_loaded(s.last_success_ms);
@@ -397,6 +403,7 @@ pub async fn run(
     drop(ingest);
     let feed = hub;
     tracing::info!("shutting down: draining sources and in-flight batches");
+    crate::systemd::stopping();
     cancel.cancel();
     let drain = async {
         // Wallboards get their close frame (and go to a replica) while

@@ -1058,6 +1058,73 @@ pub fn decode(bytes: &[u8]) -> Result<Event, Rejection> {
     wire.into_event()
 }
 
+/// Decodes like [`decode`], then refuses a field the event's type does
+/// not take (`ingest.strict`; the table is [`crate::schema`]). Only the
+/// keys are read a second time, borrowed: no allocation for a valid event.
+pub fn decode_strict(bytes: &[u8]) -> Result<Event, Rejection> {
+    let ev = decode(bytes)?;
+    let ty = ev.body.type_name();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde::de::DeserializeSeed::deserialize(UnknownKey(ty), &mut de) {
+        Ok(None) => Ok(ev),
+        Ok(Some(key)) => Err(Rejection::new(
+            Reason::UnknownField,
+            format!("`{key}` is not a field of {ty} (ingest.strict refuses unknown fields)"),
+        )),
+        Err(e) => Err(json_error(e)),
+    }
+}
+
+/// Finds the first key of a JSON object that events of type `.0` do not
+/// take.
+struct UnknownKey(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for UnknownKey {
+    type Value = Option<String>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UnknownKey {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut unknown = None;
+        // `Some(None)`: a known key; read through `visit_str`, so a key
+        // is never copied unless it is the one refused.
+        while let Some(key) = map.next_key_seed(Key(self.0))? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            if unknown.is_none() {
+                unknown = key;
+            }
+        }
+        Ok(unknown)
+    }
+}
+
+/// One key: `None` when type `.0` takes it, else the key.
+struct Key(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = Option<String>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((!crate::schema::takes(self.0, v)).then(|| v.to_owned()))
+    }
+}
+
 /// Splits a POST body that is a JSON array into its elements without
 /// decoding them, so one bad element does not cost the others.
 pub fn split_array(bytes: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, Rejection> {
@@ -1302,6 +1369,50 @@ pub fn encode_into(buf: &mut Vec<u8>, ev: &Event) {
     let _ = serde_json::to_writer(buf, &w);
 }
 
+/// The names of every field the wire record reads, as serde's derive
+/// lists them (a deserializer that only asks `Wire` for its field list),
+/// so tests can hold the schema table to the decoder.
+#[cfg(test)]
+pub(crate) fn wire_fields() -> &'static [&'static str] {
+    struct Names(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names taken")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &mut Names {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut names = Names(None);
+    let _ = Wire::deserialize(&mut names);
+    names.0.unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1311,6 +1422,30 @@ mod tests {
             Ok(ev) => panic!("expected a rejection, decoded {ev:?}"),
             Err(r) => r.reason,
         }
+    }
+
+    #[test]
+    fn strict_decoding_refuses_only_fields_the_type_does_not_take() {
+        let ok = br#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_offered","call":"c","queue":"q","\u0063ustomer":"K","site":"hq"}"#;
+        let strict = decode_strict(ok).expect("an escaped known key is known");
+        assert_eq!(Ok(strict), decode(ok));
+        // `queue` is a field, but not of call_answered.
+        let other = br#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_answered","call":"c","agent":"a","queue":"q"}"#;
+        assert!(decode(other).is_ok());
+        let err = decode_strict(other).expect_err("queue is not taken");
+        assert_eq!(err.reason, Reason::UnknownField);
+        assert!(
+            err.message
+                .starts_with("`queue` is not a field of call_answered"),
+            "{err}"
+        );
+        // The decoder's own refusal comes first.
+        let both =
+            br#"{"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_answered","call":"c","x":1}"#;
+        assert_eq!(
+            decode_strict(both).map_err(|e| e.reason),
+            Err(Reason::MissingField)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use callwatch::config::{Config, ConfigError, LogFormat};
 use callwatch::simulate::{SimOptions, Simulator};
@@ -93,7 +93,21 @@ enum Command {
     /// Validate a configuration file; exit status 1 when invalid.
     CheckConfig { file: PathBuf },
     /// Send an NDJSON events file to a daemon, or apply it offline.
+    /// Exit status 1 when any event was refused.
     Replay(ReplayArgs),
+    /// Check an NDJSON events file as the daemon would take it, in order
+    /// from an empty state: print each refusal as `FILE:LINE: reason: message`
+    /// and exit 1 if there is any (for a sender's CI). Changes nothing.
+    CheckEvents {
+        file: PathBuf,
+        /// Configuration the events are checked against (default: the
+        /// embedded one); its `ingest.strict` applies.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Refuse fields a type does not take, whatever the config says.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Generate realistic call-center traffic.
     Simulate(SimulateArgs),
     /// Print the live feed, one JSON message per line.
@@ -108,6 +122,15 @@ enum Command {
         /// Read token (wallboard or supervisor role).
         #[arg(long, env = "CALLWATCH_READ_TOKEN")]
         token: Option<String>,
+    },
+    /// Print the shell completion script for SHELL (bash, zsh, fish,
+    /// elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages, callwatch(1) and one per subcommand
+    /// (callwatch-run(1), ...), into DIR.
+    Manpages {
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Measure throughput and recovery against this machine's own ceiling.
     Bench {
@@ -162,6 +185,14 @@ fn generate(dir: &Path, files: Vec<(String, String)>, check: bool) -> anyhow::Re
     }
 }
 
+/// Exit status 1 when a sender's events were refused.
+fn refusals_fail(refused: u64) -> ExitCode {
+    match refused {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
 /// Loads and validates a configuration for a generator.
 fn valid(path: Option<&Path>) -> anyhow::Result<Config> {
     let cfg = load(path)?;
@@ -187,6 +218,9 @@ struct ReplayArgs {
     /// Configuration for --offline (default: the embedded one).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// With --offline: refuse fields a type does not take.
+    #[arg(long, requires = "offline")]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -470,6 +504,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let dir = a.out.unwrap_or_else(|| PathBuf::from("dashboards"));
             generate(&dir, callwatch::dashboard::files(&cfg), a.check)
         }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "callwatch", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpages { out } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            clap_mangen::generate_to(Cli::command(), &out)
+                .with_context(|| format!("writing man pages to {}", out.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => {
             let cfg = match Config::load(&file) {
                 Ok(c) => c,
@@ -503,7 +548,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if a.offline {
                 let cfg = load(a.config.as_deref())?;
                 callwatch::source::validate(&cfg)?;
-                let (snap, sum) = callwatch::replay::offline(&cfg, input)?;
+                let (snap, sum) = callwatch::replay::offline(&cfg, input, a.strict, |line, r| {
+                    eprintln!("line {line}: {}: {}", r.reason, r.message)
+                })?;
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut out, &snap)?;
                 writeln!(out)?;
@@ -511,7 +558,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     "{} lines: {} applied, {} duplicates, {} rejected",
                     sum.lines, sum.applied, sum.duplicates, sum.rejected
                 );
-                return Ok(ExitCode::SUCCESS);
+                return Ok(refusals_fail(sum.rejected));
             }
             let url = a.to.context("--to URL or --offline is required")?;
             let s = rt.block_on(callwatch::replay::to_url(input, &url, a.token, a.speed))?;
@@ -519,7 +566,42 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 "sent {}: {} accepted, {} duplicates, {} rejected",
                 s.sent, s.accepted, s.duplicates, s.rejected
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(refusals_fail(s.rejected))
+        }
+        Command::CheckEvents {
+            file,
+            config,
+            strict,
+        } => {
+            let cfg = load(config.as_deref())?;
+            callwatch::source::validate(&cfg)?;
+            let input = BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?,
+            );
+            let mut out = std::io::stdout().lock();
+            let mut failed = Ok(());
+            let (_, sum) = callwatch::replay::offline(&cfg, input, strict, |line, r| {
+                if failed.is_ok() {
+                    failed = writeln!(
+                        out,
+                        "{}:{line}: {}: {}",
+                        file.display(),
+                        r.reason,
+                        r.message
+                    );
+                }
+            })?;
+            failed?;
+            eprintln!(
+                "{}: {} events: {} valid, {} duplicates, {} refused",
+                file.display(),
+                sum.lines,
+                sum.applied,
+                sum.duplicates,
+                sum.rejected
+            );
+            Ok(refusals_fail(sum.rejected))
         }
         Command::Tail { url, scope, token } => {
             let _ = init_logging(LogFormat::Plain, "warn");

@@ -474,6 +474,9 @@ pub async fn run(
     telemetry.publish_sent(0);
     let (_, clock) = crate::engine_for(&config);
     let shared = Arc::new(Shared::new(clock, telemetry.clone(), None, true));
+    shared
+        .strict
+        .store(config.ingest.strict, std::sync::atomic::Ordering::Relaxed);
     let (ingest, batches) = crate::writer::sink(shared);
     let buf_thread = {
         let (queue, telemetry, max) = (queue.clone(), telemetry.clone(), cfg.buffer_max_bytes);

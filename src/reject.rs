@@ -40,11 +40,14 @@ pub enum Reason {
     /// 2100, or too far from the daemon's clock (`limits.event_max_age`,
     /// `limits.event_max_lead`).
     ImplausibleTimestamp,
+    /// A field the event's type does not take, refused under
+    /// `ingest.strict` (ignored otherwise).
+    UnknownField,
 }
 
 impl Reason {
     /// Every reason, for documentation and for pre-registering series.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::MalformedJson,
         Reason::UnknownType,
         Reason::MissingField,
@@ -59,6 +62,7 @@ impl Reason {
         Reason::LimitExceeded,
         Reason::CurrencyMismatch,
         Reason::ImplausibleTimestamp,
+        Reason::UnknownField,
     ];
 
     /// The metric label value and the word used in error replies.
@@ -78,6 +82,7 @@ impl Reason {
             Reason::LimitExceeded => "limit_exceeded",
             Reason::CurrencyMismatch => "currency_mismatch",
             Reason::ImplausibleTimestamp => "implausible_timestamp",
+            Reason::UnknownField => "unknown_field",
         }
     }
 }

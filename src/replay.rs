@@ -31,7 +31,16 @@ pub struct Summary {
 
 /// Applies every line to a fresh engine (now = the latest event time) and
 /// returns the final view, as `GET /api/v1/snapshot` would show it.
-pub fn offline(config: &Config, input: impl BufRead) -> Result<(Snapshot, Summary), ReplayError> {
+/// Each refusal goes to `refused` with its line number (1-based, blank
+/// lines counted); with `strict` (or `ingest.strict` in `config`), fields
+/// a type does not take are refused as the daemon would.
+pub fn offline(
+    config: &Config,
+    input: impl BufRead,
+    strict: bool,
+    mut refused: impl FnMut(u64, &crate::reject::Rejection),
+) -> Result<(Snapshot, Summary), ReplayError> {
+    let strict = strict || config.ingest.strict;
     // Offline, "now" is the event clock whatever the file says: a lead
     // over the wall clock means nothing here.
     let mut config = config.clone();
@@ -45,13 +54,17 @@ pub fn offline(config: &Config, input: impl BufRead) -> Result<(Snapshot, Summar
             continue;
         }
         sum.lines += 1;
-        let res = event::decode(&line).and_then(|ev| engine.apply_at(&ev, &clock).1);
+        let decoded = match strict {
+            true => event::decode_strict(&line),
+            false => event::decode(&line),
+        };
+        let res = decoded.and_then(|ev| engine.apply_at(&ev, &clock).1);
         match res {
             Ok(crate::engine::Applied::New) => sum.applied += 1,
             Ok(crate::engine::Applied::Duplicate) => sum.duplicates += 1,
             Err(r) => {
                 sum.rejected += 1;
-                tracing::warn!(line = no + 1, reason = %r.reason, "{}", r.message);
+                refused(no as u64 + 1, &r);
             }
         }
     }

@@ -75,6 +75,12 @@ pub struct Shared {
     pub positions: dashmap::DashMap<String, u64>,
     /// What the last recovery found (`/readyz` shows it).
     pub recovery: std::sync::Mutex<Option<store::Report>>,
+    /// `ingest.strict`: sources refuse fields a type does not take
+    /// (set at start and by a reload; the journal is never read strictly).
+    pub strict: AtomicBool,
+    /// Ticks the writer thread has taken: the service watchdog's sign of
+    /// life (systemd.rs).
+    pub ticks: std::sync::atomic::AtomicU64,
     /// What the last configuration reload said (`/readyz` shows it).
     pub reload: std::sync::Mutex<crate::reload::Status>,
     /// Cancelled when the writer cannot go on (recovery refused or
@@ -104,6 +110,8 @@ impl Shared {
             journal_seq: Default::default(),
             positions: Default::default(),
             recovery: Default::default(),
+            strict: Default::default(),
+            ticks: Default::default(),
             reload: Default::default(),
             fatal: Default::default(),
             failure: Default::default(),
@@ -274,6 +282,15 @@ pub struct Ingest {
 impl Ingest {
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.shared.telemetry
+    }
+
+    /// Whether canonical JSON is decoded strictly (`ingest.strict`).
+    pub fn strict(&self) -> bool {
+        self.shared.strict.load(Ordering::Relaxed)
+    }
+
+    pub fn set_strict(&self, strict: bool) {
+        self.shared.strict.store(strict, Ordering::Relaxed);
     }
 
     /// Counts events a source received, valid or not.
@@ -1050,6 +1067,7 @@ impl Writer {
     }
 
     fn tick(&mut self) {
+        self.shared.ticks.fetch_add(1, Ordering::Relaxed);
         let now = self.shared.now_ms();
         if self.degraded.is_some() {
             // Probe with as many bytes as the group that failed (a few

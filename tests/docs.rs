@@ -35,6 +35,14 @@ fn the_privacy_table_is_the_policy() {
 }
 
 #[test]
+fn the_event_field_table_is_the_schema() {
+    holds_table(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.md"),
+        &callwatch::schema::doc_table(),
+    );
+}
+
+#[test]
 fn every_event_example_in_the_docs_decodes() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.md"))
         .expect("docs/events.md");
@@ -140,4 +148,44 @@ fn every_source_and_publish_example_in_the_docs_is_valid() {
         }
     }
     assert!(checked >= 3, "only {checked} examples found");
+}
+
+/// Every example event in docs/events.md is valid under the JSON Schema
+/// the daemon serves, lenient and strict; and the schema refuses what the
+/// decoder refuses for a missing or unknown field.
+#[test]
+fn every_event_example_in_the_docs_fits_the_schema() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.md"))
+        .expect("docs/events.md");
+    let lenient = jsonschema::validator_for(&callwatch::schema::events_schema(false))
+        .expect("a valid schema");
+    let strict =
+        jsonschema::validator_for(&callwatch::schema::events_schema(true)).expect("a valid schema");
+    let mut in_json = false;
+    let mut n = 0;
+    for line in doc.lines() {
+        match line.trim() {
+            "```json" => in_json = true,
+            "```" => in_json = false,
+            l if in_json => {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                for (name, s) in [("lenient", &lenient), ("strict", &strict)] {
+                    let errors: Vec<String> = s.iter_errors(&v).map(|e| e.to_string()).collect();
+                    assert!(errors.is_empty(), "{name}: {l}: {errors:?}");
+                }
+                n += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(n >= callwatch::event::TYPES.len());
+    let missing =
+        serde_json::json!({"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_answered","call":"c"});
+    assert!(!lenient.is_valid(&missing));
+    let both = serde_json::json!({"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_transferred","call":"c","to_agent":"a","to_queue":"q"});
+    assert!(!lenient.is_valid(&both));
+    let extra = serde_json::json!({"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_hold","call":"c","colour":"red"});
+    assert!(lenient.is_valid(&extra) && !strict.is_valid(&extra));
+    let unknown = serde_json::json!({"id":"1","ts":"2026-03-02T08:00:00Z","type":"call_exploded"});
+    assert!(!lenient.is_valid(&unknown));
 }

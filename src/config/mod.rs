@@ -58,6 +58,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub clock: ClockConfig,
+    pub ingest: IngestConfig,
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub retention: RetentionConfig,
@@ -306,6 +307,17 @@ pub enum ClockMode {
 #[serde(deny_unknown_fields, default)]
 pub struct ClockConfig {
     pub mode: ClockMode,
+}
+
+/// How canonical JSON events are read.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Refuse a field the event's type does not take (`unknown_field`)
+    /// instead of ignoring it. Off by default, so senders can add fields
+    /// before callwatch knows them; on, a misspelt optional field is
+    /// caught at once. Journal replay is never strict.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]

@@ -33,7 +33,11 @@ impl Decoded {
 
     /// Decodes one item; a refusal is counted for `source`.
     pub fn push(&mut self, ingest: &Ingest, source: &'static str, number: u64, raw: &[u8]) {
-        match event::decode(raw) {
+        let decoded = match ingest.strict() {
+            true => event::decode_strict(raw),
+            false => event::decode(raw),
+        };
+        match decoded {
             Ok(ev) => {
                 self.events.push(ev);
                 self.raws.push(raw);

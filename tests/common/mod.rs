@@ -86,6 +86,12 @@ impl Daemon {
         Self::spawn("run", config, args, true)
     }
 
+    /// `run` with these extra environment variables; returns once the
+    /// listeners are bound, before recovery is done.
+    pub fn start_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Self::spawn_env("run", config, args, false, env)
+    }
+
     /// Returns as soon as the listeners are bound, before recovery is done.
     pub fn start_unready(config: &str, args: &[&str]) -> Daemon {
         Self::spawn("run", config, args, false)
@@ -99,6 +105,17 @@ impl Daemon {
     // The child moves into `Daemon`, whose Drop kills and waits for it.
     #[allow(clippy::zombie_processes)]
     fn spawn(cmd: &str, config: &str, args: &[&str], ready: bool) -> Daemon {
+        Self::spawn_env(cmd, config, args, ready, &[])
+    }
+
+    #[allow(clippy::zombie_processes)]
+    fn spawn_env(
+        cmd: &str,
+        config: &str,
+        args: &[&str],
+        ready: bool,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("callwatch.toml");
         std::fs::write(&path, config).expect("write config");
@@ -108,6 +125,7 @@ impl Daemon {
             .arg(&path)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -865,8 +883,9 @@ pub fn replay_offline(cfg: &std::path::Path, file: &std::path::Path) -> serde_js
         .arg(file)
         .output()
         .expect("replay");
+    // 1: some events were refused (the snapshot is still printed).
     assert!(
-        out.status.success(),
+        matches!(out.status.code(), Some(0 | 1)),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
