@@ -72,3 +72,74 @@ async fn ready_after_recovery_watchdog_while_alive_stopping_at_the_drain() {
     }
     assert!(d.wait_exit(30).success());
 }
+
+/// The shipped unit keeps the contract docs/install.md describes, and
+/// every file the package lists from the source tree exists (the built
+/// ones under target/ are checked by .ci/package).
+#[test]
+fn the_unit_and_the_package_list_match_the_docs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let unit =
+        std::fs::read_to_string(format!("{root}/packaging/callwatch.service")).expect("unit");
+    let doc = std::fs::read_to_string(format!("{root}/docs/install.md")).expect("doc");
+    let value = |key: &str| -> String {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("the unit has no {key}="))
+            .to_string()
+    };
+    assert_eq!(value("Type"), "notify");
+    assert!(value("ExecReload").contains("-HUP $MAINPID"));
+    assert!(value("ExecStart")
+        .starts_with("/usr/bin/callwatch run --config /etc/callwatch/callwatch.toml"));
+    for key in ["WatchdogSec", "TimeoutStartSec", "TimeoutStopSec"] {
+        let v = value(key);
+        assert!(
+            doc.contains(&format!("{key}={v}")),
+            "docs/install.md does not say {key}={v}"
+        );
+    }
+    assert_eq!(value("User"), "callwatch");
+    assert_eq!(value("StateDirectory"), "callwatch");
+    for key in [
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "NoNewPrivileges",
+        "RestrictAddressFamilies",
+        "SystemCallFilter",
+    ] {
+        value(key);
+        assert!(doc.contains(key), "docs/install.md does not name {key}");
+    }
+    assert_eq!(value("CapabilityBoundingSet"), "");
+    let cargo: toml::Table = std::fs::read_to_string(format!("{root}/Cargo.toml"))
+        .expect("Cargo.toml")
+        .parse()
+        .expect("toml");
+    let assets = cargo["package"]["metadata"]["deb"]["assets"]
+        .as_array()
+        .expect("assets");
+    let mut listed = 0;
+    for a in assets {
+        let src = a[0].as_str().expect("source");
+        if src.starts_with("target/") {
+            continue;
+        }
+        listed += 1;
+        match src.strip_suffix("*.json").or(src.strip_suffix("*.md")) {
+            Some(dir) => assert!(
+                std::fs::read_dir(format!("{root}/{dir}"))
+                    .expect(src)
+                    .next()
+                    .is_some(),
+                "{src}"
+            ),
+            None => assert!(
+                std::path::Path::new(&format!("{root}/{src}")).is_file(),
+                "{src} is missing"
+            ),
+        }
+    }
+    assert!(listed >= 10);
+}
