@@ -68,6 +68,8 @@ pub enum RunError {
     Source(String),
     #[error("{0}")]
     Recovery(String),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("shutdown did not finish within server.shutdown_timeout ({0:?}); exiting anyway")]
     Drain(std::time::Duration),
 }
@@ -142,6 +144,8 @@ struct Live {
     cancel: CancellationToken,
     telemetry: Arc<Telemetry>,
     shared: Arc<Shared>,
+    /// The listeners' TLS: re-read from the started paths on a reload.
+    tls: crate::tls::Listeners,
 }
 
 impl Live {
@@ -195,6 +199,16 @@ impl Live {
             crate::source::build_all(&new).map_err(|p| ConfigError::Invalid(p).to_string())?;
         let restart_needed = crate::reload::restart_needed(&self.started, &new);
         let mut applied = vec!["goals, targets, calendars and holidays"];
+        // Renewed certificate files (same paths): checked before anything
+        // else changes, so a bad file refuses the whole reload.
+        let now_s = chrono::Utc::now().timestamp();
+        if self
+            .tls
+            .reload(self.started.server.tls.as_ref(), now_s)
+            .map_err(|e| format!("tls: {e}"))?
+        {
+            applied.push("tls certificates");
+        }
         self.ingest.reload(Settings::from_config(&new)).await?;
         self.ingest.set_strict(new.ingest.strict);
         applied.push("ingest.strict");
@@ -305,6 +319,8 @@ pub async fn run(
     .map_err(RunError::Storage)?;
     let (http_addr, tcp_addr) = (listeners.http_addr(), listeners.tcp_addr());
 
+    let tls =
+        crate::tls::Listeners::start(config.server.tls.as_ref(), chrono::Utc::now().timestamp())?;
     let state_dir = config.storage.data_dir.as_ref().map(|d| d.join("sources"));
     let configured_stop = cancel.child_token();
     let configured = Running::start(
@@ -316,7 +332,7 @@ pub async fn run(
     );
     let mut builtin = Vec::new();
     if let Some(l) = listeners.ingest_tcp {
-        builtin.push(TcpSource::built(l, &config));
+        builtin.push(TcpSource::built(l, &config, tls.tcp.clone()));
     }
     if config.demo.enabled {
         builtin.push(Built {
@@ -353,6 +369,7 @@ pub async fn run(
         listeners.http,
         app,
         crate::http::HttpLimits::of(&config),
+        tls.http.clone(),
         telemetry.clone(),
         http_cancel,
     ));
@@ -379,6 +396,7 @@ pub async fn run(
         cancel: cancel.clone(),
         telemetry: telemetry.clone(),
         shared: shared.clone(),
+        tls,
     };
     let mut hup = control.hup.take();
     tokio::pin!(shutdown);

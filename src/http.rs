@@ -44,6 +44,7 @@ pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: HttpLimits,
+    tls: Option<crate::tls::Current>,
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) {
@@ -71,28 +72,36 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (svc, telemetry, stop) = (
+        let (svc, telemetry, stop, tls) = (
             TowerToHyperService::new(app.clone()),
             telemetry.clone(),
             stop.clone(),
+            tls.clone(),
         );
         conns.spawn(async move {
             // Held until the connection closes or is upgraded (a feed
             // client then counts against the feed's own cap).
             let _permit = permit;
             telemetry.http_connections(1.0);
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
-            let mut conn = pin!(builder
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades());
-            let done = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let done = match tls {
+                None => connection(stream, svc, limits, &stop).await,
+                Some(tls) => {
+                    // The handshake counts against the header timeout: a
+                    // client that opens and says nothing is closed.
+                    let acceptor = tls.get();
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => connection(tls_stream, svc, limits, &stop).await,
+                        Ok(Err(e)) => {
+                            telemetry.http_disconnected("tls_handshake");
+                            tracing::debug!(error = %e, "tls handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            telemetry.http_disconnected("tls_handshake");
+                            Ok(())
+                        }
+                    }
                 }
             };
             telemetry.http_connections(-1.0);
@@ -106,4 +115,31 @@ pub async fn serve(
     }
     conns.close();
     conns.wait().await;
+}
+
+/// Serves one connection, plain or TLS, until it closes or `stop` (then
+/// gracefully: the current response finishes).
+async fn connection<S>(
+    io: S,
+    svc: TowerToHyperService<axum::Router>,
+    limits: HttpLimits,
+    stop: &CancellationToken,
+) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut conn = pin!(builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades());
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }

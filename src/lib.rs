@@ -41,6 +41,7 @@ pub mod source;
 pub mod stats;
 pub mod store;
 pub mod systemd;
+pub mod tls;
 pub mod view;
 pub mod wallboard;
 pub mod writer;

@@ -523,6 +523,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            // The certificate files too: a start would refuse them.
+            if let Some(tls) = &cfg.server.tls {
+                if let Err(e) = callwatch::tls::load(tls, chrono::Utc::now().timestamp()) {
+                    eprintln!("{}: server.tls: {e}", file.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
             match callwatch::source::validate(&cfg) {
                 Ok(()) => {
                     println!("{}: ok", file.display());

@@ -133,7 +133,7 @@ families! {
     RECOVERY_STATUS = "callwatch_recovery_last_status", Gauge, "1 for what the last recovery concluded (status: clean, torn_tail, damaged, repaired, failed), 0 for the others; only with a data directory.";
     TCP_DISCONNECTS = "callwatch_tcp_disconnects_total", Counter, "TCP ingest clients the daemon disconnected, by reason.";
     HTTP_CONNECTIONS = "callwatch_http_connections", Gauge, "HTTP connections open now (websockets stop counting once upgraded).";
-    HTTP_DISCONNECTS = "callwatch_http_disconnects_total", Counter, "HTTP connections or requests the daemon refused or cut, by reason (too_many_connections, header_timeout, body_timeout, accept_failed).";
+    HTTP_DISCONNECTS = "callwatch_http_disconnects_total", Counter, "HTTP connections or requests the daemon refused or cut, by reason (too_many_connections, header_timeout, body_timeout, accept_failed, tls_handshake).";
     SOURCE_RECONNECTS = "callwatch_source_reconnects_total", Counter, "Times a source lost its peer (PBX, broker) and connected again, or retried a batch the storage refused, by source.";
     SOURCE_LAG = "callwatch_source_lag_seconds", Gauge, "Receipt time minus the event time of the newest event a source handed in (how far behind its input it is), by source.";
     SOURCE_CORRECTIONS = "callwatch_source_resync_corrections_total", Counter, "State a source set right from what its PBX says, by source and kind (call_started_before_source: a call whose start the source never saw, rebuilt from the PBX's wait and talk figures; member_inferred: a login inferred from a member answering a queue's call; call_exited, call_ended, member_removed, pause_cleared: closed by a resync, docs/sources/asterisk.md).";
@@ -725,11 +725,12 @@ const FEED_DISCONNECT_REASONS: [&str; 8] = [
     "shutdown",
     "encode",
 ];
-const HTTP_DISCONNECT_REASONS: [&str; 4] = [
+const HTTP_DISCONNECT_REASONS: [&str; 5] = [
     "too_many_connections",
     "header_timeout",
     "body_timeout",
     "accept_failed",
+    "tls_handshake",
 ];
 
 pub struct Telemetry {

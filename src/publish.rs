@@ -89,6 +89,8 @@ pub enum PublishError {
     Http(std::io::Error),
     #[error("source {0}")]
     Source(String),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl PublishConfig {
@@ -499,10 +501,12 @@ pub async fn run(
         sender_stop.clone(),
         connected,
     ));
+    let tls =
+        crate::tls::Listeners::start(config.server.tls.as_ref(), chrono::Utc::now().timestamp())?;
     let mut sources = built;
     let tcp_addr = listeners.tcp_addr();
     if let Some(l) = listeners.ingest_tcp {
-        sources.push(TcpSource::built(l, &config));
+        sources.push(TcpSource::built(l, &config, tls.tcp.clone()));
     }
     let running = Running::start(
         sources,
@@ -529,6 +533,7 @@ pub async fn run(
         listeners.http,
         app,
         crate::http::HttpLimits::of(&config),
+        tls.http.clone(),
         telemetry.clone(),
         http_cancel,
     ));

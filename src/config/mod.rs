@@ -254,6 +254,34 @@ pub struct ServerConfig {
     /// to finish what they hold before the process exits anyway.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: std::time::Duration,
+    /// `[server.tls]`: TLS on the listeners (docs/config.md).
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS for the HTTP/websocket listener and TCP ingest. The files are
+/// re-read on every reload (SIGHUP), so a renewed certificate takes
+/// effect without a restart.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// TLS on `server.http` (HTTPS, WSS).
+    #[serde(default = "yes")]
+    pub http: bool,
+    /// TLS on `server.ingest_tcp`.
+    #[serde(default = "yes")]
+    pub ingest_tcp: bool,
+    /// PEM CA certificates: TCP ingest clients must present a
+    /// certificate signed by one of them (mutual TLS), on top of any
+    /// `auth.ingest_token`.
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ServerConfig {
@@ -274,6 +302,7 @@ impl Default for ServerConfig {
             http_header_timeout: std::time::Duration::from_secs(10),
             http_body_timeout: std::time::Duration::from_secs(60),
             shutdown_timeout: std::time::Duration::from_secs(30),
+            tls: None,
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct TcpOptions {
     pub first_line_timeout: Duration,
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
+    /// TLS on this listener (`[server.tls]`), reloadable.
+    pub tls: Option<crate::tls::Current>,
 }
 
 pub struct TcpSource {
@@ -52,7 +54,11 @@ impl TcpSource {
     }
 
     /// The TCP source of a process, from `[server]` and `[auth]`.
-    pub fn built(listener: TcpListener, config: &crate::config::Config) -> super::Built {
+    pub fn built(
+        listener: TcpListener,
+        config: &crate::config::Config,
+        tls: Option<crate::tls::Current>,
+    ) -> super::Built {
         let s = &config.server;
         super::Built {
             kind: NAME,
@@ -69,6 +75,7 @@ impl TcpSource {
                     first_line_timeout: s.tcp_first_line_timeout,
                     idle_timeout: s.tcp_idle_timeout,
                     write_timeout: s.tcp_write_timeout,
+                    tls,
                 },
             )),
         }
@@ -208,7 +215,34 @@ async fn serve(
     shutdown: &CancellationToken,
 ) -> Option<&'static str> {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.split();
+    let Some(tls) = &opts.tls else {
+        let (rd, wr) = stream.split();
+        return serve_lines(rd, wr, opts, ingest, shutdown).await;
+    };
+    // The handshake must be done within the first-line timeout: a client
+    // that connects and says nothing does not hold a slot.
+    let acceptor = tls.get();
+    match tokio::time::timeout(opts.first_line_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => {
+            let (rd, wr) = tokio::io::split(tls_stream);
+            serve_lines(rd, wr, opts, ingest, shutdown).await
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "tls handshake failed");
+            Some("tls_handshake")
+        }
+        Err(_) => Some("tls_handshake"),
+    }
+}
+
+/// Serves one client's lines, on a plain or TLS connection.
+async fn serve_lines(
+    mut rd: impl tokio::io::AsyncRead + Unpin,
+    mut wr: impl AsyncWriteExt + Unpin,
+    opts: &TcpOptions,
+    ingest: &Ingest,
+    shutdown: &CancellationToken,
+) -> Option<&'static str> {
     let mut lines = Lines::new(opts.max_line_bytes);
     let mut authed = opts.token.is_none();
     let mut line_no: u64 = 0;
