@@ -92,13 +92,11 @@ pub async fn serve(
                     match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls_stream)) => connection(tls_stream, svc, limits, &stop).await,
-                        Ok(Err(e)) => {
+                        failed => {
                             telemetry.http_disconnected("tls_handshake");
-                            tracing::debug!(error = %e, "tls handshake failed");
-                            Ok(())
-                        }
-                        Err(_) => {
-                            telemetry.http_disconnected("tls_handshake");
+                            if let Ok(Err(e)) = failed {
+                                tracing::debug!(error = %e, "tls handshake failed");
+                            }
                             Ok(())
                         }
                     }

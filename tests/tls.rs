@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{PrivateKeyDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_rustls::rustls;
 
@@ -48,10 +48,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn client_config(
-    trust: &CertifiedKey,
-    me: Option<(&CertifiedKey, &CertifiedKey)>,
-) -> Arc<rustls::ClientConfig> {
+fn client_config(trust: &CertifiedKey, me: Option<&CertifiedKey>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trust.cert.der().clone()).expect("root");
     let b = rustls::ClientConfig::builder_with_provider(provider())
@@ -60,7 +57,7 @@ fn client_config(
         .with_root_certificates(roots);
     Arc::new(match me {
         None => b.with_no_client_auth(),
-        Some((leaf, _ca)) => b
+        Some(leaf) => b
             .with_client_auth_cert(
                 vec![leaf.cert.der().clone()],
                 PrivateKeyDer::from_pem_slice(leaf.key_pair.serialize_pem().as_bytes())
@@ -293,12 +290,8 @@ async fn with_client_ca_tcp_ingest_wants_a_client_certificate() {
         cert: leaf_cert,
         key_pair: leaf_key,
     };
-    let ca = CertifiedKey {
-        cert: ca_cert,
-        key_pair: ca_key,
-    };
     let files = Files::new();
-    let ca_path = files.write("ca.pem", &ca.cert.pem());
+    let ca_path = files.write("ca.pem", &ca_cert.pem());
     let d = Daemon::start_unready(
         &files.server(&server, &format!("client_ca = \"{ca_path}\"\n")),
         &[],
@@ -315,7 +308,7 @@ async fn with_client_ca_tcp_ingest_wants_a_client_certificate() {
     .await;
     assert!(matches!(anonymous, Err(_) | Ok(0)), "{anonymous:?}");
     // With one from the CA, events flow.
-    let (mut s, _) = tls_tcp(&d, client_config(&server, Some((&leaf, &ca))))
+    let (mut s, _) = tls_tcp(&d, client_config(&server, Some(&leaf)))
         .await
         .expect("mutual tls");
     let ev1 = ev(
@@ -332,5 +325,4 @@ async fn with_client_ca_tcp_ingest_wants_a_client_certificate() {
         .await
         .expect("https");
     assert_eq!(r.status().as_u16(), 200);
-    let _ = CertificateDer::from_pem_slice(ca.cert.pem().as_bytes()).expect("pem");
 }

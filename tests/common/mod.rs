@@ -102,12 +102,11 @@ impl Daemon {
         Self::spawn("publish", config, args, true)
     }
 
-    // The child moves into `Daemon`, whose Drop kills and waits for it.
-    #[allow(clippy::zombie_processes)]
     fn spawn(cmd: &str, config: &str, args: &[&str], ready: bool) -> Daemon {
         Self::spawn_env(cmd, config, args, ready, &[])
     }
 
+    // The child moves into `Daemon`, whose Drop kills and waits for it.
     #[allow(clippy::zombie_processes)]
     fn spawn_env(
         cmd: &str,
