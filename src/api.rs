@@ -89,6 +89,7 @@ pub fn router(
         .route("/goals", get(goals_page))
         .route("/metrics", get(get_metrics))
         .route("/api/v1/schema/events.json", get(get_events_schema))
+        .route("/api/v1/openapi.json", get(get_openapi))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/admin/reload", post(post_reload))
@@ -101,8 +102,8 @@ pub fn router(
         })
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
@@ -174,15 +175,25 @@ async fn post_reload(State(app): State<App>, headers: HeaderMap) -> Response {
     }
 }
 
+/// The body of `/readyz`.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Readiness {
+    ready: bool,
+    /// What the last recovery found (none before it has finished).
+    recovery: Option<crate::store::Report>,
+    /// The outcome of the last configuration reload.
+    config: crate::reload::Status,
+}
+
 /// `200` once recovery is done, `503` before; the body says what the
 /// last recovery found (docs/api.md).
 async fn readyz(State(app): State<App>) -> Response {
     let ready = app.shared.is_ready();
-    let body = serde_json::json!({
-        "ready": ready,
-        "recovery": app.shared.recovery_report(),
-        "config": app.shared.reload_status(),
-    });
+    let body = Readiness {
+        ready,
+        recovery: app.shared.recovery_report(),
+        config: app.shared.reload_status(),
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -191,8 +202,8 @@ async fn readyz(State(app): State<App>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-#[derive(Serialize)]
-struct RejectedItem {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct RejectedItem {
     index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
@@ -200,8 +211,8 @@ struct RejectedItem {
     error: String,
 }
 
-#[derive(Serialize)]
-struct IngestReply {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct IngestReply {
     accepted: usize,
     duplicates: usize,
     rejected: Vec<RejectedItem>,
@@ -238,6 +249,21 @@ async fn get_events_schema(State(app): State<App>) -> Response {
         schema.to_string(),
     )
         .into_response()
+}
+
+/// The OpenAPI description of this API, for this configuration (which
+/// operations want a token; strict or lenient events). Open, like the
+/// event schema.
+async fn get_openapi(State(app): State<App>) -> Response {
+    let opts = app.opts.load();
+    let anonymous = privacy::resolve(None, &opts.auth, &opts.privacy).ok();
+    let policy = app.hub.policy();
+    let access = crate::openapi::Access {
+        ingest_token: opts.auth.ingest_token.is_some(),
+        read_tokens: privacy::any_read_token(&opts.auth),
+        anonymous: &|e| anonymous.is_some_and(|r| policy.allows(r, e)),
+    };
+    Json(crate::openapi::document(&access, app.ingest.strict())).into_response()
 }
 
 /// The media type of an ingest body, when it is one that cannot hold
@@ -420,17 +446,19 @@ pub async fn ingest_request(
 
 /// The read role of a request: from `Authorization: Bearer`, or (for
 /// browsers, which cannot set headers on a websocket) a `token` parameter.
+/// Also whether the request came without a token (the anonymous role).
 fn role_of(
     app: &App,
     headers: &HeaderMap,
     query_token: Option<&str>,
-) -> Result<Role, Unauthorized> {
+) -> Result<(Role, bool), Unauthorized> {
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
     let token = header.or(query_token.map(str::as_bytes));
     let opts = app.opts.load();
-    privacy::resolve(token, &opts.auth, &opts.privacy).map_err(|_| Unauthorized)
+    let role = privacy::resolve(token, &opts.auth, &opts.privacy).map_err(|_| Unauthorized)?;
+    Ok((role, token.is_none()))
 }
 
 /// Why a read request is not answered.
@@ -468,9 +496,16 @@ fn reader(
     query_token: Option<&str>,
     e: Endpoint,
 ) -> Result<Role, Refused> {
-    let role = role_of(app, headers, query_token).map_err(|_| Refused::Unauthorized)?;
+    let (role, anonymous) =
+        role_of(app, headers, query_token).map_err(|_| Refused::Unauthorized)?;
     if !app.hub.policy().allows(role, e) {
-        return Err(Refused::Forbidden);
+        // Without a token, a token may help: 401, as HTTP has it; with
+        // one, this role may not.
+        return Err(if anonymous {
+            Refused::Unauthorized
+        } else {
+            Refused::Forbidden
+        });
     }
     if !app.shared.is_ready() {
         return Err(Refused::NotReady);
@@ -504,13 +539,49 @@ async fn get_snapshot(State(app): State<App>, headers: HeaderMap) -> Response {
     Json(snap).into_response()
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CardsQuery {
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+// `default`: every parameter is optional (schemars cannot tell that of
+// a field with its own `schema_with`).
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CardsQuery {
     /// `kind:name`, e.g. `team:sales`; all scopes without it.
+    #[schemars(schema_with = "scope_param")]
     scope: Option<String>,
     /// `today`, `week`, `month` or `60m`; each goal's own without it.
+    #[schemars(schema_with = "period_param")]
     period: Option<String>,
+}
+
+/// The `period` a read endpoint takes: one of `Period::ALL`.
+fn period_param(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = Period::ALL.iter().map(|p| p.as_str()).collect();
+    schemars::json_schema!({"type": "string", "enum": names})
+}
+
+/// The period of QA samples.
+fn sample_period_param(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["current", "previous"]})
+}
+
+/// A scope `kind:name`, the kinds a scorecard has.
+fn scope_param(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    use crate::kpi::ScopeKind;
+    let kinds: Vec<&str> = ScopeKind::ALL
+        .iter()
+        .chain([&ScopeKind::Agent])
+        .map(|k| k.as_str())
+        .collect();
+    let pattern = format!("^({}):", kinds.join("|"));
+    schemars::json_schema!({"type": "string", "pattern": pattern})
+}
+
+/// A scope kind compared across (`ScopeKind::ALL`).
+fn by_param(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let kinds: Vec<&str> = crate::kpi::ScopeKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    schemars::json_schema!({"type": "string", "enum": kinds})
 }
 
 fn parse_period(p: Option<&str>) -> Result<Option<Period>, String> {
@@ -567,12 +638,14 @@ async fn qa_view<Q>(
     Ok((role, q, view))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QaQuery {
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct QaQuery {
     /// `agent:ID`, `team:NAME`, `site:NAME` or `partner:NAME`.
+    #[schemars(schema_with = "scope_param")]
     scope: Option<String>,
     /// `today`, `week`, `month` or `60m`; `quality.period` without it.
+    #[schemars(schema_with = "period_param")]
     period: Option<String>,
 }
 
@@ -614,9 +687,11 @@ async fn get_qa_scores(
     .into_response()
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignalsQuery {
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SignalsQuery {
+    /// `today`, `week`, `month` or `60m`; `quality.period` without it.
+    #[schemars(schema_with = "period_param")]
     period: Option<String>,
     team: Option<String>,
     agent: Option<String>,
@@ -656,12 +731,13 @@ async fn get_qa_signals(
     .into_response()
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SamplesQuery {
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SamplesQuery {
     team: Option<String>,
     agent: Option<String>,
     /// `current` (default) or `previous` sample period.
+    #[schemars(schema_with = "sample_period_param")]
     period: Option<String>,
 }
 
@@ -711,9 +787,11 @@ async fn get_qa_samples(
     .into_response()
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CoachingQuery {
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CoachingQuery {
+    /// `today`, `week`, `month` or `60m`; `quality.period` without it.
+    #[schemars(schema_with = "period_param")]
     period: Option<String>,
     team: Option<String>,
     agent: Option<String>,
@@ -808,10 +886,14 @@ async fn get_scorecards(
     .into_response()
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CompareQuery {
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CompareQuery {
+    /// The scope kind compared (`partner` without it).
+    #[schemars(schema_with = "by_param")]
     by: Option<String>,
+    /// `today`, `week`, `month` or `60m`; each goal's own without it.
+    #[schemars(schema_with = "period_param")]
     period: Option<String>,
 }
 
@@ -958,8 +1040,8 @@ async fn wallboard_css() -> Response {
 }
 
 /// What an operator compares across replicas (docs/api.md).
-#[derive(serde::Serialize)]
-struct StateView {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct StateView {
     digest: String,
     events_applied: u64,
     /// The engine's clock: the latest event time applied.

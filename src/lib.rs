@@ -25,6 +25,7 @@ pub mod journal;
 pub mod kpi;
 pub mod metric;
 pub mod money;
+pub mod openapi;
 pub mod privacy;
 pub mod publish;
 pub mod quality;

@@ -59,6 +59,18 @@ pub fn resolve(
     }
 }
 
+/// Whether any read role has a token (else every reader is anonymous).
+pub fn any_read_token(auth: &AuthConfig) -> bool {
+    [
+        &auth.read_token,
+        &auth.wallboard_token,
+        &auth.supervisor_token,
+        &auth.qa_token,
+    ]
+    .iter()
+    .any(|t| t.is_some())
+}
+
 /// How a role sees people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum People {

@@ -12,7 +12,7 @@ use crate::config::Config;
 pub type Request = tokio::sync::oneshot::Sender<Result<Done, String>>;
 
 /// What a successful reload applied.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Done {
     /// The parts that took the new settings.
     pub applied: Vec<&'static str>,
@@ -22,7 +22,7 @@ pub struct Done {
 }
 
 /// The outcome of the last reload, for `/readyz`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Status {
     pub reloads: u64,
     /// When the configuration last loaded (or reloaded) successfully.

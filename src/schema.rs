@@ -405,7 +405,12 @@ fn type_schema(ty: &str, fields: &[Field], strict: bool) -> Value {
     let mut props = Map::new();
     let mut required: Vec<&str> = vec!["id", "ts", "type"];
     for f in ENVELOPE.iter().chain(fields) {
-        props.insert(f.name.into(), kind_schema(f.kind));
+        let mut k = kind_schema(f.kind);
+        if f.need != Need::Required {
+            // The decoder reads a null as the field's absence.
+            k = json!({"anyOf": [k, {"type": "null"}]});
+        }
+        props.insert(f.name.into(), k);
         if f.need == Need::Required && !required.contains(&f.name) {
             required.push(f.name);
         }
@@ -429,17 +434,22 @@ fn type_schema(ty: &str, fields: &[Field], strict: bool) -> Value {
             .filter(|f| f.need == g)
             .map(|f| f.name)
             .collect();
+        // Given, and not null (which is absence).
+        let given =
+            |n: &str| json!({"required": [n], "properties": {n: {"not": {"type": "null"}}}});
         let only = |n: &str| {
             let others: Vec<Value> = names
                 .iter()
                 .filter(|o| **o != n)
-                .map(|o| json!({"required": [o]}))
+                .map(|o| given(o))
                 .collect();
-            json!({"required": [n], "not": {"anyOf": others}})
+            let mut one = given(n);
+            one["not"] = json!({"anyOf": others});
+            one
         };
         let mut choices: Vec<Value> = names.iter().map(|n| only(n)).collect();
         if matches!(g, Need::AtMostOne(_)) {
-            let any: Vec<Value> = names.iter().map(|n| json!({"required": [n]})).collect();
+            let any: Vec<Value> = names.iter().map(|n| given(n)).collect();
             choices.push(json!({"not": {"anyOf": any}}));
         }
         all_of.push(json!({"oneOf": choices}));
@@ -580,6 +590,39 @@ mod tests {
                 for k in keys(&again) {
                     assert!(takes(ty, &k), "{ty} writes {k}, which the table lacks");
                 }
+            }
+        }
+    }
+
+    /// A null is the absence of the field, to the decoder as to the
+    /// schema: for every field that is not required, an event with it
+    /// null decodes as the event without it, and both fit the schema.
+    #[test]
+    fn a_null_optional_field_is_its_absence() {
+        let lenient = jsonschema::validator_for(&events_schema(false)).expect("a schema");
+        let fits = |v: &Value| lenient.is_valid(v);
+        for (ty, fields) in BODIES {
+            let base = full(ty, fields);
+            for f in ENVELOPE.iter().chain(fields.iter()) {
+                if f.need == Need::Required || !base.contains_key(f.name) {
+                    continue;
+                }
+                let mut without = base.clone();
+                without.remove(f.name);
+                let mut null = base.clone();
+                null.insert(f.name.into(), Value::Null);
+                let (a, b) = (Value::Object(without), Value::Object(null));
+                let d = |v: &Value| decode(v.to_string().as_bytes());
+                // The same event, or the same refusal (a one-of group left
+                // empty).
+                let (x, y) = (format!("{:?}", d(&a)), format!("{:?}", d(&b)));
+                assert_eq!(x, y, "{ty}.{}: absent, then null", f.name);
+                assert_eq!(
+                    fits(&a),
+                    fits(&b),
+                    "{ty}.{} null vs absent in the schema",
+                    f.name
+                );
             }
         }
     }

@@ -570,7 +570,7 @@ fn backlog(engine: &Engine, now_ms: i64) -> (Vec<BacklogView>, Vec<Overdue<'_>>)
 }
 
 /// Filter for the open-task list.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BacklogQuery {
     pub kind: Option<String>,
@@ -584,7 +584,7 @@ pub struct BacklogQuery {
 /// Most tasks one backlog request returns.
 pub const BACKLOG_MAX: usize = 10_000;
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, schemars::JsonSchema)]
 pub struct TaskView {
     pub task: String,
     pub kind: String,
@@ -613,7 +613,7 @@ pub struct TaskView {
     pub requests: Option<u32>,
 }
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, schemars::JsonSchema)]
 pub struct BacklogList {
     pub now: String,
     /// Open tasks matching the filter, before `limit` was applied.

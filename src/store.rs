@@ -453,7 +453,9 @@ pub struct RecoverOptions {
 }
 
 /// What recovery concluded, worst last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Nothing to report.
@@ -494,7 +496,7 @@ impl Status {
 pub const SKIP_REASONS: [&str; 4] = ["torn_tail", "damaged", "undecodable", "missing"];
 
 /// What recovery found, for the log, `/readyz` and the metrics.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub status: Status,
     /// Position of the snapshot loaded (0 without one).

@@ -2,7 +2,8 @@
 //! checked at load (an expired or not yet valid certificate, a key that
 //! does not match, is an error naming the file), and held so that a
 //! reload swaps in renewed files while connections keep the one they
-//! started with.
+//! started with. Also the client side, for sources that connect to a
+//! peer over TLS (the AMI source).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use arc_swap::ArcSwap;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::TlsConfig;
 
@@ -35,6 +36,16 @@ fn file_err(path: &Path, message: impl Into<String>) -> TlsError {
 pub struct Acceptors {
     pub http: Option<TlsAcceptor>,
     pub tcp: Option<TlsAcceptor>,
+}
+
+/// The PEM certificates of a file (at least one).
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    certs(path)
+}
+
+/// The PEM private key of a file.
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| file_err(path, e.to_string()))
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -69,17 +80,67 @@ fn check_validity(path: &Path, leaf: &CertificateDer<'_>, now_s: i64) -> Result<
     Ok(())
 }
 
+/// ring, already in the tree for the JetStream client; rustls now
+/// prefers aws-lc-rs (post-quantum key exchange), whose C build this
+/// project does not take on yet (docs/design.md).
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A client for a peer that speaks TLS: it verifies the peer against the
+/// system's roots and `ca` (the peer's own CA, for a PBX with a private
+/// one). No roots at all is an error, not a client that trusts nothing.
+pub fn connector(ca: Option<&Path>) -> Result<TlsConnector, TlsError> {
+    let mut roots = RootCertStore::empty();
+    // Unreadable system roots are no error where `ca` is given.
+    if let Ok(native) = rustls_native_certs::load_native_certs() {
+        roots.add_parsable_certificates(native);
+    }
+    if let Some(path) = ca {
+        for c in certs(path)? {
+            roots
+                .add(c)
+                .map_err(|e| file_err(path, format!("not a CA certificate: {e}")))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Rustls(rustls::Error::General(
+            "no CA certificate to verify the peer with: the system has none; give a CA file".into(),
+        )));
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(cfg)))
+}
+
+/// The name a peer at `address` (`host:port`) must show in its
+/// certificate: `name` if given, else the host.
+pub fn server_name(
+    address: &str,
+    name: Option<&str>,
+) -> Result<rustls_pki_types::ServerName<'static>, String> {
+    let host = match name {
+        Some(n) => n,
+        None => address
+            .rsplit_once(':')
+            .map_or(address, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']'),
+    };
+    rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a DNS name or IP address: {e}"))
+}
+
 fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     clients: Option<Arc<RootCertStore>>,
     alpn: &[&[u8]],
 ) -> Result<ServerConfig, TlsError> {
-    // ring, already in the tree for the JetStream client; rustls now
-    // prefers aws-lc-rs (post-quantum key exchange), whose C build this
-    // project does not take on yet (docs/design.md).
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(rustls::DEFAULT_VERSIONS)?;
     let builder = match clients {
@@ -99,8 +160,7 @@ fn server_config(
 pub fn load(cfg: &TlsConfig, now_s: i64) -> Result<Acceptors, TlsError> {
     let chain = certs(&cfg.cert)?;
     check_validity(&cfg.cert, &chain[0], now_s)?;
-    let key =
-        PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| file_err(&cfg.key, e.to_string()))?;
+    let key = read_key(&cfg.key)?;
     let clients = match &cfg.client_ca {
         Some(path) => {
             let mut roots = RootCertStore::empty();

@@ -361,15 +361,23 @@ impl Ingest {
                 })
                 && (!want.signals || v.with_signals)
         };
+        let deadline = tokio::time::Instant::now() + wait;
         let mut rx = self.shared.view.subscribe();
-        if ok(&rx.borrow_and_update()) {
-            return Some(rx.borrow().clone());
+        loop {
+            let v = rx.borrow_and_update().clone();
+            if ok(&v) {
+                return Some(v);
+            }
+            // Ask again after every view that is not this one: the writer
+            // builds one view for what readers asked since its last, and
+            // where two want different periods, the first asker's wins.
+            let ask = self.tx.send(Command::Publish { want, asked: true });
+            tokio::time::timeout_at(deadline, ask).await.ok()?.ok()?;
+            tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .ok()?
+                .ok()?;
         }
-        let ask = self.tx.send(Command::Publish { want, asked: true });
-        tokio::time::timeout(wait, ask).await.ok()?.ok()?;
-        let published = matches!(tokio::time::timeout(wait, rx.wait_for(ok)).await, Ok(Ok(_)));
-        let v = rx.borrow().clone();
-        published.then_some(v)
     }
 
     /// Applies a batch and waits for one outcome per event. Waits while
@@ -1026,8 +1034,10 @@ impl Writer {
                 p.asked |= asked;
                 p.want.digest |= want.digest;
                 p.want.tasks |= want.tasks;
-                p.want.period = want.period.or(p.want.period);
-                p.want.qa = want.qa.or(p.want.qa);
+                // The first asker's period: a later one asks again
+                // after this view (`Ingest::view`).
+                p.want.period = p.want.period.or(want.period);
+                p.want.qa = p.want.qa.or(want.qa);
                 p.want.qa_parts |= want.qa_parts;
                 p.want.signals |= want.signals;
                 self.publish(false);

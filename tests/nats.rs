@@ -798,3 +798,94 @@ async fn a_full_edge_buffer_is_refused_upstream_never_dropped() {
         .map(String::as_str)
         .eq(want.iter().copied()));
 }
+
+/// A CA, a broker certificate for 127.0.0.1 and a client certificate,
+/// written as PEM files into `dir`; returns (ca, server cert, server key,
+/// client cert, client key) paths.
+fn pki(dir: &std::path::Path) -> [String; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("key");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("leaf");
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server, server_key) = leaf(vec!["127.0.0.1".into()]);
+    let (client, client_key) = leaf(vec!["callwatch.example".into()]);
+    let files = [
+        ("ca.pem", ca.pem()),
+        ("server.pem", server),
+        ("server.key", server_key),
+        ("client.pem", client),
+        ("client.key", client_key),
+    ];
+    files.map(|(name, text)| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    })
+}
+
+/// The source over TLS to a broker that verifies its clients: with the
+/// client certificate (`tls_cert`, `tls_key`) and the broker's CA
+/// (`tls_ca`) every event arrives; without the certificate nothing does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_connects_over_tls_with_a_client_certificate() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let [ca, cert, key, client, client_key] = pki(tmp.path());
+    let broker = nats::single_with(
+        tmp.path(),
+        &[
+            "--tls",
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+            "--tlsverify",
+            "--tlscacert",
+            &ca,
+        ],
+    );
+    let url = format!("tls://127.0.0.1:{}", broker.port);
+    let c = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(ca.clone().into())
+        .add_client_certificate(client.clone().into(), client_key.clone().into())
+        .connect(url.as_str())
+        .await
+        .expect("connect over TLS");
+    let js = async_nats::jetstream::new(c);
+    nats::stream(&js, STREAM, &["callwatch.events.>"], 1).await;
+    let evs = events(100, 15);
+    publish_all(&js, &evs).await;
+    let good = Daemon::start(&config(&source(
+        std::slice::from_ref(&url),
+        "js-a",
+        &format!(
+            "tls = true\ntls_ca = \"{ca}\"\ntls_cert = \"{client}\"\ntls_key = \"{client_key}\""
+        ),
+    )));
+    applied(&good, evs.len() as u64, 30).await;
+    // Without a client certificate the broker refuses the handshake.
+    let bad = Daemon::start(&config(&source(
+        std::slice::from_ref(&url),
+        "js-b",
+        &format!("tls = true\ntls_ca = \"{ca}\""),
+    )));
+    let log = bad.log_until("cannot connect to NATS", 20);
+    let why = log
+        .lines()
+        .find(|l| l.contains("cannot connect to NATS"))
+        .unwrap_or_default();
+    assert!(
+        why.contains("source=js-b") && why.contains("error="),
+        "{why}"
+    );
+    assert_eq!(state(&bad).await["events_applied"].as_u64(), Some(0));
+}

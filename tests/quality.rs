@@ -376,9 +376,14 @@ async fn only_roles_with_the_quality_grant_see_qa_data() {
         assert!(sup.contains(needle), "supervisor misses {needle}");
     }
     // ... and nowhere for the wallboard token or an anonymous reader.
-    for (who, token) in [("wallboard", Some(WALL)), ("anonymous", None)] {
+    // A token that may not read them: 403; none at all: 401 (a token
+    // might help).
+    for (who, token, refused) in [("wallboard", Some(WALL), 403), ("anonymous", None, 401)] {
         let seen = everything(&d, token).await;
-        assert!(seen.contains("== /api/v1/qa/scores 403"), "{who}: {seen}");
+        assert!(
+            seen.contains(&format!("== /api/v1/qa/scores {refused}")),
+            "{who}: {seen}"
+        );
         for needle in [
             "qa_score",
             "agent:a1\"",

@@ -326,3 +326,148 @@ async fn with_client_ca_tcp_ingest_wants_a_client_certificate() {
         .expect("https");
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// A scripted Asterisk Manager Interface behind TLS with `pbx`'s
+/// certificate: it greets, accepts the login, answers the resync with an
+/// empty queue list and sends one answered and completed call. Reports
+/// each connection's handshake outcome on the returned channel.
+async fn tls_pbx(
+    pbx: &CertifiedKey,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>,
+) {
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![pbx.cert.der().clone()],
+            PrivateKeyDer::from_pem_slice(pbx.key_pair.serialize_pem().as_bytes()).expect("key"),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let s = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    continue;
+                }
+            };
+            let _ = tx.send(Ok(()));
+            let (r, mut w) = tokio::io::split(s);
+            let mut r = BufReader::new(r);
+            let _ = w.write_all(b"Asterisk Call Manager/5.0.1\r\n").await;
+            let mut line = String::new();
+            // The login action, then the resync's two.
+            let mut blank = 0;
+            while blank < 1 {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                blank += usize::from(line.trim().is_empty());
+            }
+            let _ = w
+                .write_all(b"Response: Success\r\nActionID: callwatch-login\r\nMessage: Authentication accepted\r\n\r\n")
+                .await;
+            let _ = w
+                .write_all(concat!(
+                    "Response: Success\r\nActionID: callwatch-resync\r\nMessage: Queue status will follow\r\n\r\n",
+                    "Event: QueueStatusComplete\r\nActionID: callwatch-resync\r\nEventList: Complete\r\nListItems: 0\r\n\r\n",
+                    "Event: QueueCallerJoin\r\nChannel: SIP/trunk-0001\r\nUniqueid: 1700000000.11\r\nQueue: general_queue\r\nPosition: 1\r\nCount: 1\r\n\r\n",
+                    "Event: AgentConnect\r\nQueue: general_queue\r\nUniqueid: 1700000000.11\r\nMemberName: Agent/402\r\nHoldTime: 9\r\nRingTime: 3\r\n\r\n",
+                    "Event: AgentComplete\r\nQueue: general_queue\r\nUniqueid: 1700000000.11\r\nMemberName: Agent/402\r\nHoldTime: 9\r\nTalkTime: 95\r\nReason: caller\r\n\r\n",
+                ).as_bytes())
+                .await;
+            // Hold the session open until the client goes.
+            while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                line.clear();
+            }
+        }
+    });
+    (addr, rx)
+}
+
+fn ami_source(addr: std::net::SocketAddr, extra: &str) -> String {
+    config(&format!(
+        "[[sources]]\ntype = \"asterisk_ami\"\nname = \"pbx\"\naddress = \"{addr}\"\nusername = \"callwatch\"\nsecret = \"s3cret\"\n{extra}"
+    ))
+    .replace("mode = \"event\"", "mode = \"system\"")
+}
+
+/// The AMI source over TLS to a PBX with a private CA (`tls_ca`): the
+/// call comes through. With a CA that did not sign the PBX's certificate
+/// the handshake fails, nothing is taken from that peer, and the failed
+/// sessions are counted; `check-config` names a CA file that is missing.
+#[tokio::test]
+async fn the_ami_source_speaks_tls_to_a_pbx_with_a_private_ca() {
+    let files = Files::new();
+    let pbx = self_signed();
+    let (addr, mut handshakes) = tls_pbx(&pbx).await;
+    let ca = files.write("pbx-ca.pem", &pbx.cert.pem());
+    let d = Daemon::start(&ami_source(
+        addr,
+        &format!("tls = true\ntls_ca = \"{ca}\"\n"),
+    ));
+    let q = r#"{queue="general_queue"}"#;
+    let m = wait_for(30, "the call over TLS", || async {
+        let m = parse_metrics(&metrics_text(&d).await);
+        (m.get(&format!("callwatch_call_talk_seconds_count{q}")) == Some(&1.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(&m, &format!("callwatch_calls_answered_total{q}")),
+        1.0
+    );
+    assert_eq!(handshakes.recv().await, Some(Ok(())));
+    drop(d);
+
+    // Another CA: the PBX is not trusted.
+    let (addr, mut handshakes) = tls_pbx(&pbx).await;
+    let other = self_signed();
+    let wrong = files.write("other-ca.pem", &other.cert.pem());
+    let d = Daemon::start(&ami_source(
+        addr,
+        &format!("tls = true\ntls_ca = \"{wrong}\"\n"),
+    ));
+    let refused = handshakes.recv().await.expect("a connection");
+    assert!(refused.is_err(), "{refused:?}");
+    let m = wait_for(30, "the failed session to be counted", || async {
+        let m = parse_metrics(&metrics_text(&d).await);
+        let lost = r#"callwatch_source_skipped_total{source="asterisk_ami",reason="disconnected"}"#;
+        (m.get(lost).copied().unwrap_or(0.0) >= 1.0).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m.get(&format!("callwatch_calls_offered_total{q}"))
+            .copied()
+            .unwrap_or(0.0),
+        0.0
+    );
+    d.log_until("TLS handshake", 10);
+
+    // A CA file that is not there stops check-config, naming the key.
+    let cfg = files.write(
+        "missing-ca.toml",
+        &ami_source(addr, "tls = true\ntls_ca = \"/nonexistent/ca.pem\"\n"),
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", &cfg])
+        .output()
+        .expect("check-config");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("tls_ca") && text.contains("/nonexistent/ca.pem"),
+        "{text}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Source `asterisk_ami`: a client of the Asterisk Manager Interface.
 //!
-//! Connects over TCP, logs in, asks for `QueueStatus` after every
+//! Connects over TCP (or TLS, Asterisk's `tlsenable`), logs in, asks for `QueueStatus` after every
 //! (re)connect so the live queue state is taken from Asterisk rather than
 //! guessed (members become logins and pauses, waiting entries become
 //! offered calls), then maps queue events as they come. Reconnects with
@@ -40,6 +40,61 @@ pub struct AmiConfig {
     /// Member name / interface → agent id, name and team.
     #[serde(default)]
     pub agents: AgentTable,
+    /// Connect with TLS (manager.conf `tlsenable`, usually port 5039).
+    #[serde(default)]
+    pub tls: bool,
+    /// A CA bundle to verify the PBX with, besides the system's roots.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The name the PBX's certificate must carry (the host of `address`
+    /// without it).
+    pub tls_server_name: Option<String>,
+}
+
+/// How long the TLS handshake with the PBX may take.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The TLS client of a source with `tls = true`: checked when the
+/// configuration is, so that a bad CA file or name stops the start.
+fn tls_of(c: &AmiConfig) -> Result<Option<Tls>, Problems> {
+    if !c.tls {
+        if c.tls_ca.is_some() || c.tls_server_name.is_some() {
+            return Err(vec![(
+                "tls".into(),
+                "tls_ca and tls_server_name need tls = true".into(),
+            )]);
+        }
+        return Ok(None);
+    }
+    let connector = crate::tls::connector(c.tls_ca.as_deref())
+        .map_err(|e| vec![("tls_ca".to_string(), e.to_string())])?;
+    let name = crate::tls::server_name(&c.address, c.tls_server_name.as_deref())
+        .map_err(|e| vec![("tls_server_name".to_string(), e)])?;
+    Ok(Some(Tls { connector, name }))
+}
+
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls_pki_types::ServerName<'static>,
+}
+
+/// A connection to the PBX, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+async fn connect(o: &AmiConfig, tls: Option<&Tls>) -> Result<Box<dyn Io>, std::io::Error> {
+    let tcp = TcpStream::connect(&o.address).await?;
+    let Some(t) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    let handshake = t.connector.connect(t.name.clone(), tcp);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => Err(std::io::Error::new(e.kind(), format!("TLS handshake: {e}"))),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
 }
 
 fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
@@ -54,12 +109,13 @@ fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
     if !p.is_empty() {
         return Err(p);
     }
+    let tls = tls_of(&c)?;
     let name = source::default_name(c.name.clone(), NAME, setup.index);
     Ok(Built {
         kind: NAME,
         checkpoint_file: format!("{name}.ami"),
         name,
-        source: Box::new(AmiSource { opts: c }),
+        source: Box::new(AmiSource { opts: c, tls }),
     })
 }
 /// Longest AMI message accepted (bytes); longer ones are skipped.
@@ -283,6 +339,7 @@ pub fn map_event(m: &mut Mapper, b: &Block, now_ms: i64) -> Result<Vec<Event>, S
 
 pub struct AmiSource {
     opts: AmiConfig,
+    tls: Option<Tls>,
 }
 
 /// A resync after (re)connect: what this source believed when it asked
@@ -443,8 +500,10 @@ async fn submit(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session(
     o: &AmiConfig,
+    tls: Option<&Tls>,
     cx: &mut Context,
     mapper: &mut Mapper,
     throttle: &mut Throttle,
@@ -452,8 +511,8 @@ async fn session(
     sessions: &mut u64,
     last_ts: &mut Option<i64>,
 ) -> Result<(), SessionError> {
-    let stream = TcpStream::connect(&o.address).await?;
-    let (r, mut w) = stream.into_split();
+    let stream = connect(o, tls).await?;
+    let (r, mut w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
     let mut line = String::new();
     // Greeting: "Asterisk Call Manager/x.y".
@@ -549,6 +608,7 @@ impl Source for AmiSource {
     fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
             let o = self.opts;
+            let tls = self.tls;
             let mut mapper = Mapper::new(o.site.clone())
                 .with_agents(o.agents.clone())
                 .reconstructing();
@@ -581,6 +641,7 @@ impl Source for AmiSource {
                 let mut logged_in = false;
                 let result = session(
                     &o,
+                    tls.as_ref(),
                     &mut cx,
                     &mut mapper,
                     &mut throttle,
