@@ -123,6 +123,7 @@ fn every_source_and_publish_example_in_the_docs_is_valid() {
     let mut checked = 0;
     for doc in [
         "docs/sources/asterisk.md",
+        "docs/sources/freeswitch.md",
         "docs/sources/nats.md",
         "docs/scale-out.md",
     ] {
@@ -147,7 +148,7 @@ fn every_source_and_publish_example_in_the_docs_is_valid() {
             checked += 1;
         }
     }
-    assert!(checked >= 3, "only {checked} examples found");
+    assert!(checked >= 4, "only {checked} examples found");
 }
 
 /// Every example event in docs/events.md is valid under the JSON Schema

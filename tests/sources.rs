@@ -1,5 +1,5 @@
 //! The source compliance test: every source (TCP, HTTP, the simulator,
-//! Asterisk queue_log and AMI, NATS JetStream) through the same checks
+//! Asterisk queue_log and AMI, FreeSWITCH ESL, NATS JetStream) through the same checks
 //! against the real binary: what it received, applied, refused and
 //! passed over is counted under the same names; bad input costs none of
 //! the valid input around it; after its peer or input is interrupted it
@@ -449,6 +449,103 @@ impl Harness for Ami {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asterisk_ami_complies() {
     compliance(Ami::start().await).await;
+}
+
+// ---- FreeSWITCH mod_callcenter ----
+
+/// The scripted mod_event_socket of tests/common/esl.rs, listing nothing
+/// at each connect.
+struct Esl {
+    peer: common::esl::Peer,
+}
+
+/// mod_callcenter events of `calls` calls (join, bridge start and end:
+/// 4 canonical events each), one without its member in the middle.
+fn esl_events(part: usize, calls: usize) -> (Vec<String>, u64) {
+    use common::esl::event;
+    let mut v = Vec::new();
+    let t0 = 1_772_434_800 + part as i64 * 10_000;
+    let cc = |action: &str| ("CC-Action", action.to_string());
+    let sub = || ("Event-Subclass", "callcenter::info".to_string());
+    for c in 0..calls {
+        let (t, id) = (t0 + c as i64 * 30, format!("m-{part}-{c}"));
+        let agent = format!("10{}@default", c % 3);
+        let date = |s: i64| ("Event-Date-Timestamp", (s * 1_000_000).to_string());
+        v.push(event(&[
+            sub(),
+            cc("member-queue-start"),
+            ("CC-Queue", "orders".into()),
+            ("CC-Member-UUID", id.clone()),
+            ("CC-Member-CID-Number", format!("0301234{c}")),
+            ("CC-Member-Joined-Time", t.to_string()),
+            date(t),
+        ]));
+        v.push(event(&[
+            sub(),
+            cc("bridge-agent-start"),
+            ("CC-Queue", "orders".into()),
+            ("CC-Agent", agent.clone()),
+            ("CC-Member-UUID", id.clone()),
+            ("CC-Member-Joined-Time", t.to_string()),
+            ("CC-Agent-Answered-Time", (t + 5).to_string()),
+            date(t + 5),
+        ]));
+        v.push(event(&[
+            sub(),
+            cc("bridge-agent-end"),
+            ("CC-Queue", "orders".into()),
+            ("CC-Agent", agent),
+            ("CC-Member-UUID", id),
+            ("CC-Agent-Answered-Time", (t + 5).to_string()),
+            ("CC-Bridge-Terminated-Time", (t + 25).to_string()),
+            date(t + 25),
+        ]));
+        if c == calls / 2 {
+            v.push(event(&[
+                sub(),
+                cc("member-queue-start"),
+                ("CC-Queue", "orders".into()),
+                date(t),
+            ]));
+        }
+    }
+    let n = v.len() as u64;
+    (v, n)
+}
+
+impl Harness for Esl {
+    const KIND: &'static str = "freeswitch_esl";
+    const RECONNECTS: bool = true;
+    fn config(&self) -> String {
+        format!(
+            "[[sources]]\ntype = \"freeswitch_esl\"\nname = \"fs\"\naddress = \"{}\"\npassword = \"ClueCon\"\n",
+            self.peer.addr
+        )
+    }
+    async fn feed(&mut self, _d: &Daemon, part: usize) -> Expect {
+        self.peer.session().await;
+        let (events, n) = esl_events(part, 10);
+        for e in events {
+            self.peer.send(e);
+        }
+        Expect {
+            received: n,
+            // The module lists no agents at the reconnect: the resync logs
+            // the three out, their next answers log them in.
+            applied: 10 * 4 + if part == 0 { 3 } else { 6 },
+            refused: 0,
+            malformed: 1,
+        }
+    }
+    async fn interrupt(&mut self, _d: &Daemon) {
+        self.peer.disconnect();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeswitch_esl_complies() {
+    let peer = common::esl::Peer::start("ClueCon", vec![common::esl::Lists::default()]).await;
+    compliance(Esl { peer }).await;
 }
 
 // ---- NATS JetStream ----

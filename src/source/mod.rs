@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod batch;
 pub mod checkpoint;
 pub mod context;
+pub mod freeswitch;
 pub mod line;
 pub mod nats;
 pub mod pbx;
@@ -85,7 +86,12 @@ pub struct Kind {
 
 /// Every configurable source type. A new source is one module and one
 /// line here.
-pub const KINDS: &[Kind] = &[asterisk::queue_log::KIND, asterisk::ami::KIND, nats::KIND];
+pub const KINDS: &[Kind] = &[
+    asterisk::queue_log::KIND,
+    asterisk::ami::KIND,
+    freeswitch::KIND,
+    nats::KIND,
+];
 
 /// A source's table as its own config type, with key paths in errors
 /// (`type` is the registry's, not the module's).

@@ -150,6 +150,48 @@ pub struct Belief {
     pub paused: Vec<String>,
 }
 
+/// The corrections every PBX source counts (from zero, so that the series
+/// exist before the first).
+pub const CORRECTIONS: [&str; 6] = [
+    "call_started_before_source",
+    "call_exited",
+    "call_ended",
+    "member_removed",
+    "pause_cleared",
+    "member_inferred",
+];
+
+/// The tracker a PBX source starts with: its site and agent table,
+/// rebuilding calls it never saw start, and what it believed when it
+/// stopped, so that the first resync closes what ended while it was
+/// down. An unreadable checkpoint stops the source rather than forget
+/// silently. Its counters start at zero, `more` corrections with them.
+pub fn start(
+    cx: &Context,
+    site: Option<String>,
+    agents: AgentTable,
+    more: &[&'static str],
+) -> Result<Mapper, crate::source::SourceError> {
+    let mut mapper = Mapper::new(site).with_agents(agents).reconstructing();
+    let belief: Option<Belief> =
+        cx.checkpoint
+            .load()
+            .map_err(|e| crate::source::SourceError::Failed {
+                source_name: cx.name().to_string(),
+                message: e.to_string(),
+            })?;
+    if let Some(b) = belief {
+        mapper.restore_belief(b);
+    }
+    let kind = cx.kind();
+    cx.telemetry().unmapped_agents(kind, 0);
+    cx.telemetry().receipt_timed(kind, 0);
+    for c in CORRECTIONS.iter().chain(more) {
+        cx.telemetry().corrected(kind, c, 0);
+    }
+    Ok(mapper)
+}
+
 /// A PBX string as an event field, cut to the canonical limit.
 pub fn clip(s: &str) -> Text {
     let mut end = s.len().min(crate::event::MAX_TEXT);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 pub mod browser;
+pub mod esl;
 pub mod nats;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -609,31 +609,7 @@ impl Source for AmiSource {
         Box::pin(async move {
             let o = self.opts;
             let tls = self.tls;
-            let mut mapper = Mapper::new(o.site.clone())
-                .with_agents(o.agents.clone())
-                .reconstructing();
-            // What the source believed when it stopped: the first resync
-            // closes what ended while it was down. An unreadable file
-            // stops the source rather than forget silently.
-            let belief: Option<Belief> = cx.checkpoint.load().map_err(|e| SourceError::Failed {
-                source_name: cx.name().to_string(),
-                message: e.to_string(),
-            })?;
-            if let Some(b) = belief {
-                mapper.restore_belief(b);
-            }
-            cx.telemetry().unmapped_agents(NAME, 0);
-            cx.telemetry().receipt_timed(NAME, 0);
-            for kind in [
-                "call_started_before_source",
-                "call_exited",
-                "call_ended",
-                "member_removed",
-                "pause_cleared",
-                "member_inferred",
-            ] {
-                cx.telemetry().corrected(NAME, kind, 0);
-            }
+            let mut mapper = crate::source::pbx::start(&cx, o.site.clone(), o.agents.clone(), &[])?;
             let mut throttle = Throttle::default();
             let mut sessions = 0u64;
             let mut last_ts = None;
