@@ -14,6 +14,7 @@ KEYS = [
     "apply_events_per_s", "apply_vs_decode",
     "tcp_durable_events_per_s", "tcp_vs_decode",
     "http_durable_events_per_s", "http_vs_decode",
+    "webhook_events_per_s", "webhook_vs_http",
     "scrape_ms_500_agents", "scrape_ms_5000_agents", "scrape_series_5000_agents",
     "scrape_ingest_stall_ms", "snapshot_ingest_stall_ms",
     "snapshot_ingest_stall_thread_ms", "snapshot_stall_fork_vs_thread",

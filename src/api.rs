@@ -76,6 +76,7 @@ pub fn router(
         .route("/wallboard.css", get(wallboard_css))
         .route("/ws", get(ws))
         .route("/api/v1/events", post(post_events))
+        .route("/api/v1/sources/{name}", post(post_source))
         .route("/api/v1/snapshot", get(get_snapshot))
         .route("/api/v1/backlog", get(get_backlog))
         .route("/api/v1/state", get(get_state))
@@ -249,6 +250,105 @@ async fn get_events_schema(State(app): State<App>) -> Response {
         schema.to_string(),
     )
         .into_response()
+}
+
+/// How long a webhook source may take to answer (the platforms retry
+/// after their own deadline: Twilio 15 s, Firehose 3 min).
+const HOOK_REPLY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `POST /api/v1/sources/<name>`: a platform's callback for the webhook
+/// source of that name (`source::hook`). The source checks its own
+/// signature or token; here only what a client can make it hold is
+/// bounded: the rate, the body, the queue and the wait.
+async fn post_source(
+    State(app): State<App>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let timeout = app.opts.load().limits.body_timeout;
+    source_request(&app.ingest, timeout, &name, &uri, headers, body).await
+}
+
+/// `POST /api/v1/sources/<name>` against any ingest handle (the daemon's
+/// writer, or the edge publisher's buffer).
+pub async fn source_request(
+    ingest: &Ingest,
+    body_timeout: std::time::Duration,
+    name: &str,
+    uri: &axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(hook) = ingest.hooks().get(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            None,
+            &format!("no HTTP-delivered source named {name:?} ([[sources]] name)"),
+        );
+    };
+    let busy = |status: StatusCode, why: &str| {
+        (
+            status,
+            [(header::RETRY_AFTER, "1")],
+            Json(ErrorBody {
+                error: why,
+                reason: None,
+            }),
+        )
+            .into_response()
+    };
+    if hook.limiter.check().is_err() {
+        ingest.skipped(hook.kind, "rate_limited");
+        return busy(
+            StatusCode::TOO_MANY_REQUESTS,
+            "over this source's rate_per_second; retry",
+        );
+    }
+    let limit = hook.max_body_bytes;
+    let bytes = match tokio::time::timeout(body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Err(_) => {
+            ingest.telemetry().http_disconnected("body_timeout");
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                "the body did not arrive in time",
+            );
+        }
+        Ok(Err(_)) => {
+            ingest.received(hook.kind, 1);
+            let r = Rejection::new(Reason::TooLarge, format!("body larger than {limit} bytes"));
+            ingest.rejected(hook.kind, &r, b"");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some(Reason::TooLarge),
+                &format!("body larger than {limit} bytes (the source's max_body_bytes)"),
+            );
+        }
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = crate::source::hook::Request {
+        query: uri.query().map(str::to_string),
+        headers,
+        body: bytes,
+        reply,
+    };
+    if hook.tx.try_send(request).is_err() {
+        return busy(StatusCode::SERVICE_UNAVAILABLE, "the source is busy; retry");
+    }
+    match tokio::time::timeout(HOOK_REPLY, answer).await {
+        Ok(Ok(r)) => {
+            let status =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, [(header::CONTENT_TYPE, r.content_type)], r.body).into_response()
+        }
+        _ => busy(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the source did not answer in time; retry",
+        ),
+    }
 }
 
 /// The OpenAPI description of this API, for this configuration (which

@@ -52,6 +52,11 @@ pub struct Report {
     pub feed_default_messages_per_s: f64,
     pub http_durable_events_per_s: f64,
     pub http_vs_decode: f64,
+    /// Single-event webhook callbacks (signed TaskRouter events) from 64
+    /// concurrent clients, durable (fsync always): how such platforms
+    /// deliver.
+    pub webhook_events_per_s: f64,
+    pub webhook_vs_http: f64,
     pub scrape_ms_500_agents: f64,
     pub scrape_ms_5000_agents: f64,
     pub scrape_series_5000_agents: f64,
@@ -316,6 +321,94 @@ fn http_send(http: SocketAddr, lines: &[String]) -> anyhow::Result<f64> {
         }
         Ok(per_s(lines.len(), t.elapsed()))
     })
+}
+
+const BENCH_TOKEN: &str = "bench-token-0123456789abcdef0123";
+const BENCH_HOOK_URL: &str = "https://bench.invalid/api/v1/sources/tw";
+
+/// `n` worker activity changes, one signed TaskRouter callback each, sent
+/// by 64 clients at once; events per second once every one is answered
+/// (answered means durable).
+fn webhook_send(http: SocketAddr, n: usize) -> anyhow::Result<f64> {
+    let bodies: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            let activity = if (i / 1000) % 2 == 0 {
+                "Break"
+            } else {
+                "Available"
+            };
+            let params: Vec<(String, String)> = [
+                ("EventType", "worker.activity.update".to_string()),
+                ("Sid", format!("EV{i:032}")),
+                ("TimestampMs", (1_772_434_800_000i64 + i as i64).to_string()),
+                ("WorkerName", format!("w{}", i % 1000)),
+                ("WorkerActivityName", activity.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let sig = crate::source::twilio::signature(BENCH_TOKEN, BENCH_HOOK_URL, &params);
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .finish();
+            (body, sig)
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let url = format!("http://{http}/api/v1/sources/tw");
+        let bodies = std::sync::Arc::new(bodies);
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t = Instant::now();
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let (c, url, bodies, next) = (c.clone(), url.clone(), bodies.clone(), next.clone());
+            clients.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((body, sig)) = bodies.get(i) else {
+                        return Ok::<(), anyhow::Error>(());
+                    };
+                    let r = c
+                        .post(&url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("x-twilio-signature", sig)
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    if r.status().as_u16() != 204 {
+                        anyhow::bail!("a callback answered {}", r.status());
+                    }
+                }
+            });
+        }
+        while let Some(done) = clients.join_next().await {
+            done??;
+        }
+        Ok(per_s(n, t.elapsed()))
+    })
+}
+
+/// Webhooks: single-event callbacks from 64 clients, fsync always,
+/// against the HTTP batch figure already in `r`.
+fn webhooks(opts: &BenchOptions, dir: &Path, r: &mut Report) -> anyhow::Result<()> {
+    let data = dir.join("data-webhook");
+    let text = config_text("always")
+        + &format!(
+            "[[sources]]\ntype = \"twilio_taskrouter\"\nname = \"tw\"\nauth_token = \"{BENCH_TOKEN}\"\nurl = \"{BENCH_HOOK_URL}\"\nrate_per_second = 1000000\n"
+        );
+    let d = start_with(dir, "webhook", &text, Some(&data))?;
+    let n = if opts.quick { 5_000 } else { 50_000 };
+    r.webhook_events_per_s = webhook_send(d.http, n)?;
+    r.webhook_vs_http = r.webhook_events_per_s / r.http_durable_events_per_s;
+    eprintln!(
+        "webhooks, 64 clients, one event each, fsync=always: {:.0} events/s ({:.3} of HTTP batches)",
+        r.webhook_events_per_s, r.webhook_vs_http
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(())
 }
 
 fn start(dir: &Path, fsync: &str, data: Option<&Path>) -> anyhow::Result<Daemon> {
@@ -603,9 +696,21 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         jetstream(&opts, dir.path(), &events, &rt, &mut r)?;
         return Ok(r);
     }
+    if opts.only.as_deref() == Some("webhook") {
+        // Webhook callbacks against HTTP batches in the same run.
+        let n = if opts.quick { 200_000 } else { 1_000_000 };
+        let mut r = Report::default();
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data-http");
+        let d = start(dir.path(), "always", Some(&data))?;
+        r.http_durable_events_per_s = http_send(d.http, &lines(n))?;
+        drop(d);
+        webhooks(&opts, dir.path(), &mut r)?;
+        return Ok(r);
+    }
     if let Some(other) = &opts.only {
         anyhow::bail!(
-            "unknown measurement {other:?} (known: scrape-stall, snapshot-stall, scorecards, jetstream)"
+            "unknown measurement {other:?} (known: scrape-stall, snapshot-stall, scorecards, jetstream, webhook)"
         );
     }
     let n = if opts.quick { 200_000 } else { 1_000_000 };
@@ -691,6 +796,8 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     );
     drop(d);
     let _ = std::fs::remove_dir_all(&data);
+
+    webhooks(&opts, dir.path(), &mut r)?;
 
     // Scrape: 50 queues, per-agent series on.
     for (agents, slot) in [(500, 0usize), (5000, 1)] {
@@ -1114,6 +1221,16 @@ pub fn table(r: &Report) -> String {
             "tcp_memory_events_per_s",
             r.tcp_memory_events_per_s,
             "TCP, no data directory",
+        ),
+        (
+            "webhook_events_per_s",
+            r.webhook_events_per_s,
+            "signed TaskRouter callbacks, one event each, 64 clients, fsync=always",
+        ),
+        (
+            "webhook_vs_http",
+            r.webhook_vs_http,
+            "over HTTP batches of 1,000, same run",
         ),
         (
             "recovery_events_per_s",

@@ -140,7 +140,7 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Run only this measurement (`scrape-stall`, `snapshot-stall`, `scorecards`, `jetstream`); the other keys are 0.
+        /// Run only this measurement (`scrape-stall`, `snapshot-stall`, `scorecards`, `jetstream`, `webhook`); the other keys are 0.
         #[arg(long)]
         only: Option<String>,
     },

@@ -66,6 +66,8 @@ struct Op {
     guard: Guard,
     /// The query parameters (a schemars object schema), if any.
     query: Option<Value>,
+    /// A path parameter: its name and what it is.
+    path_param: Option<(&'static str, &'static str)>,
     request: Option<Value>,
     responses: Vec<(u16, &'static str, Body)>,
 }
@@ -226,6 +228,7 @@ fn read(
         summary,
         guard: Guard::Read(e),
         query,
+        path_param: None,
         request: None,
         responses,
     }
@@ -238,6 +241,7 @@ fn open(path: &'static str, summary: &'static str, media: &'static str) -> Op {
         summary,
         guard: Guard::Open,
         query: None,
+        path_param: None,
         request: None,
         responses: vec![(200, summary, Body::Text(media))],
     }
@@ -265,6 +269,7 @@ fn operations(s: &mut Schemas, event: &Value) -> Vec<Op> {
             path: "/ws",
             summary: "The live feed (a websocket; docs/feed.md)",
             guard: Guard::Read(Endpoint::Feed),
+            path_param: None,
             query: Some(json!({"type": "object", "properties": {
                 "token": {"type": "string", "description": "A read token, for browsers that cannot set headers"},
                 "queues": {"type": "string", "description": "Comma-separated queues the feed is scoped to (at most 64)"},
@@ -293,6 +298,7 @@ fn operations(s: &mut Schemas, event: &Value) -> Vec<Op> {
             summary: "Ingest events: one JSON object, a JSON array, or NDJSON (docs/api.md)",
             guard: Guard::Ingest,
             query: None,
+            path_param: None,
             // An empty body is a batch of no events, answered 200.
             request: Some(json!({
                 "required": false,
@@ -311,6 +317,32 @@ fn operations(s: &mut Schemas, event: &Value) -> Vec<Op> {
                 (413, "Over server.max_body_bytes or server.max_events_per_request", error_body(s)),
                 (415, "The Content-Type cannot hold events", error_body(s)),
                 (503, "Storage failed or the daemon is stopping; nothing was applied, resend after Retry-After", error_body(s)),
+            ],
+        },
+        Op {
+            method: "post",
+            path: "/api/v1/sources/{name}",
+            summary: "A platform's callback for the HTTP-delivered source of that name (docs/sources/)",
+            // Each source checks its platform's own signature or token.
+            guard: Guard::Open,
+            query: None,
+            path_param: Some(("name", "The `name` of the source in `[[sources]]`")),
+            request: Some(json!({
+                "required": false,
+                "content": {
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}},
+                    JSON: {"schema": {}},
+                },
+            })),
+            responses: vec![
+                (204, "Taken (and durable)", Body::Empty),
+                (400, "Not an event of this platform", error_body(s)),
+                (403, "The platform's signature or token is missing or wrong", error_body(s)),
+                (404, "No HTTP-delivered source of that name", error_body(s)),
+                (408, "The body did not arrive within server.http_body_timeout", error_body(s)),
+                (413, "Over the source's max_body_bytes", error_body(s)),
+                (429, "Over the source's rate_per_second; retry after Retry-After", error_body(s)),
+                (503, "The source is busy or stopping; retry after Retry-After", error_body(s)),
             ],
         },
         read(
@@ -442,6 +474,7 @@ fn operations(s: &mut Schemas, event: &Value) -> Vec<Op> {
         summary: "This description",
         guard: Guard::Open,
         query: None,
+        path_param: None,
         request: None,
         responses: vec![(200, "This description", doc)],
     });
@@ -453,6 +486,7 @@ fn operations(s: &mut Schemas, event: &Value) -> Vec<Op> {
         summary: "Ready once recovery is done, with what it found",
         guard: Guard::Open,
         query: None,
+        path_param: None,
         request: None,
         responses: vec![(200, "Ready", ready), (503, "Recovering", not_ready)],
     });
@@ -463,6 +497,7 @@ fn operations(s: &mut Schemas, event: &Value) -> Vec<Op> {
         summary: "Re-read the configuration file, as SIGHUP does",
         guard: Guard::Read(Endpoint::Admin),
         query: None,
+        path_param: None,
         request: None,
         responses: vec![
             (200, "What the reload applied", done),
@@ -517,8 +552,12 @@ pub fn document(access: &Access, strict: bool) -> Value {
             "operationId": format!("{} {}", op.method, op.path),
             "responses": responses,
         });
-        if let Some(q) = &op.query {
-            o["parameters"] = Value::Array(parameters(q));
+        let mut params = op.query.as_ref().map(parameters).unwrap_or_default();
+        if let Some((name, description)) = op.path_param {
+            params.push(json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string", "minLength": 1}}));
+        }
+        if !params.is_empty() {
+            o["parameters"] = Value::Array(params);
         }
         if let Some(b) = op.request {
             o["requestBody"] = b;

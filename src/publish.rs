@@ -383,6 +383,18 @@ async fn events(
     crate::api::ingest_request(&e.ingest, &e.limits, headers, body).await
 }
 
+/// Webhook sources behind the edge: their events go to the buffer and on
+/// to the stream like every other source's.
+async fn source_hook(
+    State(e): State<Edge>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    crate::api::source_request(&e.ingest, e.limits.body_timeout, &name, &uri, headers, body).await
+}
+
 async fn readyz(State(e): State<Edge>) -> Response {
     if e.ready.load(Ordering::Acquire) {
         "ready\n".into_response()
@@ -518,6 +530,7 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(true));
     let app = axum::Router::new()
         .route("/api/v1/events", axum::routing::post(events))
+        .route("/api/v1/sources/{name}", axum::routing::post(source_hook))
         .route("/metrics", axum::routing::get(metrics))
         .route("/readyz", axum::routing::get(readyz))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))

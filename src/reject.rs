@@ -43,11 +43,14 @@ pub enum Reason {
     /// A field the event's type does not take, refused under
     /// `ingest.strict` (ignored otherwise).
     UnknownField,
+    /// A webhook request without a valid signature (Twilio's
+    /// `X-Twilio-Signature`) or token: answered 403.
+    BadSignature,
 }
 
 impl Reason {
     /// Every reason, for documentation and for pre-registering series.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::MalformedJson,
         Reason::UnknownType,
         Reason::MissingField,
@@ -63,6 +66,7 @@ impl Reason {
         Reason::CurrencyMismatch,
         Reason::ImplausibleTimestamp,
         Reason::UnknownField,
+        Reason::BadSignature,
     ];
 
     /// The metric label value and the word used in error replies.
@@ -83,6 +87,7 @@ impl Reason {
             Reason::CurrencyMismatch => "currency_mismatch",
             Reason::ImplausibleTimestamp => "implausible_timestamp",
             Reason::UnknownField => "unknown_field",
+            Reason::BadSignature => "bad_signature",
         }
     }
 }

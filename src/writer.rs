@@ -87,6 +87,8 @@ pub struct Shared {
     /// failed): the daemon then stops with `failure`.
     pub fatal: tokio_util::sync::CancellationToken,
     pub failure: std::sync::OnceLock<String>,
+    /// The webhook sources running, by name (`POST /api/v1/sources/<name>`).
+    pub hooks: Arc<crate::source::hook::Hooks>,
 }
 
 impl Shared {
@@ -115,6 +117,7 @@ impl Shared {
             reload: Default::default(),
             fatal: Default::default(),
             failure: Default::default(),
+            hooks: Default::default(),
         }
     }
 
@@ -282,6 +285,11 @@ pub struct Ingest {
 impl Ingest {
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.shared.telemetry
+    }
+
+    /// The webhook sources of this process.
+    pub fn hooks(&self) -> &Arc<crate::source::hook::Hooks> {
+        &self.shared.hooks
     }
 
     /// Whether canonical JSON is decoded strictly (`ingest.strict`).

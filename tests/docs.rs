@@ -125,6 +125,7 @@ fn every_source_and_publish_example_in_the_docs_is_valid() {
         "docs/sources/asterisk.md",
         "docs/sources/freeswitch.md",
         "docs/sources/nats.md",
+        "docs/sources/twilio.md",
         "docs/scale-out.md",
     ] {
         for block in toml_blocks(&format!("{root}/{doc}")) {
@@ -148,7 +149,7 @@ fn every_source_and_publish_example_in_the_docs_is_valid() {
             checked += 1;
         }
     }
-    assert!(checked >= 4, "only {checked} examples found");
+    assert!(checked >= 5, "only {checked} examples found");
 }
 
 /// Every example event in docs/events.md is valid under the JSON Schema

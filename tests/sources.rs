@@ -1,5 +1,5 @@
 //! The source compliance test: every source (TCP, HTTP, the simulator,
-//! Asterisk queue_log and AMI, FreeSWITCH ESL, NATS JetStream) through the same checks
+//! Asterisk queue_log and AMI, FreeSWITCH ESL, Twilio TaskRouter, NATS JetStream) through the same checks
 //! against the real binary: what it received, applied, refused and
 //! passed over is counted under the same names; bad input costs none of
 //! the valid input around it; after its peer or input is interrupted it
@@ -546,6 +546,110 @@ impl Harness for Esl {
 async fn freeswitch_esl_complies() {
     let peer = common::esl::Peer::start("ClueCon", vec![common::esl::Lists::default()]).await;
     compliance(Esl { peer }).await;
+}
+
+// ---- Twilio TaskRouter (a webhook source) ----
+
+struct Twilio;
+
+const TW_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// POSTs one TaskRouter callback, signed unless `forged`.
+async fn taskrouter(d: &Daemon, params: &[(&str, String)], forged: bool) -> u16 {
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let sig = if forged {
+        "bm90IGEgc2lnbmF0dXJl".to_string()
+    } else {
+        callwatch::source::twilio::signature(TW_TOKEN, "https://callwatch.example/tw", &owned)
+    };
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(owned.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .finish();
+    client()
+        .post(d.url("/api/v1/sources/tw"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
+impl Harness for Twilio {
+    const KIND: &'static str = "twilio_taskrouter";
+    const RECONNECTS: bool = false;
+    fn config(&self) -> String {
+        format!("[[sources]]\ntype = \"twilio_taskrouter\"\nname = \"tw\"\nauth_token = \"{TW_TOKEN}\"\nurl = \"https://callwatch.example/tw\"\n")
+    }
+    async fn feed(&mut self, d: &Daemon, part: usize) -> Expect {
+        let t0 = (1_772_434_800 + part as i64 * 10_000) * 1000;
+        for c in 0..10i64 {
+            let task = format!("WT{part}{c:031}");
+            for (i, (kind, extra)) in [
+                (
+                    "task-queue.entered",
+                    ("TaskQueueName", "orders".to_string()),
+                ),
+                (
+                    "reservation.accepted",
+                    ("WorkerName", format!("agent{}", c % 3)),
+                ),
+                (
+                    "task.completed",
+                    ("TaskChannelUniqueName", "voice".to_string()),
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let ms = t0 + c * 30_000 + i as i64 * 10_000;
+                let p = [
+                    ("EventType", kind.to_string()),
+                    ("Sid", format!("EV{part}{c}{i}")),
+                    ("TimestampMs", ms.to_string()),
+                    ("TaskSid", task.clone()),
+                    extra,
+                ];
+                assert_eq!(taskrouter(d, &p, false).await, 204, "{p:?}");
+            }
+            if c == 5 {
+                // Not an event (no Sid), and a forged one: each refused,
+                // neither costs the calls around it.
+                assert_eq!(
+                    taskrouter(d, &[("EventType", "task.created".into())], false).await,
+                    400
+                );
+                assert_eq!(
+                    taskrouter(
+                        d,
+                        &[("EventType", "task.created".into()), ("Sid", "EVx".into())],
+                        true
+                    )
+                    .await,
+                    403
+                );
+            }
+        }
+        Expect {
+            received: 32,
+            applied: 40,
+            refused: 1,
+            malformed: 1,
+        }
+    }
+    async fn interrupt(&mut self, _d: &Daemon) {
+        // Each callback is its own request: nothing to interrupt.
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_taskrouter_complies() {
+    compliance(Twilio).await;
 }
 
 // ---- NATS JetStream ----

@@ -14,11 +14,13 @@ pub mod batch;
 pub mod checkpoint;
 pub mod context;
 pub mod freeswitch;
+pub mod hook;
 pub mod line;
 pub mod nats;
 pub mod pbx;
 pub mod simulator;
 pub mod tcp;
+pub mod twilio;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,6 +93,7 @@ pub const KINDS: &[Kind] = &[
     asterisk::ami::KIND,
     freeswitch::KIND,
     nats::KIND,
+    twilio::KIND,
 ];
 
 /// A source's table as its own config type, with key paths in errors
