@@ -335,7 +335,12 @@ fn operations(s: &mut Schemas, event: &Value) -> Vec<Op> {
                 },
             })),
             responses: vec![
-                (204, "Taken (and durable)", Body::Empty),
+                (204, "Taken (and durable): Twilio", Body::Empty),
+                (
+                    200,
+                    "Taken (and durable): Amazon Connect (Firehose's requestId and timestamp, or {})",
+                    any_object("The platform's expected answer"),
+                ),
                 (400, "Not an event of this platform", error_body(s)),
                 (403, "The platform's signature or token is missing or wrong", error_body(s)),
                 (404, "No HTTP-delivered source of that name", error_body(s)),

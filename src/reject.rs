@@ -44,7 +44,7 @@ pub enum Reason {
     /// `ingest.strict` (ignored otherwise).
     UnknownField,
     /// A webhook request without a valid signature (Twilio's
-    /// `X-Twilio-Signature`) or token: answered 403.
+    /// `X-Twilio-Signature`) or key (Amazon Connect): answered 403.
     BadSignature,
 }
 

@@ -122,6 +122,7 @@ fn every_source_and_publish_example_in_the_docs_is_valid() {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut checked = 0;
     for doc in [
+        "docs/sources/amazon-connect.md",
         "docs/sources/asterisk.md",
         "docs/sources/freeswitch.md",
         "docs/sources/nats.md",
@@ -149,7 +150,7 @@ fn every_source_and_publish_example_in_the_docs_is_valid() {
             checked += 1;
         }
     }
-    assert!(checked >= 5, "only {checked} examples found");
+    assert!(checked >= 6, "only {checked} examples found");
 }
 
 /// Every example event in docs/events.md is valid under the JSON Schema

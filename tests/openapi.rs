@@ -184,6 +184,13 @@ checks.positive_data_acceptance.expected-statuses = [200, 422]
 [[operations]]
 include-path = "/ws"
 checks.positive_data_acceptance.enabled = false
+
+# The daemons under test run a Twilio source of this name, so the
+# callbacks reach its signature check rather than a 404.
+[[operations]]
+include-path = "/api/v1/sources/{name}"
+parameters = { name = "tw" }
+checks.positive_data_acceptance.enabled = false
 "#,
     )
     .expect("config");
@@ -193,7 +200,10 @@ checks.positive_data_acceptance.enabled = false
         .args(["--config-file"])
         .arg(&cfg)
         .args(["run", &url])
-        .args(["--max-examples", "25", "--workers", "2", "--seed", "20261207"])
+        // One worker: with two, CPython 3.11's `ast.parse` inside
+        // hypothesis failed now and then ("AST constructor recursion depth
+        // mismatch"), a thread-safety fault of the tool, not of the API.
+        .args(["--max-examples", "25", "--workers", "1", "--seed", "20261207"])
         .args(["--request-timeout", "10"])
         .args(args)
         .env("NO_COLOR", "1")
@@ -223,12 +233,15 @@ checks.positive_data_acceptance.enabled = false
     );
 }
 
+/// A webhook source, so that `/api/v1/sources/{name}` has one to reach.
+const TWILIO: &str = "[[sources]]\ntype = \"twilio_taskrouter\"\nname = \"tw\"\nauth_token = \"0123456789abcdef0123456789abcdef\"\nurl = \"https://callwatch.example/api/v1/sources/tw\"\n";
+
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_drift_open() {
-    let d = Daemon::start(&config(""));
+    let d = Daemon::start(&config(TWILIO));
     let (status, _) = post(&d, scripted_day().join("\n")).await;
     assert_eq!(status, 200);
-    run_schemathesis(&d, &[], 22);
+    run_schemathesis(&d, &[], 23);
     // Still up and consistent after hundreds of hostile requests.
     let r = client().get(d.url("/readyz")).send().await.expect("readyz");
     assert_eq!(r.status(), 200);
@@ -249,7 +262,7 @@ async fn schemathesis_with_tokens_finds_every_guard_enforced() {
 ingest_token = "ingest-secret-0123"
 supervisor_token = "supervisor-secret-0123"
 "#;
-    let cfg = config(extra).replace("anonymous_role = \"supervisor\"\n", "");
+    let cfg = config(&format!("{extra}{TWILIO}")).replace("anonymous_role = \"supervisor\"\n", "");
     let d = Daemon::start(&cfg);
     let doc = document(&d).await;
     // The anonymous role (`wallboard`, the default) may read the

@@ -1,5 +1,6 @@
 //! The source compliance test: every source (TCP, HTTP, the simulator,
-//! Asterisk queue_log and AMI, FreeSWITCH ESL, Twilio TaskRouter, NATS JetStream) through the same checks
+//! Asterisk queue_log and AMI, FreeSWITCH ESL, Twilio TaskRouter, Amazon Connect, NATS
+//! JetStream) through the same checks
 //! against the real binary: what it received, applied, refused and
 //! passed over is counted under the same names; bad input costs none of
 //! the valid input around it; after its peer or input is interrupted it
@@ -650,6 +651,79 @@ impl Harness for Twilio {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilio_taskrouter_complies() {
     compliance(Twilio).await;
+}
+
+// ---- Amazon Connect (a webhook source) ----
+
+struct Connect;
+
+const AC_KEY: &str = "connect-key-0123456789";
+
+async fn connect_post(d: &Daemon, body: serde_json::Value, key: &str) -> u16 {
+    client()
+        .post(d.url("/api/v1/sources/ac"))
+        .header("content-type", "application/json")
+        .header("x-api-key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
+impl Harness for Connect {
+    const KIND: &'static str = "amazon_connect";
+    const RECONNECTS: bool = false;
+    fn config(&self) -> String {
+        format!(
+            "[[sources]]\ntype = \"amazon_connect\"\nname = \"ac\"\naccess_key = \"{AC_KEY}\"\n"
+        )
+    }
+    async fn feed(&mut self, d: &Daemon, part: usize) -> Expect {
+        let t0 = 1_772_434_800 + part as i64 * 10_000;
+        let time = |s: i64| {
+            chrono::DateTime::from_timestamp(s, 0)
+                .expect("time")
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        // Ten calls queued and abandoned, as EventBridge delivers them.
+        for c in 0..10i64 {
+            let contact = format!("c-{part}-{c}");
+            for (i, kind) in ["QUEUED", "DISCONNECTED"].into_iter().enumerate() {
+                let t = time(t0 + c * 30 + i as i64 * 20);
+                let e = serde_json::json!({
+                    "version": "0", "id": format!("eb-{part}-{c}-{i}"),
+                    "detail-type": "Amazon Connect Contact Event", "source": "aws.connect", "time": t,
+                    "detail": {"eventType": kind, "contactId": contact, "channel": "VOICE",
+                               "queueInfo": {"queueArn": "arn:aws:connect:eu-central-1:1:instance/i/queue/orders"}}
+                });
+                assert_eq!(connect_post(d, e, AC_KEY).await, 200);
+            }
+            if c == 5 {
+                assert_eq!(
+                    connect_post(d, serde_json::json!({"no": "event"}), AC_KEY).await,
+                    400
+                );
+                assert_eq!(
+                    connect_post(d, serde_json::json!({"no": "key"}), "wrong").await,
+                    403
+                );
+            }
+        }
+        Expect {
+            received: 22,
+            applied: 20,
+            refused: 1,
+            malformed: 1,
+        }
+    }
+    async fn interrupt(&mut self, _d: &Daemon) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amazon_connect_complies() {
+    compliance(Connect).await;
 }
 
 // ---- NATS JetStream ----

@@ -68,6 +68,56 @@ pub struct Limits {
     pub burst: NonZeroU32,
 }
 
+impl Limits {
+    /// `rate_per_second` sustained, bursts of twice as many.
+    pub fn of(max_body_bytes: usize, rate_per_second: u32) -> Limits {
+        Limits {
+            max_body_bytes,
+            per_second: NonZeroU32::new(rate_per_second).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(rate_per_second.saturating_mul(2)).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
+/// Ids a webhook source remembers between requests (calls answered or
+/// talking), at most `cap`, the oldest forgotten first.
+pub struct Recent {
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+    cap: usize,
+}
+
+impl Recent {
+    pub fn new(cap: usize) -> Recent {
+        Recent {
+            set: Default::default(),
+            order: Default::default(),
+            cap,
+        }
+    }
+
+    pub fn insert(&mut self, id: &str) {
+        if self.set.insert(id.to_string()) {
+            self.order.push_back(id.to_string());
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    /// Whether it was there (it is not any more).
+    pub fn remove(&mut self, id: &str) -> bool {
+        // The id stays in `order` until it ages out; `set` decides.
+        self.set.remove(id)
+    }
+}
+
 /// A registered source, as the HTTP side reaches it.
 #[derive(Clone)]
 pub struct Entry {

@@ -8,6 +8,7 @@
 //! router (it shares the HTTP listener) and TCP and the simulator are
 //! configured under `[server]` and `[demo]`; they run on the same context.
 
+pub mod amazon_connect;
 pub mod asterisk;
 pub mod backoff;
 pub mod batch;
@@ -89,6 +90,7 @@ pub struct Kind {
 /// Every configurable source type. A new source is one module and one
 /// line here.
 pub const KINDS: &[Kind] = &[
+    amazon_connect::KIND,
     asterisk::queue_log::KIND,
     asterisk::ami::KIND,
     freeswitch::KIND,

@@ -150,6 +150,29 @@ pub struct Belief {
     pub paused: Vec<String>,
 }
 
+/// What a platform's agent status means here (Twilio activities, Amazon
+/// Connect agent statuses), by a configurable table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Available,
+    Paused,
+    Offline,
+}
+
+impl Presence {
+    /// `name` by `table`; without an entry `Available` is available,
+    /// `Offline` offline, anything else paused.
+    pub fn of(table: &HashMap<String, Presence>, name: &str) -> Presence {
+        match table.get(name) {
+            Some(p) => *p,
+            None if name == "Available" => Presence::Available,
+            None if name == "Offline" => Presence::Offline,
+            None => Presence::Paused,
+        }
+    }
+}
+
 /// The corrections every PBX source counts (from zero, so that the series
 /// exist before the first).
 pub const CORRECTIONS: [&str; 6] = [

@@ -11,8 +11,7 @@
 //! Event ids are the events' own `Sid`s, so a callback Twilio retries is
 //! a duplicate.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::num::NonZeroU32;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, Mac};
@@ -21,22 +20,13 @@ use subtle::ConstantTimeEq;
 
 use crate::event::{AgentStatus, Body, Direction, Event, ExitReason, Text};
 use crate::reject::{Reason, Rejection};
-use crate::source::hook::{Limits, Reply, Request};
-use crate::source::pbx::{clip, customer, pbx_time_ms, ts_of};
+use crate::source::hook::{Limits, Recent, Reply, Request};
+use crate::source::pbx::{clip, customer, pbx_time_ms, ts_of, Presence};
 use crate::source::{self, Built, Context, Kind, Problems, Setup, Source, SourceError};
 
 pub const NAME: &str = "twilio_taskrouter";
 
 pub const KIND: Kind = Kind { name: NAME, build };
-
-/// An agent state a TaskRouter activity maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activity {
-    Available,
-    Paused,
-    Offline,
-}
 
 fn voice() -> Vec<String> {
     vec!["voice".into()]
@@ -72,7 +62,7 @@ pub struct TwilioConfig {
     /// entry: `Available` is available, `Offline` offline, anything else
     /// paused with the activity's name as the reason.
     #[serde(default)]
-    pub activities: HashMap<String, Activity>,
+    pub activities: HashMap<String, Presence>,
     /// The task attribute with the customer reference.
     #[serde(default = "from")]
     pub customer_attribute: String,
@@ -143,23 +133,17 @@ const MAX_TASKS: usize = 100_000;
 /// What the source tracks of tasks between callbacks: which are talking
 /// (a reservation accepted, no wrap-up yet), so that a task completed
 /// without a wrap-up still ends before its after-call work does.
-#[derive(Default)]
 struct Tasks {
-    talking: HashSet<String>,
-    order: VecDeque<String>,
+    talking: Recent,
     /// Workers this source saw logged in (not offline).
     online: HashSet<String>,
 }
 
-impl Tasks {
-    fn talk(&mut self, task: &str) {
-        if self.talking.insert(task.to_string()) {
-            self.order.push_back(task.to_string());
-            while self.order.len() > MAX_TASKS {
-                if let Some(old) = self.order.pop_front() {
-                    self.talking.remove(&old);
-                }
-            }
+impl Default for Tasks {
+    fn default() -> Tasks {
+        Tasks {
+            talking: Recent::new(MAX_TASKS),
+            online: HashSet::new(),
         }
     }
 }
@@ -173,13 +157,8 @@ enum Skip {
     Malformed(&'static str),
 }
 
-fn activity(c: &TwilioConfig, name: &str) -> Activity {
-    match c.activities.get(name) {
-        Some(a) => *a,
-        None if name == "Available" => Activity::Available,
-        None if name == "Offline" => Activity::Offline,
-        None => Activity::Paused,
-    }
+fn activity(c: &TwilioConfig, name: &str) -> Presence {
+    Presence::of(&c.activities, name)
 }
 
 /// The events of one callback; `now_ms` stands in for a missing time.
@@ -253,7 +232,7 @@ fn map(
         }
         "reservation.accepted" => {
             a_call(!worker.is_empty())?;
-            tasks.talk(task);
+            tasks.talking.insert(task);
             vec![ev(
                 "",
                 Body::CallAnswered {
@@ -334,7 +313,7 @@ fn map(
             let agent = clip(worker);
             let mut out = Vec::new();
             match activity(c, name) {
-                Activity::Offline => {
+                Presence::Offline => {
                     tasks.online.remove(worker);
                     out.push(ev(
                         "",
@@ -346,7 +325,7 @@ fn map(
                 }
                 a => {
                     if tasks.online.len() < MAX_TASKS && tasks.online.insert(worker.to_string())
-                        || activity(c, get("WorkerPreviousActivityName")) == Activity::Offline
+                        || activity(c, get("WorkerPreviousActivityName")) == Presence::Offline
                     {
                         out.push(ev(
                             ":login",
@@ -359,7 +338,7 @@ fn map(
                         ));
                     }
                     let (state, reason) = match a {
-                        Activity::Available => (AgentStatus::Available, None),
+                        Presence::Available => (AgentStatus::Available, None),
                         _ => (AgentStatus::Paused, Some(clip(name))),
                     };
                     out.push(ev(
@@ -410,12 +389,7 @@ impl TwilioSource {
 impl Source for TwilioSource {
     fn run(self: Box<Self>, mut cx: Context) -> BoxFuture<'static, Result<(), SourceError>> {
         Box::pin(async move {
-            let limits = Limits {
-                max_body_bytes: self.opts.max_body_bytes,
-                per_second: NonZeroU32::new(self.opts.rate_per_second).unwrap_or(NonZeroU32::MIN),
-                burst: NonZeroU32::new(self.opts.rate_per_second.saturating_mul(2))
-                    .unwrap_or(NonZeroU32::MIN),
-            };
+            let limits = Limits::of(self.opts.max_body_bytes, self.opts.rate_per_second);
             let hooks = cx.ingest.hooks().clone();
             let mut reg = hooks.register(cx.name(), NAME, limits);
             cx.telemetry().receipt_timed(NAME, 0);
