@@ -321,3 +321,72 @@ async fn an_edge_publisher_takes_callbacks_onto_the_stream() {
         .collect();
     assert_eq!(ids, ["tw:EV21", "tw:EV22"]);
 }
+
+/// Tasks whose attributes mark them as callbacks (`[sources.callbacks]`)
+/// become callwatch tasks of that kind: created when they enter a queue,
+/// assigned, then completed; the call figures do not count them.
+#[tokio::test]
+async fn callback_tasks_become_callwatch_tasks() {
+    let d = Daemon::start(&config(&source(
+        "tw",
+        "[sources.callbacks]\nattribute = \"type\"\nvalue = \"callback\"\nkind = \"callback\"",
+    )));
+    let t = task("WT00000000000000000000000000000009");
+    let attrs = r#"{"type":"callback","from":"+4930555999"}"#;
+    let entered = event(
+        "task-queue.entered",
+        "EV31",
+        10,
+        &[
+            t[0],
+            t[1],
+            ("TaskQueueName", "service"),
+            ("TaskAttributes", attrs),
+        ],
+    );
+    assert_eq!(callback(&d, "tw", &entered, None).await.0, 204);
+    let backlog = get_json(&d, "/api/v1/backlog").await;
+    assert_eq!(backlog["total"], 1, "{backlog}");
+    let open = &backlog["tasks"][0];
+    assert_eq!(
+        (open["kind"].as_str(), open["queue"].as_str()),
+        (Some("callback"), Some("service")),
+        "{open}"
+    );
+    assert_eq!(open["customer"], "+4930555999");
+    // Later events of the task do not repeat the attribute here: the
+    // source remembers the task is a callback.
+    let accepted = event(
+        "reservation.accepted",
+        "EV32",
+        60,
+        &[t[0], t[1], ("WorkerName", "alice")],
+    );
+    assert_eq!(callback(&d, "tw", &accepted, None).await.0, 204);
+    let completed = event(
+        "task.completed",
+        "EV33",
+        400,
+        &[t[0], t[1], ("WorkerName", "alice")],
+    );
+    assert_eq!(callback(&d, "tw", &completed, None).await.0, 204);
+    let backlog = get_json(&d, "/api/v1/backlog").await;
+    assert_eq!(backlog["total"], 0, "{backlog}");
+    let snap = get_json(&d, "/api/v1/snapshot").await;
+    let service = snap["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "service")
+        .expect("service");
+    assert_eq!(
+        service["totals"]["offered"], 0,
+        "a callback task is no call: {service}"
+    );
+    let refused = counter(
+        &d,
+        r#"callwatch_events_rejected_total{source="twilio_taskrouter",reason="unknown_task"}"#,
+    )
+    .await;
+    assert_eq!(refused, 0.0);
+}

@@ -68,11 +68,30 @@ pub struct TwilioConfig {
     pub customer_attribute: String,
     /// A task attribute naming the queue (the TaskQueue's name without).
     pub queue_attribute: Option<String>,
+    /// Tasks that are customer callbacks, not calls: those whose task
+    /// attribute `attribute` is `value`; they become callwatch tasks of
+    /// kind `kind` (a `[tasks.kinds]` entry).
+    pub callbacks: Option<CallbackRule>,
     #[serde(default = "max_body")]
     pub max_body_bytes: usize,
     /// Requests per second, sustained (a burst of twice as many).
     #[serde(default = "per_second")]
     pub rate_per_second: u32,
+}
+
+/// `[sources.callbacks]`: which tasks are callbacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRule {
+    pub attribute: String,
+    #[serde(default = "callback")]
+    pub value: String,
+    #[serde(default = "callback")]
+    pub kind: String,
+}
+
+fn callback() -> String {
+    "callback".into()
 }
 
 fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
@@ -135,6 +154,9 @@ const MAX_TASKS: usize = 100_000;
 /// without a wrap-up still ends before its after-call work does.
 struct Tasks {
     talking: Recent,
+    /// Tasks taken as callbacks (`callbacks`), for the events that do not
+    /// repeat the task's attributes.
+    callbacks: Recent,
     /// Workers this source saw logged in (not offline).
     online: HashSet<String>,
 }
@@ -143,6 +165,7 @@ impl Default for Tasks {
     fn default() -> Tasks {
         Tasks {
             talking: Recent::new(MAX_TASKS),
+            callbacks: Recent::new(MAX_TASKS),
             online: HashSet::new(),
         }
     }
@@ -204,6 +227,51 @@ fn map(
         }
     };
     let call = clip(task);
+    // A callback task: a callwatch task, not a call.
+    if let Some(rule) = &c.callbacks {
+        let attrs: serde_json::Value =
+            serde_json::from_str(get("TaskAttributes")).unwrap_or_default();
+        let marked = attrs[rule.attribute.as_str()].as_str() == Some(rule.value.as_str());
+        if !task.is_empty() && (marked || tasks.callbacks.contains(task)) {
+            if marked {
+                tasks.callbacks.insert(task);
+            }
+            let body = match kind {
+                "task-queue.entered" => {
+                    let queue = c
+                        .queue_attribute
+                        .as_deref()
+                        .and_then(|k| attrs[k].as_str())
+                        .unwrap_or(get("TaskQueueName"));
+                    Body::TaskCreated {
+                        task: call,
+                        kind: clip(&rule.kind),
+                        queue: (!queue.is_empty()).then(|| clip(queue)),
+                        customer: attrs[c.customer_attribute.as_str()]
+                            .as_str()
+                            .and_then(customer),
+                        due: None,
+                        priority: None,
+                    }
+                }
+                "reservation.accepted" if !worker.is_empty() => Body::TaskAssigned {
+                    task: call,
+                    agent: clip(worker),
+                },
+                "task.completed" => Body::TaskCompleted {
+                    task: call,
+                    agent: (!worker.is_empty()).then(|| clip(worker)),
+                    outcome: None,
+                },
+                "task.canceled" => Body::TaskCancelled {
+                    task: call,
+                    reason: Some(clip(get("TaskCanceledReason"))).filter(|r| !r.is_empty()),
+                },
+                _ => return Err(Skip::Passed),
+            };
+            return Ok((vec![ev("", body)], pbx.is_none()));
+        }
+    }
     let events = match kind {
         "task-queue.entered" => {
             a_call(true)?;
@@ -495,6 +563,7 @@ mod tests {
             activities: HashMap::new(),
             customer_attribute: from(),
             queue_attribute: None,
+            callbacks: None,
             max_body_bytes: max_body(),
             rate_per_second: per_second(),
         }
