@@ -89,12 +89,7 @@ fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
     if axum::http::HeaderName::try_from(c.api_key_header.as_str()).is_err() {
         p.push(("api_key_header".into(), "not a header name".into()));
     }
-    if !(1024..=64 << 20).contains(&c.max_body_bytes) {
-        p.push(("max_body_bytes".into(), "between 1 KiB and 64 MiB".into()));
-    }
-    if c.rate_per_second == 0 {
-        p.push(("rate_per_second".into(), "at least 1".into()));
-    }
+    p.extend(Limits::problems(c.max_body_bytes, 64, c.rate_per_second));
     if !p.is_empty() {
         return Err(p);
     }

@@ -69,6 +69,26 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// A webhook source's configured `max_body_bytes` (1 KiB to
+    /// `max_mib` MiB) and `rate_per_second` (at least 1), by key.
+    pub fn problems(
+        max_body_bytes: usize,
+        max_mib: usize,
+        rate_per_second: u32,
+    ) -> super::Problems {
+        let mut p = Vec::new();
+        if !(1024..=max_mib << 20).contains(&max_body_bytes) {
+            p.push((
+                "max_body_bytes".into(),
+                format!("between 1 KiB and {max_mib} MiB"),
+            ));
+        }
+        if rate_per_second == 0 {
+            p.push(("rate_per_second".into(), "at least 1".into()));
+        }
+        p
+    }
+
     /// `rate_per_second` sustained, bursts of twice as many.
     pub fn of(max_body_bytes: usize, rate_per_second: u32) -> Limits {
         Limits {

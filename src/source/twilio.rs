@@ -106,12 +106,7 @@ fn build(table: &toml::Table, setup: &Setup) -> Result<Built, Problems> {
             format!("{:?} is not the full callback URL", c.url),
         ));
     }
-    if !(1024..=16 << 20).contains(&c.max_body_bytes) {
-        p.push(("max_body_bytes".into(), "between 1 KiB and 16 MiB".into()));
-    }
-    if c.rate_per_second == 0 {
-        p.push(("rate_per_second".into(), "at least 1".into()));
-    }
+    p.extend(Limits::problems(c.max_body_bytes, 16, c.rate_per_second));
     if !p.is_empty() {
         return Err(p);
     }
